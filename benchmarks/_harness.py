@@ -1,0 +1,87 @@
+"""Shared benchmark harness: interleaved repeats, medians, this CPU's peak, one table format.
+
+Every benchmark in this folder measures the anchor (torch's own op) in the same
+run, interleaving candidates repeat by repeat so that load on the shared machine
+hits them alike, and reports the median. Run by hand, never from the tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Optional
+
+import torch
+
+
+def measure_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """This CPU's float32 matmul throughput (GFLOP/s, 2 flops per MAC), best of ``repeats``."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def measure_bandwidth_gbs(mb: int = 256, repeats: int = 5) -> float:
+    """Copy bandwidth in GB/s (bytes read + written), best of ``repeats``."""
+    src = torch.empty(mb * 2**20 // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.numel() * 4 / best / 1e9
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2, min_time: float = 0.02
+) -> dict[str, float]:
+    """Median seconds per call of each function, measured round-robin.
+
+    Each sample runs a function enough times to take at least ``min_time``.
+    """
+    inner: dict[str, int] = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        t = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t, 1e-7)
+        inner[name] = max(1, int(min_time / one))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(inner[name]):
+                fn()
+            samples[name].append((time.perf_counter() - t) / inner[name])
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], note: Optional[str] = None) -> None:
+    """Print a table with rich when installed, else as aligned plain text."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover
+        widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
+        print(title)
+        print("  ".join(str(c).rjust(w) for c, w in zip(columns, widths)))
+        for r in rows:
+            print("  ".join(str(v).rjust(w) for v, w in zip(r, widths)))
+    else:
+        table = Table(title=title)
+        for c in columns:
+            table.add_column(str(c), justify="right" if c not in ("shape", "case") else "left")
+        for r in rows:
+            table.add_row(*(str(v) for v in r))
+        Console(width=160).print(table)
+    if note:
+        print(note)

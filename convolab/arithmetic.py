@@ -1,0 +1,504 @@
+"""The arithmetic of convolution: every formula of convolab lives here, once.
+
+Pure Python (no torch), so it can be used to plan a network, to check a
+student's hand computation, and by the ops, the analysis and the pictures
+alike. Every function validates its input and raises a ``ValueError`` that
+names the parameter, its value and the rule.
+
+Conventions (per spatial dim):
+
+- output size of a convolution::
+
+      out = floor((in + before + after - dilation*(kernel - 1) - 1) / stride) + 1
+
+- 'same' padding (TensorFlow's rule, for any stride and dilation)::
+
+      out = ceil(in / stride)
+      total = max((out - 1)*stride + dilation*(kernel - 1) + 1 - in, 0)
+      before = total // 2;  after = total - before
+
+- transposed convolution::
+
+      out = (in - 1)*stride - before - after + dilation*(kernel - 1) + output_padding + 1
+
+- receptive field recursion (size r, jump j, start s of the first unit's centre)::
+
+      j_out = j_in * stride
+      r_out = r_in + (k_eff - 1) * j_in            with k_eff = dilation*(kernel - 1) + 1
+      s_out = s_in + ((k_eff - 1)/2 - before) * j_in
+
+Example:
+    >>> conv_output_size(5, kernel_size=3, stride=2, padding=1)
+    3
+    >>> same_padding(10, kernel_size=3, stride=2)
+    (0, 1)
+    >>> [rf.size for rf in receptive_fields([(3, 1, 0)] * 3)]
+    [3, 5, 7]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Union
+
+from ._args import PaddingArg, PaddingPairs, _is_int, normalize_padding, ntuple, positive_tuple
+
+__all__ = [
+    "ReceptiveField",
+    "conv_macs",
+    "conv_output_shape",
+    "conv_output_size",
+    "conv_params",
+    "conv_transpose_macs",
+    "conv_transpose_output_shape",
+    "conv_transpose_output_size",
+    "effective_kernel_size",
+    "linear_macs",
+    "linear_params",
+    "pool_output_size",
+    "receptive_fields",
+    "resolve_padding",
+    "same_padding",
+    "transpose_output_padding",
+]
+
+Pair = tuple[int, int]
+IntOrPair = Union[int, Sequence[int]]
+
+
+def _positive(value: int, name: str, op: str) -> int:
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _nonneg(value: int, name: str, op: str) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{op}: {name} must be an int >= 0, got {value!r}")
+    return int(value)
+
+
+def _pair(padding: IntOrPair, op: str) -> Pair:
+    if _is_int(padding):
+        p = _nonneg(padding, "padding", op)
+        return (p, p)
+    if isinstance(padding, Sequence) and len(padding) == 2:
+        return (_nonneg(padding[0], "padding before", op), _nonneg(padding[1], "padding after", op))
+    raise ValueError(f"{op}: padding must be an int or a (before, after) pair, got {padding!r}")
+
+
+def effective_kernel_size(kernel_size: int, dilation: int = 1) -> int:
+    """Extent of a dilated kernel: ``dilation*(kernel_size - 1) + 1``.
+
+    >>> effective_kernel_size(3, dilation=2)
+    5
+    """
+    k = _positive(kernel_size, "kernel_size", "effective_kernel_size")
+    d = _positive(dilation, "dilation", "effective_kernel_size")
+    return d * (k - 1) + 1
+
+
+def conv_output_size(
+    in_size: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: IntOrPair = 0,
+    dilation: int = 1,
+    *,
+    op: str = "conv",
+    dim: int | None = None,
+) -> int:
+    """Output length of a convolution (or pooling window) along one dim.
+
+    ``padding`` is an int (both sides) or a ``(before, after)`` pair.
+    Raises ``ValueError`` when the output would be empty.
+
+    >>> conv_output_size(28, 3)              # the seed CNN's first conv
+    26
+    >>> conv_output_size(7, 3, stride=2, padding=(0, 1))
+    3
+    """
+    n = _nonneg(in_size, "input size", op)
+    k = _positive(kernel_size, "kernel_size", op)
+    s = _positive(stride, "stride", op)
+    d = _positive(dilation, "dilation", op)
+    before, after = _pair(padding, op)
+    span = n + before + after - d * (k - 1) - 1
+    if span < 0:
+        where = f" along dim {dim}" if dim is not None else ""
+        raise ValueError(
+            f"{op}: output size would be {span // s + 1 if span // s + 1 > 0 else 0}{where} "
+            f"(in={n}, kernel={k}, dilation={d}, padding=({before}, {after}), stride={s}); "
+            f"the padded input must be at least dilation*(kernel-1)+1 = {d * (k - 1) + 1}"
+        )
+    return span // s + 1
+
+
+def same_padding(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> Pair:
+    """(before, after) padding that makes ``out = ceil(in / stride)`` (TensorFlow's 'SAME').
+
+    The odd pixel goes after, as in TensorFlow; for stride 1 and odd
+    effective kernels this is the symmetric ``(k_eff - 1) / 2``.
+
+    >>> same_padding(224, 7, stride=2)
+    (2, 3)
+    >>> same_padding(5, 3, dilation=2)
+    (2, 2)
+    """
+    op = "same_padding"
+    n = _nonneg(in_size, "input size", op)
+    k = _positive(kernel_size, "kernel_size", op)
+    s = _positive(stride, "stride", op)
+    d = _positive(dilation, "dilation", op)
+    out = -(-n // s)
+    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+    return (total // 2, total - total // 2)
+
+
+def resolve_padding(
+    padding: PaddingArg,
+    input_size: Sequence[int],
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    dilation: IntOrPair = 1,
+    *,
+    op: str = "conv",
+) -> PaddingPairs:
+    """Resolve any padding spec to per-dim ``(before, after)`` pairs for this input size.
+
+    >>> resolve_padding("same", (10, 11), 3, stride=2)
+    ((0, 1), (1, 1))
+    >>> resolve_padding(((1, 2), (0, 0)), (5, 5), 3)
+    ((1, 2), (0, 0))
+    """
+    n = len(input_size)
+    spec = normalize_padding(padding, n, op)
+    if spec != "same":
+        return spec  # type: ignore[return-value]
+    k = positive_tuple(kernel_size, n, "kernel_size", op)
+    s = positive_tuple(stride, n, "stride", op)
+    d = positive_tuple(dilation, n, "dilation", op)
+    return tuple(same_padding(i, kk, ss, dd) for i, kk, ss, dd in zip(input_size, k, s, d))
+
+
+def conv_output_shape(
+    input_size: Sequence[int],
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    *,
+    op: str = "conv",
+) -> tuple[int, ...]:
+    """Spatial output shape of an N-d convolution for any padding spec.
+
+    >>> conv_output_shape((5, 5), 3, stride=2, padding=1)
+    (3, 3)
+    >>> conv_output_shape((10, 11), 3, stride=2, padding="same")
+    (5, 6)
+    """
+    n = len(input_size)
+    k = positive_tuple(kernel_size, n, "kernel_size", op)
+    s = positive_tuple(stride, n, "stride", op)
+    d = positive_tuple(dilation, n, "dilation", op)
+    pads = resolve_padding(padding, input_size, k, s, d, op=op)
+    return tuple(
+        conv_output_size(i, kk, ss, pp, dd, op=op, dim=j + 2)
+        for j, (i, kk, ss, pp, dd) in enumerate(zip(input_size, k, s, pads, d))
+    )
+
+
+def conv_transpose_output_size(
+    in_size: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: IntOrPair = 0,
+    output_padding: int = 0,
+    dilation: int = 1,
+    *,
+    op: str = "conv_transpose",
+    dim: int | None = None,
+) -> int:
+    """Output length of a transposed convolution along one dim.
+
+    ``output_padding`` must be smaller than ``stride`` or ``dilation`` (as in PyTorch).
+
+    >>> conv_transpose_output_size(2, 3, stride=1, padding=0)   # the seeds' 2x2 -> 4x4
+    4
+    >>> conv_transpose_output_size(3, 3, stride=2, padding=1, output_padding=1)
+    6
+    """
+    n = _positive(in_size, "input size", op)
+    k = _positive(kernel_size, "kernel_size", op)
+    s = _positive(stride, "stride", op)
+    d = _positive(dilation, "dilation", op)
+    op_ = _nonneg(output_padding, "output_padding", op)
+    before, after = _pair(padding, op)
+    if op_ >= s and op_ >= d:
+        raise ValueError(
+            f"{op}: output_padding ({op_}) must be smaller than stride ({s}) or dilation ({d})"
+        )
+    out = (n - 1) * s - before - after + d * (k - 1) + op_ + 1
+    if out < 1:
+        where = f" along dim {dim}" if dim is not None else ""
+        raise ValueError(
+            f"{op}: output size would be {out}{where} (in={n}, kernel={k}, stride={s}, "
+            f"padding=({before}, {after}), dilation={d}, output_padding={op_})"
+        )
+    return out
+
+
+def conv_transpose_output_shape(
+    input_size: Sequence[int],
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | Sequence[Sequence[int]] = 0,
+    output_padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    *,
+    op: str = "conv_transpose",
+) -> tuple[int, ...]:
+    """Spatial output shape of an N-d transposed convolution.
+
+    >>> conv_transpose_output_shape((7, 7), 4, stride=2, padding=1)
+    (14, 14)
+    """
+    n = len(input_size)
+    k = positive_tuple(kernel_size, n, "kernel_size", op)
+    s = positive_tuple(stride, n, "stride", op)
+    d = positive_tuple(dilation, n, "dilation", op)
+    o = ntuple(output_padding, n, "output_padding", op)
+    pads = normalize_padding(padding, n, op)
+    if pads == "same":
+        raise ValueError(f"{op}: padding='same' is not defined for transposed convolution")
+    return tuple(
+        conv_transpose_output_size(i, kk, ss, pp, oo, dd, op=op, dim=j + 2)
+        for j, (i, kk, ss, pp, oo, dd) in enumerate(zip(input_size, k, s, pads, o, d))
+    )
+
+
+def transpose_output_padding(
+    input_size: Sequence[int],
+    output_size: Sequence[int],
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: IntOrPair | Sequence[Sequence[int]] = 0,
+    dilation: IntOrPair = 1,
+    *,
+    op: str = "conv_transpose",
+) -> tuple[int, ...]:
+    """The ``output_padding`` that makes a transposed conv produce ``output_size`` (PyTorch's rule).
+
+    Valid sizes lie in ``[min, min + stride - 1]`` where ``min`` is the size with
+    ``output_padding = 0``.
+
+    >>> transpose_output_padding((3, 3), (6, 5), 3, stride=2, padding=1)
+    (1, 0)
+    """
+    n = len(input_size)
+    if len(output_size) != n:
+        raise ValueError(
+            f"{op}: output_size must have {n} spatial entries, got {tuple(output_size)!r}"
+        )
+    k = positive_tuple(kernel_size, n, "kernel_size", op)
+    s = positive_tuple(stride, n, "stride", op)
+    d = positive_tuple(dilation, n, "dilation", op)
+    pads = normalize_padding(padding, n, op)
+    if pads == "same":
+        raise ValueError(f"{op}: padding='same' is not defined for transposed convolution")
+    result = []
+    for j in range(n):
+        lo = conv_transpose_output_size(input_size[j], k[j], s[j], pads[j], 0, d[j], op=op)
+        hi = lo + s[j] - 1
+        want = output_size[j]
+        if not lo <= want <= hi:
+            raise ValueError(
+                f"{op}: requested output_size {tuple(output_size)!r} is invalid along dim {j + 2}: "
+                f"must be between {lo} and {hi} for in={input_size[j]}, stride={s[j]}"
+            )
+        result.append(want - lo)
+    return tuple(result)
+
+
+def pool_output_size(
+    in_size: int,
+    kernel_size: int,
+    stride: int | None = None,
+    padding: IntOrPair = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+    *,
+    op: str = "pool",
+    dim: int | None = None,
+) -> int:
+    """Output length of a pooling window along one dim (PyTorch's rule for ``ceil_mode``).
+
+    With ``ceil_mode`` the division rounds up, but the last window must start
+    inside the input or the left padding. ``stride`` defaults to ``kernel_size``.
+
+    >>> pool_output_size(5, 2, ceil_mode=True)
+    3
+    >>> pool_output_size(26, 2)              # the seed CNN's first max-pool
+    13
+    """
+    s = kernel_size if stride is None else stride
+    floor_out = conv_output_size(in_size, kernel_size, s, padding, dilation, op=op, dim=dim)
+    if not ceil_mode:
+        return floor_out
+    before, after = _pair(padding, op)
+    span = in_size + before + after - dilation * (kernel_size - 1) - 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= in_size + before:
+        out -= 1
+    return out
+
+
+def conv_params(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    groups: int = 1,
+    bias: bool = True,
+    ndim: int = 2,
+) -> int:
+    """Learnable parameters of a (grouped) convolution: ``C_out*(C_in/groups)*prod(k) + C_out*bias``.
+
+    An int ``kernel_size`` is square/cubic over ``ndim`` spatial dims (default 2).
+
+    >>> sum(conv_params(192, c, k, bias=False) for c, k in [(64, 1), (128, 3), (32, 5)])  # GoogLeNet 3a
+    387072
+    """
+    op = "conv_params"
+    cin = _positive(in_channels, "in_channels", op)
+    cout = _positive(out_channels, "out_channels", op)
+    g = _positive(groups, "groups", op)
+    if cin % g or cout % g:
+        raise ValueError(
+            f"{op}: groups ({g}) must divide in_channels ({cin}) and out_channels ({cout})"
+        )
+    k = kernel_size if not _is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
+    ks = [_positive(v, "kernel_size", op) for v in k]
+    return cout * (cin // g) * math.prod(ks) + (cout if bias else 0)
+
+
+def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
+    """Parameters of a fully connected layer: ``M*N + N`` (with bias).
+
+    >>> linear_params(1250, 1024)
+    1281024
+    """
+    m = _positive(in_features, "in_features", "linear_params")
+    n = _positive(out_features, "out_features", "linear_params")
+    return m * n + (n if bias else 0)
+
+
+def conv_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    output_size: IntOrPair,
+    groups: int = 1,
+    batch: int = 1,
+) -> int:
+    """Multiply-accumulates of a convolution: ``N * prod(out) * C_out * (C_in/groups) * prod(k)``.
+
+    Bias additions are not counted (the common model-zoo convention). The number
+    of spatial dims is ``len(output_size)`` (2 when it is an int).
+
+    >>> conv_macs(256, 256, 3, (1, 1))        # the seeds' ResNet example, per output pixel
+    589824
+    """
+    outs = output_size if not _is_int(output_size) else (output_size,) * 2
+    weights = conv_params(in_channels, out_channels, kernel_size, groups, bias=False, ndim=len(outs))
+    return _nonneg(batch, "batch", "conv_macs") * weights * math.prod(
+        _nonneg(o, "output_size", "conv_macs") for o in outs
+    )
+
+
+def conv_transpose_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    input_size: IntOrPair,
+    groups: int = 1,
+    batch: int = 1,
+) -> int:
+    """MACs of a transposed conv: every input element scatters into ``C_out/groups * prod(k)`` outputs.
+
+    >>> conv_transpose_macs(4, 2, 3, (2, 2))
+    288
+    """
+    ins = input_size if not _is_int(input_size) else (input_size,) * 2
+    weights = conv_params(in_channels, out_channels, kernel_size, groups, bias=False, ndim=len(ins))
+    return _nonneg(batch, "batch", "conv_transpose_macs") * weights * math.prod(
+        _nonneg(i, "input_size", "conv_transpose_macs") for i in ins
+    )
+
+
+def linear_macs(in_features: int, out_features: int, batch: int = 1) -> int:
+    """MACs of a fully connected layer: ``batch * M * N``."""
+    return _nonneg(batch, "batch", "linear_macs") * linear_params(in_features, out_features, False)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of one unit along one dim, in input coordinates.
+
+    Attributes:
+        size: how many input pixels the unit sees (``r``).
+        jump: distance in input pixels between adjacent units (the effective stride, ``j``).
+        start: input coordinate of the centre of the first unit's field (``s``);
+            negative values mean the field starts in the padding.
+    """
+
+    size: float = 1
+    jump: float = 1
+    start: float = 0.0
+
+    def conv(
+        self, kernel_size: int, stride: int = 1, padding: IntOrPair = 0, dilation: int = 1
+    ) -> "ReceptiveField":
+        """Field after a conv/pool window (one line of the recursion)."""
+        op = "receptive_field"
+        k = effective_kernel_size(kernel_size, dilation)
+        s = _positive(stride, "stride", op)
+        before, _ = _pair(padding, op)
+        return ReceptiveField(
+            size=self.size + (k - 1) * self.jump,
+            jump=self.jump * s,
+            start=self.start + ((k - 1) / 2 - before) * self.jump,
+        )
+
+
+LayerSpec = Union[Sequence[int], dict]
+
+
+def receptive_fields(
+    layers: Sequence[LayerSpec], input_field: ReceptiveField = ReceptiveField()
+) -> list[ReceptiveField]:
+    """Receptive field after each layer of a chain of windows along one dim.
+
+    Each layer is ``(kernel, stride, padding[, dilation])`` or a dict with those keys.
+    Matches the seeds' formula ``R_i = (k_i - 1) * prod(strides before i) + R_{i-1}``.
+
+    >>> [(rf.size, rf.jump) for rf in receptive_fields([(3, 1, 1), (2, 2, 0), (3, 1, 1)])]
+    [(3, 1), (4, 2), (8, 2)]
+    """
+    out = []
+    rf = input_field
+    for i, layer in enumerate(layers):
+        if isinstance(layer, dict):
+            rf = rf.conv(
+                layer["kernel"], layer.get("stride", 1), layer.get("padding", 0), layer.get("dilation", 1)
+            )
+        elif isinstance(layer, Sequence) and 1 <= len(layer) <= 4:
+            rf = rf.conv(*layer)
+        else:
+            raise ValueError(
+                f"receptive_fields: layer {i} must be (kernel, stride, padding[, dilation]) "
+                f"or a dict, got {layer!r}"
+            )
+        out.append(rf)
+    return out

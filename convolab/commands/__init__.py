@@ -1,0 +1,1 @@
+"""Subcommands of the ``convolab`` command line, one module each."""

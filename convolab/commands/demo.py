@@ -1,0 +1,84 @@
+"""``convolab demo``: the seeds' worked examples, computed by the library."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from .. import arithmetic as A
+from ..functional import conv2d, conv_transpose2d
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="show the seeds' worked examples computed by convolab")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random example input")
+    p.set_defaults(func=run)
+
+
+def worked_examples(seed: int = 0) -> list[tuple[str, str]]:
+    """(title, text) pairs: every number is computed by convolab, none is typed in."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    # CS231n's demo: 5x5x3 input, two 3x3 filters, stride 2, padding 1.
+    x = torch.randint(0, 3, (1, 3, 5, 5), generator=g).float()
+    w = torch.randint(-1, 2, (2, 3, 3, 3), generator=g).float()
+    b = torch.tensor([1.0, 0.0])
+    y = conv2d(x, w, b, stride=2, padding=1)
+    size = A.conv_output_size(5, 3, stride=2, padding=1)
+    out.append((
+        "Conv layer: 5x5x3 input, 2 filters 3x3, stride 2, padding 1",
+        f"output size = floor((5 + 2*1 - 3) / 2) + 1 = {size}  ->  output {tuple(y.shape[1:])} "
+        f"(C_out, H, W)\n"
+        + "\n".join(f"  output channel {o}:\n{_grid(y[0, o])}" for o in range(2)),
+    ))
+    naive = sum(A.conv_params(192, c, k, bias=False) for c, k in ((64, 1), (128, 3), (32, 5)))
+    reduced = (
+        A.conv_params(192, 64, 1, bias=False)
+        + A.conv_params(192, 96, 1, bias=False) + A.conv_params(96, 128, 3, bias=False)
+        + A.conv_params(192, 16, 1, bias=False) + A.conv_params(16, 32, 5, bias=False)
+    )
+    out.append((
+        "1x1 reductions: GoogLeNet inception 3a weights (28x28x192 input)",
+        f"naive 1x1/3x3/5x5 branches: {naive:,}\nwith 1x1 reductions (96, 16): {reduced:,}  "
+        f"({naive / reduced:.2f}x fewer)",
+    ))
+    plain = A.conv_macs(256, 256, 3, (1, 1))
+    bottleneck = A.conv_macs(256, 64, 1, (1, 1)) + A.conv_macs(64, 64, 3, (1, 1)) + A.conv_macs(64, 256, 1, (1, 1))
+    out.append((
+        "Bottleneck: ResNet 256-channel block, multiply-accumulates per output pixel",
+        f"3x3 conv 256->256: {plain:,} * w * h\n1x1 256->64, 3x3 64->64, 1x1 64->256: "
+        f"{bottleneck:,} * w * h  ({plain / bottleneck:.1f}x fewer)",
+    ))
+    m, n, k1, k2 = 28 * 28, 28 * 28, 3, 3
+    out.append((
+        "Locality and weight sharing: one 28x28 map to one 28x28 map",
+        f"fully connected M*N+N = {A.linear_params(m, n):,}\n"
+        f"one shared 3x3 filter (K1*K2+1) = {A.conv_params(1, 1, (k1, k2)):,}",
+    ))
+    fields = A.receptive_fields([(3, 1, 0)] * 3)
+    out.append((
+        "Receptive field of stacked 3x3 convs (stride 1)",
+        "  ".join(f"{i + 1} layer{'s' if i else ''}: {rf.size:g}x{rf.size:g}" for i, rf in enumerate(fields)),
+    ))
+    t = conv_transpose2d(torch.ones(1, 1, 2, 2), torch.ones(1, 1, 3, 3))
+    out.append((
+        "Transposed convolution: 2x2 input, 3x3 kernel, stride 1 (zero insertion + full padding)",
+        f"output {tuple(t.shape[2:])}, all-ones input and kernel give the overlap counts:\n{_grid(t[0, 0])}",
+    ))
+    same = A.conv_output_shape((224, 224), 7, stride=2, padding="same")
+    out.append((
+        "'same' padding with stride 2 (TensorFlow's rule), 224x224 input, 7x7 kernel",
+        f"padding per side {A.resolve_padding('same', (224, 224), 7, 2)} -> output {same}",
+    ))
+    return out
+
+
+def _grid(t: torch.Tensor) -> str:
+    return "\n".join("    " + " ".join(f"{v:5g}" for v in row.tolist()) for row in t)
+
+
+def run(args: argparse.Namespace) -> int:
+    for title, text in worked_examples(args.seed):
+        print(f"== {title}\n{text}\n")
+    return 0

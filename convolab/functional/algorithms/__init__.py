@@ -1,0 +1,125 @@
+"""The convolution algorithm registry.
+
+Every algorithm declares ``supports(problem)`` and ``run(x, weight, bias, problem)``
+with one signature, so the chooser, the benchmarks and the tests treat them alike.
+A new algorithm is one class and one ``register_algorithm`` call.
+
+``run`` receives the *unpadded* input: ``problem.padding`` holds the zero padding
+still to apply per dim as ``(before, after)`` (negative entries crop), and
+``problem.input_dilation`` the zero insertion between input samples (transposed
+convolution), both in JAX's ``conv_general_dilated`` sense. Non-zero padding
+modes (reflect, ...) have already been applied by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol
+
+from torch import Tensor
+
+from ..._args import check_choice
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything an algorithm needs to decide and run; hashable, so it can key a cache.
+
+    Attributes:
+        ndim: number of spatial dims (1-3).
+        batch, in_channels, out_channels, groups: sizes.
+        input_size: spatial size of the (unpadded, undilated) input.
+        kernel, stride, dilation: per-dim.
+        padding: per-dim (before, after) zero padding still to apply.
+        input_dilation: per-dim zero insertion factor (1 = none).
+        output_size: spatial size of the result.
+        dtype, device: as strings, for cache keys.
+        channels_last: whether the input is in channels-last memory format.
+    """
+
+    ndim: int
+    batch: int
+    in_channels: int
+    out_channels: int
+    groups: int
+    input_size: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    input_dilation: tuple[int, ...]
+    output_size: tuple[int, ...]
+    dtype: str = "torch.float32"
+    device: str = "cpu"
+    channels_last: bool = False
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups == self.in_channels and self.groups > 1
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the useful work (what GFLOP/s is quoted against)."""
+        from ...arithmetic import conv_macs
+
+        return conv_macs(
+            self.in_channels, self.out_channels, self.kernel, self.output_size, self.groups, self.batch
+        )
+
+
+class Algorithm(Protocol):
+    name: str
+
+    def supports(self, p: Problem) -> bool: ...
+
+    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor: ...
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+# The chooser used by algorithm="auto"; issue-level code may replace it via set_chooser.
+_chooser: Optional[Callable[[Problem], str]] = None
+
+
+def register_algorithm(algorithm: Algorithm) -> Algorithm:
+    """Add an algorithm to the table (later registrations with the same name replace earlier)."""
+    ALGORITHMS[algorithm.name] = algorithm
+    return algorithm
+
+
+def available_algorithms() -> tuple[str, ...]:
+    """Names accepted by ``algorithm=``: every registered algorithm plus ``"auto"``."""
+    return ("auto", *ALGORITHMS)
+
+
+def set_chooser(chooser: Optional[Callable[[Problem], str]]) -> None:
+    """Install the function that maps a problem to an algorithm name for ``"auto"``."""
+    global _chooser
+    _chooser = chooser
+
+
+def choose(p: Problem) -> str:
+    """The algorithm ``"auto"`` runs for this problem."""
+    if _chooser is not None:
+        name = _chooser(p)
+        if name in ALGORITHMS and ALGORITHMS[name].supports(p):
+            return name
+    return "native"
+
+
+def resolve(name: str, p: Problem, op: str) -> Algorithm:
+    """Look up an algorithm by name (or choose one for "auto") and check it supports ``p``."""
+    check_choice(name, available_algorithms(), "algorithm", op)
+    if name == "auto":
+        name = choose(p)
+    algorithm = ALGORITHMS[name]
+    if not algorithm.supports(p):
+        raise NotImplementedError(
+            f"{op}: algorithm {name!r} does not support this problem "
+            f"(kernel={p.kernel}, stride={p.stride}, dilation={p.dilation}, groups={p.groups}, "
+            f"input_dilation={p.input_dilation}); {getattr(algorithm, 'requirement', '')}".rstrip("; ")
+        )
+    return algorithm
+
+
+from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins)

@@ -1,0 +1,49 @@
+"""``"direct"``: the definition, vectorised — a sum over kernel taps of strided input slices.
+
+No column buffer: the working set is one output-sized slice per tap.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Optional
+
+from torch import Tensor
+
+from .._windows import dilate, pad_pairs
+from . import Problem, register_algorithm
+
+
+class Direct:
+    name = "direct"
+    requirement = ""
+
+    def supports(self, p: Problem) -> bool:
+        return True
+
+    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        x = pad_pairs(dilate(x, p.input_dilation), p.padding)
+        n, g = x.shape[0], p.groups
+        cg, og = p.in_channels // g, p.out_channels // g
+        length = 1
+        for o in p.output_size:
+            length *= o
+        w = weight.reshape(g, og, cg, -1)  # [g, O/g, C/g, taps]
+        acc = None
+        for t, tap in enumerate(itertools.product(*(range(k) for k in p.kernel))):
+            index = tuple(
+                slice(i * d, i * d + (o - 1) * s + 1, s)
+                for i, d, s, o in zip(tap, p.dilation, p.stride, p.output_size)
+            )
+            xs = x[(Ellipsis, *index)].reshape(n, g, cg, length)
+            wt = w[..., t]
+            # depthwise (one input channel per group) is a broadcast multiply, not a GEMM
+            term = xs * wt.unsqueeze(-1) if cg == 1 else wt @ xs
+            acc = term if acc is None else acc + term
+        out = acc.reshape(n, p.out_channels, *p.output_size)
+        if bias is not None:
+            out = out + bias.view(-1, *([1] * p.ndim))
+        return out
+
+
+register_algorithm(Direct())

@@ -1,0 +1,44 @@
+"""``"im2col"``: unfold every window into a column matrix, then one GEMM (the seeds' vectorisation).
+
+Works for 1, 2 and 3 spatial dims through the shared windowing view. The column
+buffer holds ``N * prod(out) * C_in * prod(k)`` elements.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor
+
+from .._windows import dilate, pad_pairs, windows
+from . import Problem, register_algorithm
+
+
+class Im2col:
+    name = "im2col"
+    requirement = ""
+
+    def supports(self, p: Problem) -> bool:
+        return True
+
+    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        x = pad_pairs(dilate(x, p.input_dilation), p.padding)
+        n, g, nd = x.shape[0], p.groups, p.ndim
+        cg, og = p.in_channels // g, p.out_channels // g
+        length, taps = 1, 1
+        for o, k in zip(p.output_size, p.kernel):
+            length, taps = length * o, taps * k
+        cols = windows(x, p.kernel, p.stride, p.dilation)  # [N, C, *out, *k] (a view)
+        cols = cols.reshape(n, g, cg, *p.output_size, *p.kernel)
+        # -> [N, g, *out, C/g, *k] -> [N, g, L, C/g * K]: the column matrix
+        order = (0, 1, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
+        cols = cols.permute(order).reshape(n, g, length, cg * taps)
+        w = weight.reshape(g, og, cg * taps)
+        out = cols @ w.transpose(1, 2)  # [N, g, L, O/g]
+        out = out.transpose(2, 3).reshape(n, p.out_channels, *p.output_size)
+        if bias is not None:
+            out = out + bias.view(-1, *([1] * nd))
+        return out
+
+
+register_algorithm(Im2col())

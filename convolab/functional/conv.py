@@ -1,0 +1,329 @@
+"""The one general convolution of convolab and its thin parameterisations.
+
+``conv`` is N-d (1-3 spatial dims, taken from ``weight.ndim``) with per-side
+padding, padding modes, kernel dilation, groups and an optional kernel flip;
+``conv_transpose`` is the same op on a zero-inserted input (input dilation),
+as in JAX's ``conv_general_dilated``. ``conv1d`` ... ``conv_transpose3d`` only
+fix the number of spatial dims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .. import arithmetic
+from .._args import (
+    PaddingArg,
+    check_choice,
+    check_groups,
+    normalize_padding,
+    ntuple,
+    positive_tuple,
+)
+from .algorithms import Problem, resolve
+from .algorithms.native import transposed_weight
+
+__all__ = [
+    "PADDING_MODES",
+    "conv",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "make_problem",
+]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+IntOrTuple = Union[int, Sequence[int]]
+
+
+def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> int:
+    for name, t in (("input", input), ("weight", weight)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if bias is not None and not isinstance(bias, Tensor):
+        raise TypeError(f"{op}: bias must be a torch.Tensor or None, got {type(bias).__name__}")
+    if weight.dim() not in (3, 4, 5):
+        raise ValueError(
+            f"{op}: expected weight of rank 3, 4 or 5 ([C_out, C_in/groups, *kernel] with 1-3 "
+            f"spatial dims), got rank {weight.dim()} with shape {list(weight.shape)}"
+        )
+    nd = weight.dim() - 2
+    if input.dim() not in (nd + 1, nd + 2):
+        raise ValueError(
+            f"{op}: expected input of rank {nd + 2} ([N, C, *spatial]) or {nd + 1} (unbatched) "
+            f"for a weight with {nd} spatial dims, got rank {input.dim()} with shape {list(input.shape)}"
+        )
+    if input.dtype != weight.dtype:
+        raise TypeError(f"{op}: input dtype ({input.dtype}) must equal weight dtype ({weight.dtype})")
+    if bias is not None and bias.dtype != weight.dtype:
+        raise TypeError(f"{op}: bias dtype ({bias.dtype}) must equal weight dtype ({weight.dtype})")
+    return nd
+
+
+def _check_bias(op: str, bias: Optional[Tensor], out_channels: int) -> None:
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise ValueError(
+            f"{op}: expected bias of shape [{out_channels}] (out_channels), got {list(bias.shape)}"
+        )
+
+
+def make_problem(
+    x: Tensor,
+    weight: Tensor,
+    groups: int,
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    input_dilation: tuple[int, ...],
+    output_size: tuple[int, ...],
+) -> Problem:
+    nd = weight.dim() - 2
+    return Problem(
+        ndim=nd,
+        batch=x.shape[0],
+        in_channels=x.shape[1],
+        out_channels=weight.shape[0],
+        groups=groups,
+        input_size=tuple(x.shape[2:]),
+        kernel=tuple(weight.shape[2:]),
+        stride=stride,
+        dilation=dilation,
+        padding=padding,
+        input_dilation=input_dilation,
+        output_size=output_size,
+        dtype=str(x.dtype),
+        device=str(x.device),
+        channels_last=nd >= 2 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last if nd == 2 else torch.channels_last_3d
+        ),
+    )
+
+
+def conv(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    flip: bool = False,
+    algorithm: str = "auto",
+    _op: Optional[str] = None,
+) -> Tensor:
+    """N-d convolution (deep learning's cross-correlation) with every padding form.
+
+    ``out[n, o, p] = bias[o] + sum_{c in group(o), t} weight[o, c, t] * x_pad[n, c, p*stride + t*dilation]``
+
+    With ``flip=True`` the kernel is flipped in every spatial dim first, which
+    gives the true convolution of signal processing.
+
+    Args:
+        input (Tensor[N, C_in, *spatial] or Tensor[C_in, *spatial]): 1-3 spatial dims.
+        weight (Tensor[C_out, C_in/groups, *kernel]): its rank fixes the number of spatial dims.
+        bias (Tensor[C_out], optional): added to every output position. Default: None.
+        stride (int or tuple): step of the window per dim. Default: 1.
+        padding (int, tuple, per-side pairs, "valid" or "same"): ``((before, after), ...)``
+            pads asymmetrically; "same" gives ``out = ceil(in / stride)`` for any stride
+            and dilation (TensorFlow's rule: the odd pixel goes after). Default: 0.
+        dilation (int or tuple): spacing between kernel taps (atrous conv). Default: 1.
+        groups (int): split channels into independent groups; ``groups = C_in`` is depthwise.
+        padding_mode (str): "zeros", "reflect", "replicate" or "circular". Default: "zeros".
+        flip (bool): flip the kernel (true convolution). Default: False.
+        algorithm (str): "auto", "native", "direct", "im2col" or any registered algorithm.
+
+    Returns:
+        Tensor[N, C_out, *out] (unbatched in, unbatched out).
+
+    Shape:
+        ``out = floor((in + before + after - dilation*(kernel - 1) - 1) / stride) + 1`` per dim.
+
+    Raises:
+        ValueError: empty output, channel/group mismatch, bad padding/stride/dilation,
+            reflect padding not smaller than the input.
+        TypeError: non-tensor arguments or mismatched dtypes.
+        NotImplementedError: an explicitly requested algorithm that cannot do this problem.
+
+    Example:
+        >>> x = torch.randn(1, 3, 5, 5); w = torch.randn(2, 3, 3, 3)
+        >>> conv(x, w, stride=2, padding=1).shape
+        torch.Size([1, 2, 3, 3])
+        >>> conv(torch.randn(1, 3, 10, 11), w, stride=2, padding="same").shape
+        torch.Size([1, 2, 5, 6])
+    """
+    nd = _check_tensors(_op or "conv", input, weight, bias)
+    op = _op or f"conv{nd}d"
+    unbatched = input.dim() == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    c_in, c_out, kernel = x.shape[1], weight.shape[0], tuple(weight.shape[2:])
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if weight.shape[1] * groups != c_in:
+        raise ValueError(
+            f"{op}: expected input with weight.shape[1] * groups = {weight.shape[1]} * {groups} = "
+            f"{weight.shape[1] * groups} channels, got {c_in} channels "
+            f"(input {list(input.shape)}, weight {list(weight.shape)})"
+        )
+    check_groups(c_in, c_out, groups, op)
+    _check_bias(op, bias, c_out)
+    stride_t = positive_tuple(stride, nd, "stride", op)
+    dilation_t = positive_tuple(dilation, nd, "dilation", op)
+    check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
+    spatial = tuple(x.shape[2:])
+    pads = arithmetic.resolve_padding(padding, spatial, kernel, stride_t, dilation_t, op=op)
+    out_size = tuple(
+        arithmetic.conv_output_size(i, k, s, p, d, op=op, dim=j + 2)
+        for j, (i, k, s, p, d) in enumerate(zip(spatial, kernel, stride_t, pads, dilation_t))
+    )
+    if padding_mode != "zeros" and any(b or a for b, a in pads):
+        x = _pad_mode(x, pads, padding_mode, op)
+        pads = ((0, 0),) * nd
+    if flip:
+        weight = weight.flip(list(range(2, weight.dim())))
+    p = make_problem(x, weight, groups, stride_t, dilation_t, pads, (1,) * nd, out_size)
+    out = resolve(algorithm, p, op).run(x, weight, bias, p)
+    return out.squeeze(0) if unbatched else out
+
+
+def _pad_mode(x: Tensor, pads: tuple[tuple[int, int], ...], mode: str, op: str) -> Tensor:
+    for j, ((b, a), size) in enumerate(zip(pads, x.shape[2:])):
+        if mode == "reflect" and max(b, a) >= size:
+            raise ValueError(
+                f"{op}: padding_mode='reflect' needs padding ({max(b, a)}) < input size ({size}) "
+                f"along dim {j + 2}"
+            )
+        if mode == "circular" and max(b, a) > size:
+            raise ValueError(
+                f"{op}: padding_mode='circular' needs padding ({max(b, a)}) <= input size ({size}) "
+                f"along dim {j + 2}"
+            )
+    flat: list[int] = []
+    for b, a in reversed(pads):
+        flat += [b, a]
+    return F.pad(x, flat, mode=mode)
+
+
+def conv_transpose(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: IntOrTuple = 1,
+    padding: Union[IntOrTuple, Sequence[Sequence[int]]] = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    *,
+    output_size: Optional[Sequence[int]] = None,
+    algorithm: str = "auto",
+    _op: Optional[str] = None,
+) -> Tensor:
+    """N-d transposed convolution ("deconvolution", fractionally strided convolution).
+
+    Computed as the general conv of a zero-inserted input: insert ``stride - 1``
+    zeros between input samples, pad by ``dilation*(kernel-1) - padding`` on each
+    side (plus ``output_padding`` after), and convolve with the kernel flipped and
+    its channel axes swapped. Its result is the adjoint (transpose) of ``conv``
+    with the same arguments; it inverts the *shape* of that conv, not its values.
+
+    Args:
+        input (Tensor[N, C_in, *spatial] or unbatched).
+        weight (Tensor[C_in, C_out/groups, *kernel]): torch's transposed layout.
+        bias (Tensor[C_out], optional).
+        stride, dilation (int or tuple): as in ``torch.nn.functional.conv_transpose2d``.
+        padding (int, tuple or per-side pairs): cropped from the full output.
+        output_padding (int or tuple): extra size after; smaller than stride or dilation.
+        groups (int): channel groups.
+        output_size (sequence, optional): the wanted spatial size (or [N, C, *spatial]);
+            picks ``output_padding`` as PyTorch does.
+        algorithm (str): as in :func:`conv`.
+
+    Returns:
+        Tensor[N, C_out, *out].
+
+    Shape:
+        ``out = (in - 1)*stride - before - after + dilation*(kernel - 1) + output_padding + 1``.
+
+    Example:
+        >>> conv_transpose(torch.randn(1, 1, 2, 2), torch.randn(1, 1, 3, 3)).shape   # the seeds' 2x2 -> 4x4
+        torch.Size([1, 1, 4, 4])
+        >>> conv_transpose(torch.randn(1, 4, 7, 7), torch.randn(4, 2, 4, 4), stride=2, padding=1).shape
+        torch.Size([1, 2, 14, 14])
+    """
+    nd = _check_tensors(_op or "conv_transpose", input, weight, bias)
+    op = _op or f"conv_transpose{nd}d"
+    unbatched = input.dim() == nd + 1
+    x = input.unsqueeze(0) if unbatched else input
+    c_in, kernel = x.shape[1], tuple(weight.shape[2:])
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if weight.shape[0] != c_in:
+        raise ValueError(
+            f"{op}: expected input with weight.shape[0] = {weight.shape[0]} channels, got {c_in} "
+            f"(input {list(input.shape)}, weight {list(weight.shape)}; transposed weights are "
+            f"[C_in, C_out/groups, *kernel])"
+        )
+    c_out = weight.shape[1] * groups
+    check_groups(c_in, c_out, groups, op)
+    _check_bias(op, bias, c_out)
+    stride_t = positive_tuple(stride, nd, "stride", op)
+    dilation_t = positive_tuple(dilation, nd, "dilation", op)
+    pads = normalize_padding(padding, nd, op)
+    if pads == "same":
+        raise ValueError(f"{op}: padding='same' is not defined for transposed convolution")
+    spatial = tuple(x.shape[2:])
+    if output_size is not None:
+        size = list(output_size)
+        if len(size) == nd + 2:
+            size = size[2:]
+        out_pad = arithmetic.transpose_output_padding(
+            spatial, size, kernel, stride_t, pads, dilation_t, op=op
+        )
+    else:
+        out_pad = ntuple(output_padding, nd, "output_padding", op)
+    out_size = arithmetic.conv_transpose_output_shape(
+        spatial, kernel, stride_t, pads, out_pad, dilation_t, op=op
+    )
+    full = [d * (k - 1) for k, d in zip(kernel, dilation_t)]
+    general_pads = tuple((f - b, f - a + o) for f, (b, a), o in zip(full, pads, out_pad))
+    w = transposed_weight(weight, groups)
+    p = make_problem(x, w, groups, (1,) * nd, dilation_t, general_pads, stride_t, out_size)
+    out = resolve(algorithm, p, op).run(x, w, bias, p)
+    return out.squeeze(0) if unbatched else out
+
+
+def _fixed(nd: int, fn, name: str):
+    """Build ``conv{nd}d``-style wrappers that only pin the number of spatial dims."""
+
+    def wrapper(input: Tensor, weight: Tensor, *args, **kwargs) -> Tensor:
+        if isinstance(weight, Tensor) and weight.dim() != nd + 2:
+            raise ValueError(
+                f"{name}: expected weight of rank {nd + 2} ({nd} spatial dims), "
+                f"got rank {weight.dim()} with shape {list(weight.shape)}"
+            )
+        return fn(input, weight, *args, _op=name, **kwargs)
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = (
+        f"{nd}-D form of :func:`{fn.__name__}`: same arguments, ``weight`` must have "
+        f"{nd} spatial dims. See :func:`convolab.functional.{fn.__name__}` for the full contract."
+    )
+    return wrapper
+
+
+conv1d = _fixed(1, conv, "conv1d")
+conv2d = _fixed(2, conv, "conv2d")
+conv3d = _fixed(3, conv, "conv3d")
+conv_transpose1d = _fixed(1, conv_transpose, "conv_transpose1d")
+conv_transpose2d = _fixed(2, conv_transpose, "conv_transpose2d")
+conv_transpose3d = _fixed(3, conv_transpose, "conv_transpose3d")
