@@ -1,4 +1,4 @@
-"""Shared benchmark harness: interleaved repeats, medians, this CPU's peak, one table format.
+"""Benchmark harness shared by benchmarks/ and `convolab bench`: interleaved repeats, medians, this CPU's peak, one table format.
 
 Every benchmark in this folder measures the anchor (torch's own op) in the same
 run, interleaving candidates repeat by repeat so that load on the shared machine
