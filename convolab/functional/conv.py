@@ -45,7 +45,8 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 IntOrTuple = Union[int, Sequence[int]]
 
 
-def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> int:
+def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor], fixed: bool) -> int:
+    """Check types and ranks; ``op`` is the base name, suffixed by the rank unless ``fixed``."""
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -57,6 +58,7 @@ def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor
             f"spatial dims), got rank {weight.dim()} with shape {list(weight.shape)}"
         )
     nd = weight.dim() - 2
+    op = op if fixed else f"{op}{nd}d"
     if input.dim() not in (nd + 1, nd + 2):
         raise ValueError(
             f"{op}: expected input of rank {nd + 2} ([N, C, *spatial]) or {nd + 1} (unbatched) "
@@ -162,7 +164,7 @@ def conv(
         >>> conv(torch.randn(1, 3, 10, 11), w, stride=2, padding="same").shape
         torch.Size([1, 2, 5, 6])
     """
-    nd = _check_tensors(_op or "conv", input, weight, bias)
+    nd = _check_tensors(_op or "conv", input, weight, bias, _op is not None)
     op = _op or f"conv{nd}d"
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
@@ -260,7 +262,7 @@ def conv_transpose(
         >>> conv_transpose(torch.randn(1, 4, 7, 7), torch.randn(4, 2, 4, 4), stride=2, padding=1).shape
         torch.Size([1, 2, 14, 14])
     """
-    nd = _check_tensors(_op or "conv_transpose", input, weight, bias)
+    nd = _check_tensors(_op or "conv_transpose", input, weight, bias, _op is not None)
     op = _op or f"conv_transpose{nd}d"
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
