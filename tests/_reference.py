@@ -11,6 +11,15 @@ import itertools
 import numpy as np
 
 
+def _per_dim(nd, stride, dilation, padding):
+    """Per-dim stride and dilation tuples and (before, after) padding pairs."""
+    stride = (stride,) * nd if np.isscalar(stride) else tuple(stride)
+    dilation = (dilation,) * nd if np.isscalar(dilation) else tuple(dilation)
+    if np.isscalar(padding):
+        return stride, dilation, [(padding, padding)] * nd
+    return stride, dilation, [(p, p) if np.isscalar(p) else tuple(p) for p in padding]
+
+
 def conv_loop(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, flip=False):
     """Cross-correlation by definition.
 
@@ -19,12 +28,7 @@ def conv_loop(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1, flip=F
     """
     x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
     nd = w.ndim - 2
-    stride = (stride,) * nd if np.isscalar(stride) else tuple(stride)
-    dilation = (dilation,) * nd if np.isscalar(dilation) else tuple(dilation)
-    if np.isscalar(padding):
-        pads = [(padding, padding)] * nd
-    else:
-        pads = [(p, p) if np.isscalar(p) else tuple(p) for p in padding]
+    stride, dilation, pads = _per_dim(nd, stride, dilation, padding)
     if flip:
         w = w[(Ellipsis, *([slice(None, None, -1)] * nd))]
     n, c = x.shape[:2]
@@ -57,13 +61,8 @@ def conv_transpose_loop(x, w, bias=None, stride=1, padding=0, output_padding=0, 
     """
     x, w = np.asarray(x, dtype=np.float64), np.asarray(w, dtype=np.float64)
     nd = w.ndim - 2
-    stride = (stride,) * nd if np.isscalar(stride) else tuple(stride)
-    dilation = (dilation,) * nd if np.isscalar(dilation) else tuple(dilation)
+    stride, dilation, pads = _per_dim(nd, stride, dilation, padding)
     output_padding = (output_padding,) * nd if np.isscalar(output_padding) else tuple(output_padding)
-    if np.isscalar(padding):
-        pads = [(padding, padding)] * nd
-    else:
-        pads = [(p, p) if np.isscalar(p) else tuple(p) for p in padding]
     n, cin = x.shape[:2]
     og = w.shape[1]
     cg = cin // groups
