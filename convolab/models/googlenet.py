@@ -75,11 +75,11 @@ class GoogLeNet(nn.Module):
         dropout_aux (float): dropout inside the auxiliary heads (default 0.7).
 
     Shape:
-        ``[N, in_channels, H, W] -> [N, num_classes]``; 224×224 canonical, at least 31×31.
+        ``[N, in_channels, H, W] -> [N, num_classes]``; 224×224 canonical, at least 15×15.
     """
 
     default_input_size = (224, 224)
-    min_input_size = (31, 31)
+    min_input_size = (15, 15)
     head_names: tuple[str, ...] = ("fc",)
 
     def __init__(

@@ -134,7 +134,7 @@ class StackedHourglass(nn.Module):
 
     Shape:
         ``[N, in_channels, H, W] -> num_stacks × [N, num_classes, ceil(H/4), ceil(W/4)]``;
-        256×256 canonical (64×64 heatmaps); needs ``H, W >= 4 * 2**depth`` (64 at depth 4).
+        256×256 canonical (64×64 heatmaps); needs ``H, W >= 4 * 2**depth - 1`` (63 at depth 4).
     """
 
     default_input_size = (256, 256)
@@ -153,7 +153,8 @@ class StackedHourglass(nn.Module):
         if not isinstance(num_stacks, int) or num_stacks < 1:
             raise ValueError(f"StackedHourglass: num_stacks must be an int >= 1, got {num_stacks!r}")
         self.num_stacks = num_stacks
-        self.min_input_size = (4 * 2**depth, 4 * 2**depth)
+        # the stem (7x7/2 conv, 2x2 pool) must leave at least 2**depth pixels
+        self.min_input_size = (4 * 2**depth - 1,) * 2
         self.stem = nn.Sequential(
             ConvNormAct(in_channels, 64, 7, stride=2, bias=True),
             Residual(64, 128),

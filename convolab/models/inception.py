@@ -419,7 +419,7 @@ class Inception3(nn.Module):
 
     Shape:
         ``[N, in_channels, H, W] -> [N, num_classes]``; 299×299 canonical; at
-        least 75×75, or 107×107 in training mode with the auxiliary head.
+        least 75×75, or 299×299 in training mode with the auxiliary head (its 5×5/3 pool and 5×5 conv need the 17×17 map).
     """
 
     default_input_size = (299, 299)
@@ -438,7 +438,7 @@ class Inception3(nn.Module):
             raise ValueError(f"Inception3: transform_input needs in_channels=3 (RGB), got {in_channels}")
         self.transform_input = transform_input
         self.aux_logits = aux_logits
-        self.min_input_size = (107, 107) if aux_logits else (75, 75)
+        self.min_input_size = (299, 299) if aux_logits else (75, 75)
         self.Conv2d_1a_3x3 = BasicConv2d(in_channels, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
