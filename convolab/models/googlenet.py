@@ -108,8 +108,12 @@ class GoogLeNet(nn.Module):
         self.maxpool4 = MaxPool2d(2, stride=2, ceil_mode=True)
         for name in ("inception5a", "inception5b"):
             self.add_module(name, InceptionV1(*_TABLE1[name], branch3_kernel=3))
-        self.aux1: Optional[GoogLeNetAux] = GoogLeNetAux(512, num_classes, dropout_aux) if aux_logits else None
-        self.aux2: Optional[GoogLeNetAux] = GoogLeNetAux(528, num_classes, dropout_aux) if aux_logits else None
+        self.aux1: Optional[GoogLeNetAux] = (
+            GoogLeNetAux(512, num_classes, dropout_aux) if aux_logits else None
+        )
+        self.aux2: Optional[GoogLeNetAux] = (
+            GoogLeNetAux(528, num_classes, dropout_aux) if aux_logits else None
+        )
         if aux_logits:
             self.head_names = ("fc", "aux1.fc2", "aux2.fc2")
         self.avgpool = AdaptiveAvgPool2d((1, 1))

@@ -48,7 +48,9 @@ Size = Union[int, tuple[int, int]]
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def BasicConv2d(in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding: Size = 0) -> ConvNormAct:
+def BasicConv2d(
+    in_channels: int, out_channels: int, kernel_size: Size, stride: Size = 1, padding: Size = 0
+) -> ConvNormAct:
     """Conv (no bias) + BN (eps 0.001) + ReLU with children ``conv``, ``bn``, ``relu``: the zoo's Inception unit.
 
     Unlike :class:`ConvNormAct`, padding defaults to 0, as in the papers' tables.
@@ -161,7 +163,9 @@ class InceptionV1(_Branches):
             BasicConv2d(in_channels, ch5x5red, 1),
             BasicConv2d(ch5x5red, ch5x5, branch3_kernel, padding=branch3_kernel // 2),
         )
-        self.branch4 = _pooled(MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1))
+        self.branch4 = _pooled(
+            MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1)
+        )
 
 
 class InceptionV2(_Branches):
@@ -183,7 +187,14 @@ class InceptionV2(_Branches):
     """
 
     def __init__(
-        self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int, pool_proj: int
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
     ) -> None:
         super().__init__()
         self.branch1 = BasicConv2d(in_channels, ch1x1, 1)
@@ -195,7 +206,9 @@ class InceptionV2(_Branches):
             BasicConv2d(ch5x5red, ch5x5, 3, padding=1),
             BasicConv2d(ch5x5, ch5x5, 3, padding=1),
         )
-        self.branch4 = _pooled(MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1))
+        self.branch4 = _pooled(
+            MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1)
+        )
 
 
 # The Inception v3 blocks keep the zoo's flat attribute names (branch5x5_1, ...) so
@@ -260,7 +273,11 @@ class InceptionB(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.cat(
-            [self.branch3x3(x), self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))), self.max_pool(x)],
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.max_pool(x),
+            ],
             dim=1,
         )
 
@@ -301,7 +318,13 @@ class InceptionC(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         d = x
-        for conv in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for conv in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             d = conv(d)
         return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(self.avg_pool(x))], dim=1)
 

@@ -97,10 +97,20 @@ class InvertedResidual(nn.Module):
 
 
 # (stride, out_channels) of the 13 depthwise-separable layers of MobileNet v1, Table 1
-_V1_LAYERS = [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512)] + [(1, 512)] * 5 + [(2, 1024), (1, 1024)]
+_V1_LAYERS = (
+    [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512)] + [(1, 512)] * 5 + [(2, 1024), (1, 1024)]
+)
 
 # (expansion t, channels c, repeats n, first stride s) of MobileNet v2, Table 2
-_V2_SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+_V2_SETTING = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 def _check_width(width_mult: float, op: str) -> float:

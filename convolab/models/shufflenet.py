@@ -61,9 +61,13 @@ class ShuffleUnitV1(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"{op}: stride must be 1 or 2, got {stride!r}")
         if stride == 1 and in_channels != out_channels:
-            raise ValueError(f"{op}: at stride 1 in_channels ({in_channels}) must equal out_channels ({out_channels})")
+            raise ValueError(
+                f"{op}: at stride 1 in_channels ({in_channels}) must equal out_channels ({out_channels})"
+            )
         if stride == 2 and out_channels <= in_channels:
-            raise ValueError(f"{op}: at stride 2 out_channels ({out_channels}) must exceed in_channels ({in_channels})")
+            raise ValueError(
+                f"{op}: at stride 2 out_channels ({out_channels}) must exceed in_channels ({in_channels})"
+            )
         mid = out_channels // 4
         branch_out = out_channels - in_channels if stride == 2 else out_channels
         first_groups = groups if group_first else 1
@@ -94,7 +98,13 @@ class ShuffleNetV1(nn.Module):
         ``[N, in_channels, H, W] -> [N, num_classes]`` for any ``H, W >= 1`` (224×224 canonical).
     """
 
-    WIDTHS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088), 8: (384, 768, 1536)}
+    WIDTHS = {
+        1: (144, 288, 576),
+        2: (200, 400, 800),
+        3: (240, 480, 960),
+        4: (272, 544, 1088),
+        8: (384, 768, 1536),
+    }
     default_input_size = (224, 224)
     min_input_size = (1, 1)
     head_names: tuple[str, ...] = ("classifier",)
@@ -139,7 +149,11 @@ def _dw_bn(channels: int, stride: int) -> list[nn.Module]:
 
 
 def _pw_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    return [Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+    return [
+        Conv2d(in_channels, out_channels, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class ShuffleUnitV2(nn.Module):
@@ -169,7 +183,9 @@ class ShuffleUnitV2(nn.Module):
         if out_channels % 2:
             raise ValueError(f"{op}: out_channels must be even (two halves), got {out_channels}")
         if stride == 1 and in_channels != out_channels:
-            raise ValueError(f"{op}: at stride 1 in_channels ({in_channels}) must equal out_channels ({out_channels})")
+            raise ValueError(
+                f"{op}: at stride 1 in_channels ({in_channels}) must equal out_channels ({out_channels})"
+            )
         half = out_channels // 2
         self.stride = stride
         if stride > 1:
@@ -177,7 +193,9 @@ class ShuffleUnitV2(nn.Module):
         else:
             self.branch1 = nn.Sequential()
         self.branch2 = nn.Sequential(
-            *_pw_bn_relu(in_channels if stride > 1 else half, half), *_dw_bn(half, stride), *_pw_bn_relu(half, half)
+            *_pw_bn_relu(in_channels if stride > 1 else half, half),
+            *_dw_bn(half, stride),
+            *_pw_bn_relu(half, half),
         )
         self.shuffle = ChannelShuffle(2)
 

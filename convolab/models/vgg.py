@@ -24,11 +24,35 @@ CONFIGS: dict[str, list[Union[int, str]]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "E": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
-def make_layers(config: Sequence[Union[int, str]], in_channels: int = 3, batch_norm: bool = False) -> nn.Sequential:
+def make_layers(
+    config: Sequence[Union[int, str]], in_channels: int = 3, batch_norm: bool = False
+) -> nn.Sequential:
     """The ``features`` Sequential of a VGG configuration: 3×3 conv [+ BN] + ReLU per width, max-pool per "M".
 
     Example:
@@ -93,7 +117,6 @@ class VGG(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.avgpool(self.features(x)))
-
 
 
 @register_model

@@ -77,15 +77,6 @@ FALLBACK_INPUT = {"seed_cnn": (1, (28, 28))}
 SMALL_KWARGS = {"inception_v3": {"aux_logits": False}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors gain nothing from threads, and on a shared machine threads spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _meta(name: str, **kwargs) -> nn.Module:
     with torch.device("meta"):
         return create_model(name, **kwargs)
@@ -262,7 +253,9 @@ def test_seed_googlenet_3a_parameter_example():
     reduced = InceptionV1(192, 64, 96, 128, 16, 32, 32)
     # the seed leaves out the pool projection
     assert _conv_weights(reduced) - _conv_weights(reduced.branch4) == 157_184
-    assert _conv_weights(reduced.branch3) == conv_params(192, 16, 1, bias=False) + conv_params(16, 32, 5, bias=False)
+    assert _conv_weights(reduced.branch3) == conv_params(192, 16, 1, bias=False) + conv_params(
+        16, 32, 5, bias=False
+    )
 
 
 def test_seed_resnet_bottleneck_example():
@@ -275,7 +268,11 @@ def test_seed_resnet_bottleneck_example():
 
 def test_inception_v2_factorises_5x5_into_two_3x3():
     v1, v2 = InceptionV1(64, 8, 8, 8, 16, 16, 8), InceptionV2(64, 8, 8, 8, 16, 16, 8)
-    assert [tuple(m.weight.shape[-2:]) for m in v2.branch3.modules() if isinstance(m, Conv2d)] == [(1, 1), (3, 3), (3, 3)]
+    assert [tuple(m.weight.shape[-2:]) for m in v2.branch3.modules() if isinstance(m, Conv2d)] == [
+        (1, 1),
+        (3, 3),
+        (3, 3),
+    ]
     x = torch.randn(2, 64, 7, 7)
     assert v1(x).shape == v2(x).shape == (2, 40, 7, 7)
     # receptive field 5x5 either way: one output pixel depends on a 5x5 input window
@@ -288,11 +285,16 @@ def test_inception_v2_factorises_5x5_into_two_3x3():
 
 def test_inception_v3_factorises_7x7_into_1x7_and_7x1():
     block = InceptionC(64, channels_7x7=16)
-    shapes = [tuple(block.branch7x7_2.conv.weight.shape[-2:]), tuple(block.branch7x7_3.conv.weight.shape[-2:])]
+    shapes = [
+        tuple(block.branch7x7_2.conv.weight.shape[-2:]),
+        tuple(block.branch7x7_3.conv.weight.shape[-2:]),
+    ]
     assert shapes == [(1, 7), (7, 1)]
     assert block(torch.randn(2, 64, 9, 9)).shape == (2, 768, 9, 9)
     # 1x7 + 7x1 costs 14/49 of a 7x7 at equal widths
-    assert conv_params(16, 16, (1, 7), bias=False) * 2 / conv_params(16, 16, 7, bias=False) == pytest.approx(14 / 49)
+    assert conv_params(16, 16, (1, 7), bias=False) * 2 / conv_params(16, 16, 7, bias=False) == pytest.approx(
+        14 / 49
+    )
 
 
 @pytest.mark.parametrize(
@@ -308,7 +310,14 @@ def test_grid_reduction_blocks(block, in_channels, size, expected):
 def test_basic_block_projection_shortcut():
     assert BasicBlock(64, 64).downsample is None
     block = BasicBlock(64, 128, stride=2)
-    assert list(block.downsample.state_dict()) == ["0.weight", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"]
+    assert list(block.downsample.state_dict()) == [
+        "0.weight",
+        "1.weight",
+        "1.bias",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+    ]
     assert block(torch.randn(2, 64, 9, 9)).shape == (2, 128, 5, 5)
     assert Bottleneck(64, 64).downsample is not None  # 64 -> 256 channels
 
@@ -349,7 +358,9 @@ def test_conv_norm_act_pluggable_parts():
 
 
 def test_conv_norm_act_errors():
-    with pytest.raises(ValueError, match=r"ConvNormAct: order must be one of 'conv-bn-act', 'conv-act-bn', got 'bn-conv-act'"):
+    with pytest.raises(
+        ValueError, match=r"ConvNormAct: order must be one of 'conv-bn-act', 'conv-act-bn', got 'bn-conv-act'"
+    ):
         ConvNormAct(3, 8, order="bn-conv-act")
     with pytest.raises(ValueError, match=r"did you mean 'conv-act-bn'"):
         ConvNormAct(3, 8, order="conv-act-nb")
@@ -370,7 +381,9 @@ def test_flatten_linear_layouts():
     assert [i for i, m in enumerate(alex) if isinstance(m, nn.Linear)] == [1, 4, 6]
     assert len(FlattenLinear(32, 10, (16,), dropout=0)) == 3
     assert vgg(torch.randn(4, 2, 4, 4)).shape == (4, 10)
-    with pytest.raises(ValueError, match=r"FlattenLinear: expected 32 features per sample after flattening, got 50"):
+    with pytest.raises(
+        ValueError, match=r"FlattenLinear: expected 32 features per sample after flattening, got 50"
+    ):
         vgg(torch.randn(4, 2, 5, 5))
     with pytest.raises(ValueError, match=r"FlattenLinear: dropout must be in \[0, 1\], got 1.5"):
         FlattenLinear(32, 10, dropout=1.5)
@@ -383,7 +396,9 @@ def test_global_pool_linear_any_size(size):
     head = GlobalPoolLinear(8, 5, dropout=0.2).eval()
     x = torch.randn(2, 8, *size)
     torch.testing.assert_close(head(x), head[1](x.mean((2, 3))))
-    with pytest.raises(ValueError, match=r"GlobalPoolLinear: expected input \[N, C, \*spatial\], got shape \[2, 8\]"):
+    with pytest.raises(
+        ValueError, match=r"GlobalPoolLinear: expected input \[N, C, \*spatial\], got shape \[2, 8\]"
+    ):
         head(torch.randn(2, 8))
 
 
@@ -439,9 +454,13 @@ def test_shuffle_unit_v1():
     assert first.gconv1[0].groups == 1 and isinstance(first.shuffle, nn.Identity)
     assert first.gconv2[0].out_channels == 216  # concatenated with the 24 pooled input channels
     assert first(torch.randn(2, 24, 9, 9)).shape == (2, 240, 5, 5)
-    with pytest.raises(ValueError, match=r"ShuffleUnitV1: at stride 1 in_channels \(24\) must equal out_channels \(240\)"):
+    with pytest.raises(
+        ValueError, match=r"ShuffleUnitV1: at stride 1 in_channels \(24\) must equal out_channels \(240\)"
+    ):
         ShuffleUnitV1(24, 240, groups=3)
-    with pytest.raises(ValueError, match=r"ShuffleUnitV1: at stride 2 out_channels \(24\) must exceed in_channels \(240\)"):
+    with pytest.raises(
+        ValueError, match=r"ShuffleUnitV1: at stride 2 out_channels \(24\) must exceed in_channels \(240\)"
+    ):
         ShuffleUnitV1(240, 24, groups=3, stride=2)
     with pytest.raises(ValueError, match=r"ShuffleUnitV1: stride must be 1 or 2, got 3"):
         ShuffleUnitV1(24, 24, groups=3, stride=3)
@@ -456,7 +475,9 @@ def test_shuffle_unit_v2_channel_split():
     torch.testing.assert_close(out[:, 1::2], unit.branch2(x[:, 4:]))
     with pytest.raises(ValueError, match=r"ShuffleUnitV2: out_channels must be even \(two halves\), got 7"):
         ShuffleUnitV2(8, 7, stride=2)
-    with pytest.raises(ValueError, match=r"ShuffleUnitV2: at stride 1 in_channels \(8\) must equal out_channels \(16\)"):
+    with pytest.raises(
+        ValueError, match=r"ShuffleUnitV2: at stride 1 in_channels \(8\) must equal out_channels \(16\)"
+    ):
         ShuffleUnitV2(8, 16, stride=1)
 
 
@@ -496,7 +517,9 @@ def test_hourglass_is_recursive():
 
 
 def test_hourglass_errors():
-    with pytest.raises(ValueError, match=r"Hourglass: upsample must be one of 'nearest', 'transposed', got 'bilinear'"):
+    with pytest.raises(
+        ValueError, match=r"Hourglass: upsample must be one of 'nearest', 'transposed', got 'bilinear'"
+    ):
         Hourglass(2, 8, upsample="bilinear")
     with pytest.raises(ValueError, match=r"Hourglass: depth must be an int >= 1, got 0"):
         Hourglass(0, 8)
@@ -508,7 +531,9 @@ def test_hourglass_errors():
 
 def test_stacked_hourglass_intermediate_supervision():
     model = _meta("hourglass2", upsample="transposed")
-    assert _count(model) == PARAMS["hourglass2"] + 4 * 2 * (256 * 256 * 4 + 256)  # a 2x2 transposed conv per level
+    assert _count(model) == PARAMS["hourglass2"] + 4 * 2 * (
+        256 * 256 * 4 + 256
+    )  # a 2x2 transposed conv per level
     out = model.eval()(torch.empty(1, 3, 256, 256, device="meta"))
     assert len(out) == 2 and all(o.shape == (1, 16, 64, 64) for o in out)
 
@@ -521,7 +546,9 @@ def test_model_argument_errors():
         from convolab.models.vgg import VGG
 
         VGG("C")
-    with pytest.raises(ValueError, match=r"ResNet: layers must be 4 ints >= 1 \(blocks per stage\), got \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"ResNet: layers must be 4 ints >= 1 \(blocks per stage\), got \(2, 2\)"
+    ):
         from convolab.models.resnet import ResNet
 
         ResNet(BasicBlock, (2, 2))
@@ -542,9 +569,15 @@ def test_mobilenet_width_multiplier():
 
 def test_zero_init_residual():
     model = create_model("resnet18", zero_init_residual=True)
-    assert all(float(m.bn2.weight.detach().abs().sum()) == 0 for m in model.modules() if isinstance(m, BasicBlock))
+    assert all(
+        float(m.bn2.weight.detach().abs().sum()) == 0 for m in model.modules() if isinstance(m, BasicBlock)
+    )
     model = _meta("resnet50", zero_init_residual=True)
-    assert all(m.bn3.weight.shape[0] == 4 * m.bn1.weight.shape[0] for m in model.modules() if isinstance(m, Bottleneck))
+    assert all(
+        m.bn3.weight.shape[0] == 4 * m.bn1.weight.shape[0]
+        for m in model.modules()
+        if isinstance(m, Bottleneck)
+    )
 
 
 # --- backbone API -------------------------------------------------------------------------------
@@ -556,7 +589,12 @@ def test_feature_extractor_named_maps():
     x = torch.randn(1, 3, 64, 64)
     feats = body(x)
     assert list(feats) == ["c2", "c3", "c4", "c5"]
-    assert [tuple(f.shape) for f in feats.values()] == [(1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 4, 4), (1, 512, 2, 2)]
+    assert [tuple(f.shape) for f in feats.values()] == [
+        (1, 64, 16, 16),
+        (1, 128, 8, 8),
+        (1, 256, 4, 4),
+        (1, 512, 2, 2),
+    ]
     torch.testing.assert_close(feats["c5"], model.forward_features(x))
 
 
@@ -579,9 +617,14 @@ def test_feature_extractor_stops_early_and_keeps_maps_from_inplace_ops():
 
 def test_feature_extractor_errors():
     model = create_model("resnet18")
-    with pytest.raises(ValueError, match=r"feature_extractor: ResNet has no submodule 'layer5'; did you mean 'layer4' or 'layer3' or 'layer2'\?"):
+    with pytest.raises(
+        ValueError,
+        match=r"feature_extractor: ResNet has no submodule 'layer5'; did you mean 'layer4' or 'layer3' or 'layer2'\?",
+    ):
         feature_extractor(model, ["layer5"])
-    with pytest.raises(ValueError, match=r"feature_extractor: return_layers must name at least one submodule"):
+    with pytest.raises(
+        ValueError, match=r"feature_extractor: return_layers must name at least one submodule"
+    ):
         feature_extractor(model, [])
 
     class SkipsB(nn.Module):
@@ -592,7 +635,9 @@ def test_feature_extractor_errors():
         def forward(self, x):
             return self.a(x)
 
-    with pytest.raises(ValueError, match=r"feature_extractor: submodules \['b'\] were not called by the forward"):
+    with pytest.raises(
+        ValueError, match=r"feature_extractor: submodules \['b'\] were not called by the forward"
+    ):
         feature_extractor(SkipsB(), ["a", "b"])(torch.randn(1, 2))
 
 
@@ -611,7 +656,9 @@ def test_freeze_except_head_errors_and_explicit_head():
     with pytest.raises(ValueError, match=r"freeze_except_head: SeedCNN declares no head_names; pass head="):
         freeze_except_head(model)
     assert freeze_except_head(model, head="fc") == [n for n, _ in model.fc.named_parameters(prefix="fc")]
-    with pytest.raises(ValueError, match=r"freeze_except_head: SeedCNN has no submodule 'fcc'; did you mean 'fc'"):
+    with pytest.raises(
+        ValueError, match=r"freeze_except_head: SeedCNN has no submodule 'fcc'; did you mean 'fc'"
+    ):
         freeze_except_head(model, head="fcc")
     # fine-tuning: only the head moves
     model = create_model("resnet18", num_classes=3)

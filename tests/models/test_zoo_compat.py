@@ -23,14 +23,6 @@ RECORDED = sorted(p.name.removesuffix("_state_dict.json") for p in DATA.glob("*_
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _recorded(name: str) -> dict:
     return json.loads((DATA / f"{name}_state_dict.json").read_text())
 
