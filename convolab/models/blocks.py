@@ -79,8 +79,8 @@ class ConvNormAct(nn.Sequential):
             follows the conv (a BN right after the conv absorbs any bias).
         order (str): "conv-bn-act" (default) or "conv-act-bn".
         norm_layer: ``callable(num_channels) -> Module``; default ``nn.BatchNorm2d``.
-        act_layer: ``callable() -> Module``; default ``nn.ReLU`` (in place when
-            it takes ``inplace``).
+        act_layer: ``callable() -> Module``; default ``nn.ReLU``.
+        inplace (bool): build the activation in place when it takes ``inplace`` (default True).
         names (tuple of 3 str or None): child names for conv, norm, act.
 
     Shape:

@@ -5,7 +5,9 @@ modules (3a-b, 4a-e, 5a-b) with max-pools between the groups, global average
 pool, dropout 0.2 and a linear classifier; two optional auxiliary heads on 4a
 and 4d. Differences from the paper that the zoo (and its weight files) keep:
 BN after every conv, and a 3×3 conv in the "5×5" branch. Without the
-auxiliary heads the parameter count is the zoo's 6,624,904.
+auxiliary heads the parameter count is the zoo's 6,624,904 (13,004,888 with
+them). The zoo's published file carries the auxiliary heads: load it with
+``create_model("googlenet", aux_logits=True, weights=path)``.
 """
 
 from __future__ import annotations

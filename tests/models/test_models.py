@@ -163,6 +163,15 @@ def test_any_input_size(name, size):
     assert [tuple(o.shape) for o in out] == _expected_shape(name, model, 2, 5, size)
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_in_channels(name):
+    model = _shape_model(name, in_channels=2).eval()
+    _, size = _input_spec(name, model, "default_input_size")
+    model(torch.empty(1, 2, *size, device="meta"))
+    with pytest.raises((ValueError, RuntimeError)):
+        model(torch.empty(1, 3, *size, device="meta"))
+
+
 @pytest.mark.parametrize("name", [n for n in list_models() if n not in FALLBACK_INPUT])
 def test_min_input_size_is_the_minimum(name):
     model = _shape_model(name).train()
