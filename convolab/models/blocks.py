@@ -28,7 +28,8 @@ from torch import Tensor, nn
 # convolab's own pooling layers can replace torch's by editing this import.
 from torch.nn import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: F401
 
-from .._args import check_choice
+from .._args import check_choice, positive_tuple
+from ..arithmetic import effective_kernel_size
 from ..nn import Conv2d, ConvTranspose2d
 
 __all__ = [
@@ -117,10 +118,10 @@ class ConvNormAct(nn.Sequential):
         check_choice(order, ORDERS, "order", "ConvNormAct")
         if names is not None and len(names) != 3:
             raise ValueError(f"ConvNormAct: names must be 3 names (conv, norm, act), got {names!r}")
-        if padding is None:
-            ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-            ds = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
-            padding = tuple(d * (k - 1) // 2 for k, d in zip(ks, ds))
+        if padding is None:  # half the dilated kernel: "same" at stride 1 for odd kernels
+            ks = positive_tuple(kernel_size, 2, "kernel_size", "ConvNormAct")
+            ds = positive_tuple(dilation, 2, "dilation", "ConvNormAct")
+            padding = tuple((effective_kernel_size(k, d) - 1) // 2 for k, d in zip(ks, ds))
         if bias is None:
             bias = norm_layer is None or order != "conv-bn-act"
         conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
