@@ -3,7 +3,7 @@
 from . import seed_cnn  # noqa: F401  (registers its builders)
 from . import alexnet, googlenet, hourglass, inception, mobilenet, resnet, shufflenet, vgg  # noqa: F401  (register)
 from ._registry import create_model, list_models, register_model
-from .backbone import FeatureExtractor, feature_extractor, freeze_except_head
+from .backbone import FeatureExtractor, feature_extractor, freeze_except_head, reset_head
 from .blocks import ConvNormAct, FlattenLinear, GlobalPoolLinear, SPPLinear
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "freeze_except_head",
     "list_models",
     "register_model",
+    "reset_head",
 ]

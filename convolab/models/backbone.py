@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .._args import suggest
 
-__all__ = ["FeatureExtractor", "feature_extractor", "freeze_except_head"]
+__all__ = ["FeatureExtractor", "feature_extractor", "freeze_except_head", "reset_head"]
 
 
 class _Collected(Exception):
@@ -113,6 +113,66 @@ def feature_extractor(
     return FeatureExtractor(model, return_layers)
 
 
+def _head_names(model: nn.Module, head: Optional[Union[str, Iterable[str]]], op: str) -> tuple[str, ...]:
+    if head is None:
+        head = getattr(model, "head_names", None)
+        if head is None:
+            raise ValueError(
+                f"{op}: {type(model).__name__} declares no head_names; pass head='<submodule name>'"
+            )
+    names = (head,) if isinstance(head, str) else tuple(head)
+    if not names:
+        raise ValueError(f"{op}: head must name at least one submodule")
+    for name in names:
+        _module_named(model, name, op)
+    return names
+
+
+def reset_head(
+    model: nn.Module, num_classes: int, head: Optional[Union[str, Iterable[str]]] = None
+) -> nn.Module:
+    """Replace the last linear layer of each head with a fresh one of ``num_classes`` outputs.
+
+    The fine-tuning recipe of the seeds' "backbone": load weights trained on
+    a large dataset, give the network a new classifier for the new classes,
+    then train the head (see :func:`freeze_except_head`). Returns ``model``.
+
+    Args:
+        model (nn.Module): the network (changed in place).
+        num_classes (int): outputs of the new classifier(s).
+        head: submodule name(s) holding the classifier; default the model's ``head_names``.
+
+    Raises:
+        ValueError: ``num_classes < 1``; no head; a head without a linear layer.
+
+    Example:
+        >>> from convolab.models import create_model
+        >>> reset_head(create_model("mobilenet_v2"), 5).classifier
+        GlobalPoolLinear(
+          (0): Dropout(p=0.2, inplace=False)
+          (1): Linear(in_features=1280, out_features=5, bias=True)
+        )
+    """
+    op = "reset_head"
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"{op}: num_classes must be an int >= 1, got {num_classes!r}")
+    modules = dict(model.named_modules())
+    for name in _head_names(model, head, op):
+        linears = [n for n, m in modules[name].named_modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise ValueError(
+                f"{op}: head {name!r} of {type(model).__name__} has no linear layer; "
+                f"build the model with num_classes={num_classes} instead"
+            )
+        path = f"{name}.{linears[-1]}" if linears[-1] else name
+        old = modules[path]
+        parent_name, _, attr = path.rpartition(".")
+        new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+        setattr(modules[parent_name] if parent_name else model, attr, new)
+    return model
+
+
 def freeze_except_head(model: nn.Module, head: Optional[Union[str, Iterable[str]]] = None) -> list[str]:
     """Freeze every parameter except those of the head, for fine-tuning; returns the trainable names.
 
@@ -136,18 +196,7 @@ def freeze_except_head(model: nn.Module, head: Optional[Union[str, Iterable[str]
         >>> freeze_except_head(create_model("resnet18", num_classes=5))
         ['fc.weight', 'fc.bias']
     """
-    op = "freeze_except_head"
-    if head is None:
-        head = getattr(model, "head_names", None)
-        if head is None:
-            raise ValueError(
-                f"{op}: {type(model).__name__} declares no head_names; pass head='<submodule name>'"
-            )
-    names = (head,) if isinstance(head, str) else tuple(head)
-    if not names:
-        raise ValueError(f"{op}: head must name at least one submodule")
-    for name in names:
-        _module_named(model, name, op)
+    names = _head_names(model, head, "freeze_except_head")
     trainable = []
     for pname, p in model.named_parameters():
         p.requires_grad = any(pname.startswith(h + ".") for h in names)

@@ -22,6 +22,7 @@ from convolab.models import (
     feature_extractor,
     freeze_except_head,
     list_models,
+    reset_head,
 )
 from convolab.models.googlenet import GoogLeNetOutputs
 from convolab.models.hourglass import Hourglass, Residual
@@ -677,3 +678,24 @@ def test_freeze_except_head_errors_and_explicit_head():
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     opt.step()
     assert torch.equal(model.conv1.weight, before) and model.conv1.weight.grad is None
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n not in FALLBACK_INPUT and "hourglass" not in n])
+def test_reset_head(name):
+    model = reset_head(_shape_model(name, num_classes=1000), 6).eval()
+    size = model.default_input_size
+    assert model(torch.empty(1, 3, *size, device="meta")).shape == (1, 6)
+    assert _count(model) < _count(_shape_model(name))
+
+
+def test_fine_tuning_recipe(tmp_path):
+    """Seeds: load weights trained elsewhere, put a new head on the backbone, train only the head."""
+    path = tmp_path / "pretrained.pth"
+    torch.save(create_model("shufflenet_v2_x0_5").state_dict(), path)
+    model = reset_head(create_model("shufflenet_v2_x0_5", weights=str(path)), 3)
+    assert freeze_except_head(model) == ["fc.weight", "fc.bias"]
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"reset_head: head 'score' of StackedHourglass has no linear layer"):
+        reset_head(_meta("hourglass2"), 3)
+    with pytest.raises(ValueError, match=r"reset_head: num_classes must be an int >= 1, got 0"):
+        reset_head(model, 0)
