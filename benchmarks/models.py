@@ -101,7 +101,9 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=128, help="input height = width")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--eval", action="store_true", help="time inference forward instead of a training step")
+    parser.add_argument(
+        "--eval", action="store_true", help="time inference forward instead of a training step"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -680,7 +680,9 @@ def test_freeze_except_head_errors_and_explicit_head():
     assert torch.equal(model.conv1.weight, before) and model.conv1.weight.grad is None
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n not in FALLBACK_INPUT and "hourglass" not in n])
+@pytest.mark.parametrize(
+    "name", [n for n in list_models() if n not in FALLBACK_INPUT and "hourglass" not in n]
+)
 def test_reset_head(name):
     model = reset_head(_shape_model(name, num_classes=1000), 6).eval()
     size = model.default_input_size
