@@ -89,8 +89,24 @@ class _Branches(nn.Module):
         return torch.cat([branch(x) for branch in self.children()], dim=1)
 
 
-def _pooled(pool: nn.Module, conv: nn.Module) -> nn.Sequential:
-    return nn.Sequential(pool, conv)
+def _reduced_branches(
+    block: nn.Module,
+    in_channels: int,
+    ch1x1: int,
+    ch3x3red: int,
+    ch3x3: int,
+    pool_proj: int,
+    branch3: nn.Module,
+) -> None:
+    """Give an Inception module its four branches in concatenation order: 1×1 | 1×1→3×3 | branch3 | pool→1×1."""
+    block.branch1 = BasicConv2d(in_channels, ch1x1, 1)
+    block.branch2 = nn.Sequential(
+        BasicConv2d(in_channels, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, padding=1)
+    )
+    block.branch3 = branch3
+    block.branch4 = nn.Sequential(
+        MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1)
+    )
 
 
 class InceptionNaive(_Branches):
@@ -152,19 +168,20 @@ class InceptionV1(_Branches):
         pool_proj: int,
         branch3_kernel: int = 5,
     ) -> None:
-        super().__init__()
         if branch3_kernel not in (3, 5):
             raise ValueError(f"InceptionV1: branch3_kernel must be 3 or 5, got {branch3_kernel!r}")
-        self.branch1 = BasicConv2d(in_channels, ch1x1, 1)
-        self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, padding=1)
-        )
-        self.branch3 = nn.Sequential(
-            BasicConv2d(in_channels, ch5x5red, 1),
-            BasicConv2d(ch5x5red, ch5x5, branch3_kernel, padding=branch3_kernel // 2),
-        )
-        self.branch4 = _pooled(
-            MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1)
+        super().__init__()
+        _reduced_branches(
+            self,
+            in_channels,
+            ch1x1,
+            ch3x3red,
+            ch3x3,
+            pool_proj,
+            branch3=nn.Sequential(
+                BasicConv2d(in_channels, ch5x5red, 1),
+                BasicConv2d(ch5x5red, ch5x5, branch3_kernel, padding=branch3_kernel // 2),
+            ),
         )
 
 
@@ -197,17 +214,18 @@ class InceptionV2(_Branches):
         pool_proj: int,
     ) -> None:
         super().__init__()
-        self.branch1 = BasicConv2d(in_channels, ch1x1, 1)
-        self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, padding=1)
-        )
-        self.branch3 = nn.Sequential(
-            BasicConv2d(in_channels, ch5x5red, 1),
-            BasicConv2d(ch5x5red, ch5x5, 3, padding=1),
-            BasicConv2d(ch5x5, ch5x5, 3, padding=1),
-        )
-        self.branch4 = _pooled(
-            MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(in_channels, pool_proj, 1)
+        _reduced_branches(
+            self,
+            in_channels,
+            ch1x1,
+            ch3x3red,
+            ch3x3,
+            pool_proj,
+            branch3=nn.Sequential(
+                BasicConv2d(in_channels, ch5x5red, 1),
+                BasicConv2d(ch5x5red, ch5x5, 3, padding=1),
+                BasicConv2d(ch5x5, ch5x5, 3, padding=1),
+            ),
         )
 
 
