@@ -33,7 +33,7 @@ DATASET_KINDS = ("digits", "mnist", "folder")
 
 
 def _labels(dataset: Dataset):
-    if isinstance(dataset, ImageTensors):
+    if isinstance(dataset, (ImageTensors, ImageFolder)):
         return dataset.labels
     if isinstance(dataset, Subset):
         return _labels(dataset.dataset)[dataset.indices]
