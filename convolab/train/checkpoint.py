@@ -98,7 +98,8 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a foreign or damaged file
-        raise ValueError(f"load_checkpoint: {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"load_checkpoint: {path} is not a readable checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"load_checkpoint: {path} is not a convolab training checkpoint (no 'model'/'config' entries)")
     return state
