@@ -7,14 +7,6 @@ from convolab.cli import COMMANDS, main
 from convolab.data import write_idx
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -42,7 +34,7 @@ def test_bench_quick(capsys):
 
 
 def test_demo_quick_trains_and_says_where_everything_is(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "== Conv layer: 5x5x3 input, 2 filters 3x3, stride 2, padding 1" in out  # worked examples kept
     assert "final held-out accuracy:" in out and "Where everything is:" in out
@@ -65,7 +57,7 @@ def _mnist(folder):
 def test_train_on_idx_files(tmp_path, capsys):
     data = _mnist(tmp_path / "m")
     args = ["train", "seed_cnn", "--data", f"mnist:{data}", "--epochs", "2", "--batch-size", "8", "--lr", "0.02",
-            "--hard-mining", "0.5", "--out", str(tmp_path / "run")]
+            "--hard-mining", "0.5", "--threads", "1", "--out", str(tmp_path / "run")]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "training seed_cnn (1,42" in out and "32 training / 8 held-out images" in out

@@ -92,8 +92,10 @@ class TqdmProgress(Callback):
         )
 
     def on_epoch_start(self, epoch: int, epochs: int, steps: int, start_step: int) -> None:
-        from tqdm import tqdm
-
+        try:
+            from tqdm import tqdm
+        except ImportError:  # the cli extra is missing: epoch lines only
+            return
         self.bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
                         dynamic_ncols=True, leave=False)
 
@@ -120,18 +122,20 @@ def train(config: TrainConfig, out: str, resume: Any = False, threads: Optional[
 
     from ..cli import UsageError
 
-    if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
     try:
         return fit(config, out, resume=resume, callbacks=[TqdmProgress()] if is_main_process() else [])
     except (ImportError, OSError) as exc:
-        # FileNotFoundError is reported by the CLI itself; PermissionError, IsADirectoryError and
+        # FileNotFoundError is reported by the CLI itself; PermissionError, NotADirectoryError and
         # a missing optional dependency are user problems too.
         if isinstance(exc, FileNotFoundError):
             raise
         raise UsageError(str(exc)) from exc
+    finally:
+        torch.set_num_threads(before)
 
 
 def report(result: TrainResult) -> str:

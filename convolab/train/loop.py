@@ -273,8 +273,8 @@ def hard_example_loss(logits: Tensor, target: Tensor, fraction: Optional[float])
     Example:
         >>> logits = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 0.0], [-1.0, 1.0]])
         >>> target = torch.tensor([0, 1, 0, 0])
-        >>> round(hard_example_loss(logits, target, 0.5).item(), 4)  # the two worst: 1.3133 and 0.6931
-        1.0032
+        >>> round(hard_example_loss(logits, target, 0.5).item(), 4)  # the two worst: 2.1269 and 0.6931
+        1.41
     """
     losses = F.cross_entropy(logits, target, reduction="none")
     if fraction is None or fraction >= 1:

@@ -13,15 +13,6 @@ from convolab.train.checkpoint import load_checkpoint, save_checkpoint
 from convolab.train.loop import InputPipeline, _random_shift
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # bitwise comparisons between runs need the same thread count; one thread is also kind to the shared box
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def synthetic(n=64, classes=4, seed=0, size=28) -> DataSplit:
     """Easy images: a bright square whose position is the class, on noise."""
     g = torch.Generator().manual_seed(seed)
@@ -178,3 +169,30 @@ def test_sync_batchnorm_is_batchnorm_in_one_process():
     assert torch.allclose(sync(x), bn(x)) and torch.allclose(sync[0].running_var, bn[0].running_var)
     with pytest.raises(ValueError, match="SyncBatchNorm: expected at least 2D input"):
         sync(torch.randn(3))
+
+
+def _rgb_only(num_classes: int = 10) -> torch.nn.Module:
+    """A registered-style builder without in_channels, expecting RGB."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, num_classes)
+    )
+
+
+def test_model_without_in_channels_gets_converted_images(tmp_path, monkeypatch):
+    from convolab.models._registry import _MODELS
+
+    monkeypatch.setitem(_MODELS, "rgb_only", _rgb_only)
+    model, pipeline = build_model(TrainConfig(model="rgb_only"), synthetic())
+    assert pipeline.channels == 3 and pipeline(torch.rand(2, 1, 28, 28)).shape == (2, 3, 28, 28)
+    assert len(fit(TrainConfig(**dict(TINY, model="rgb_only", epochs=1)), tmp_path, data=synthetic()).history) == 1
+
+
+def test_model_with_wrong_output_fails_clearly(monkeypatch):
+    from convolab.models._registry import _MODELS
+
+    monkeypatch.setitem(_MODELS, "features_only", lambda num_classes=10, in_channels=1: torch.nn.Conv2d(in_channels, 8, 3))
+    with pytest.raises(ValueError, match=r"model 'features_only' must return logits \[N, 4\], got \[2, 8, 26, 26\]"):
+        build_model(TrainConfig(model="features_only"), synthetic())
+    monkeypatch.setitem(_MODELS, "no_classes", lambda: torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="model 'no_classes' does not take num_classes"):
+        build_model(TrainConfig(model="no_classes"), synthetic())

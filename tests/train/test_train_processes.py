@@ -29,15 +29,6 @@ def _mnist_folder(folder, n_train=64, n_test=16):
     return folder
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the child processes run one thread each; bitwise comparisons need the same here
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _weights(path):
     state = torch.load(path, weights_only=True)
     return state.get("model", state)
