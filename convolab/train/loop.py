@@ -396,6 +396,11 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
         state = load_checkpoint(resume_path)
         _check_resumable(state["config"], config, resume_path)
     out.mkdir(parents=True, exist_ok=True)
+    if info.is_main:
+        # a process killed while writing leaves its temporary file (never a torn checkpoint): tidy up
+        for name in (CHECKPOINT_NAME, WEIGHTS_NAME, "metrics.csv", "metrics.json"):
+            for stale in out.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
     if data is None:
         data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, size=config.image_size)
 

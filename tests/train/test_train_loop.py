@@ -69,8 +69,10 @@ def test_resume_mid_epoch_is_bitwise_identical(tmp_path, hard_mining):
     with pytest.raises(Crash):  # dies after step 5 of epoch 2; the last checkpoint is step 4
         fit(TrainConfig(**config), tmp_path / "cut", data=data, callbacks=[CrashAt(1, 5)])
     assert (load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"], load_checkpoint(tmp_path / "cut" / "last.pt")["step"]) == (1, 4)
+    (tmp_path / "cut" / ".last.pt.x1y2.tmp").write_bytes(b"left by a kill during a write")
     resumed = fit(TrainConfig(**config), tmp_path / "cut", data=data, resume=True)
     assert resumed.resumed_from == (1, 4)
+    assert not (tmp_path / "cut" / ".last.pt.x1y2.tmp").exists()
     a, b = weights(full.weights), weights(resumed.weights)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     untimed = lambda history: [{k: v for k, v in m.items() if k != "seconds"} for m in history]  # noqa: E731
@@ -196,3 +198,18 @@ def test_model_with_wrong_output_fails_clearly(monkeypatch):
     monkeypatch.setitem(_MODELS, "no_classes", lambda: torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="model 'no_classes' does not take num_classes"):
         build_model(TrainConfig(model="no_classes"), synthetic())
+
+
+def test_fit_on_an_image_folder_resized_to_the_model(tmp_path):
+    from PIL import Image
+
+    for c, name in enumerate(["left", "right"]):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(8):
+            img = Image.new("RGB", (16, 16), (i, i, i))
+            img.paste((255, 255, 255), (0 if c == 0 else 10, 4, 6 if c == 0 else 16, 12))
+            img.save(tmp_path / "imgs" / name / f"{i}.png")
+    config = TrainConfig(data=f"folder:{tmp_path / 'imgs'}", epochs=2, batch_size=4, lr=0.02, image_size=28, val_fraction=0.25)
+    result = fit(config, tmp_path / "run")
+    assert result.data_source.startswith("image folder") and len(result.history) == 2
+    assert load_checkpoint(result.checkpoint)["data"]["classes"] == ["left", "right"]
