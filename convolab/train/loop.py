@@ -188,10 +188,11 @@ class InputPipeline(nn.Module):
 def _random_shift(x: Tensor, s: int) -> Tensor:
     n, _, h, w = x.shape
     padded = F.pad(x, (s, s, s, s))
-    dy, dx = torch.randint(0, 2 * s + 1, (2, n, 1, 1))
-    rows = (dy + torch.arange(h).view(1, h, 1)).expand(n, h, w)
-    cols = (dx + torch.arange(w).view(1, 1, w)).expand(n, h, w)
-    batch = torch.arange(n).view(n, 1, 1).expand(n, h, w)
+    # drawn on the CPU generator (the one checkpoints save) whatever the device of x
+    dy, dx = torch.randint(0, 2 * s + 1, (2, n, 1, 1)).to(x.device)
+    rows = (dy + torch.arange(h, device=x.device).view(1, h, 1)).expand(n, h, w)
+    cols = (dx + torch.arange(w, device=x.device).view(1, 1, w)).expand(n, h, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1).expand(n, h, w)
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2)
 
 
