@@ -70,7 +70,7 @@ def test_train_on_idx_files(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "resnet9000"], "train: model must be one of .*got 'resnet9000'"),
+        (["train", "resnet9000"], "train: unknown model 'resnet9000'"),
         (["train", "seed_cnn", "--epochs", "-3"], "train: epochs must be an int >= 1, got -3"),
         (["train", "seed_cnn", "--data", "mnist:{tmp}/missing"], "load_mnist: no such folder .*missing"),
         (["train", "seed_cnn", "--data", "folder:{tmp}/missing"], "ImageFolder: no such folder .*missing"),

@@ -9,7 +9,8 @@ step, partial sums) is saved atomically, so ``resume=True`` continues bit for bi
 Under ``torchrun`` each process takes every ``world_size``-th sample of the permutation
 (``DistributedSampler``) and ``batch_size / world_size`` of each global batch; DDP averages
 the gradients, so one step sees exactly the samples of a single-process step with the same
-global batch.
+global batch (when the training set size is divisible by the number of processes; otherwise
+``DistributedSampler`` repeats a few samples to even out the shards).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .._args import check_choice
+from .._args import check_choice, suggest
 from ..data import DataSplit, ImageTensors, load_dataset
 from .checkpoint import atomic_write_text, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .distributed import (
@@ -97,7 +98,11 @@ class TrainConfig:
         """Check every value; raise ValueError naming the setting, its value and the rule."""
         from ..models import list_models
 
-        check_choice(self.model, list_models(), "model", "train")
+        if self.model not in list_models():  # not check_choice: listing ~30 names would drown the line
+            raise ValueError(
+                f"train: unknown model {self.model!r}{suggest(self.model, list_models())} "
+                f"(`convolab models` lists all {len(list_models())})"
+            )
         check_choice(self.optimizer, OPTIMIZERS, "optimizer", "train")
         check_choice(self.scheduler, SCHEDULERS, "scheduler", "train")
         for name in ("epochs", "batch_size"):
@@ -234,10 +239,11 @@ def build_model(config: TrainConfig, data: DataSplit) -> tuple[nn.Module, InputP
         with torch.no_grad():
             out = model(torch.zeros(2, channels, h, w))
     except Exception as exc:  # any failure of the probe means these inputs do not fit
+        works = None if config.image_size else _working_size(model, channels, max(h, w))
+        hint = f"--image-size {works} works" if works else "pass an image size it accepts with --image-size"
         raise ValueError(
             f"train: model {config.model!r} cannot take {channels}x{h}x{w} images "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            f"pass an image size it accepts (--image-size)"
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {hint}"
         ) from None
     model.train(was_training)
     if not isinstance(out, Tensor) or tuple(out.shape) != (2, data.num_classes):
@@ -246,6 +252,20 @@ def build_model(config: TrainConfig, data: DataSplit) -> tuple[nn.Module, InputP
             f"got {list(out.shape) if isinstance(out, Tensor) else type(out).__name__}"
         )
     return model, pipeline
+
+
+def _working_size(model: nn.Module, channels: int, above: int) -> Optional[int]:
+    """The smallest usual square input size larger than ``above`` that ``model`` accepts, if any."""
+    for size in (32, 64, 96, 128, 160, 224, 299):
+        if size <= above:
+            continue
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, channels, size, size))
+            return size
+        except Exception:  # noqa: BLE001  (any failure: try the next size)
+            continue
+    return None
 
 
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:

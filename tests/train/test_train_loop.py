@@ -102,7 +102,7 @@ def test_resume_refuses_other_architectures_and_settings(tmp_path):
         (dict(batch_size=0), "train: batch_size must be an int >= 1, got 0"),
         (dict(lr=-0.1), "train: lr must be a finite number > 0, got -0.1"),
         (dict(hard_mining=0.0), r"train: hard_mining must be a fraction in \(0, 1\], got 0.0"),
-        (dict(model="seed_cn"), "train: model must be one of .*; did you mean 'seed_cnn'"),
+        (dict(model="seed_cn"), r"train: unknown model 'seed_cn'; did you mean 'seed_cnn'\? \(`convolab models` lists all"),
         (dict(optimizer="adam"), "train: optimizer must be one of 'sgd', 'adamw', got 'adam'; did you mean 'adamw'"),
         (dict(augment_shift=-1), "train: augment_shift must be an int >= 0, got -1"),
         (dict(val_fraction=1.0), r"train: val_fraction must be in \[0, 1\), got 1.0"),
@@ -118,9 +118,20 @@ def test_batch_larger_than_the_data(tmp_path):
         fit(TrainConfig(**dict(TINY, batch_size=64)), tmp_path, data=synthetic())
 
 
-def test_model_that_cannot_take_the_images_fails_clearly():
-    with pytest.raises(ValueError, match=r"model 'seed_cnn' cannot take 1x12x12 images .*--image-size"):
-        build_model(TrainConfig(), synthetic(size=12))
+def _needs_32(num_classes: int = 10, in_channels: int = 1) -> torch.nn.Module:
+    """Three unpadded 5x5 convs and a 4x4 pool: inputs below 28x28 are too small."""
+    layers = [torch.nn.Conv2d(in_channels, 4, 5), torch.nn.Conv2d(4, 4, 5), torch.nn.Conv2d(4, 4, 5), torch.nn.MaxPool2d(4)]
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, num_classes))
+
+
+def test_model_that_cannot_take_the_images_fails_clearly(monkeypatch):
+    from convolab.models._registry import _MODELS
+
+    monkeypatch.setitem(_MODELS, "needs_32", _needs_32)
+    with pytest.raises(ValueError, match=r"model 'seed_cnn' cannot take 1x12x12 images \(RuntimeError: .*\); pass an image size"):
+        build_model(TrainConfig(), synthetic(size=12))  # seed_cnn only takes 28x28: no usual size works
+    with pytest.raises(ValueError, match=r"cannot take 1x8x8 images .*; --image-size 32 works"):
+        build_model(TrainConfig(model="needs_32"), synthetic(size=8))
     model, pipeline = build_model(TrainConfig(image_size=28), synthetic(size=12))  # resized: fine
     assert pipeline(torch.rand(2, 1, 12, 12)).shape == (2, 1, 28, 28)
 
