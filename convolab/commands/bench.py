@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 7)
     if repeats < 1:
         raise UsageError(f"--repeats must be >= 1, got {repeats}")
-    peak = measure_peak_gflops(n=256 if args.quick else 2048)
+    peak = measure_peak_gflops(sizes=(256,), repeats=2) if args.quick else measure_peak_gflops()
     rows, failures = bench(QUICK_SHAPES if args.quick else SHAPES, repeats, peak)
     print_table(
         f"conv forward, float32, {torch.get_num_threads()} threads; peak matmul {peak:.0f} GFLOP/s",
