@@ -72,7 +72,7 @@ def footer(s: "Summary") -> list[str]:
         f"{'all' if s.depth is None else s.depth}; RF/Jump/Start/Pad in input pixels "
         f"(size, effective stride, centre of the first unit, effective padding).",
         f"Params: {number(s.params)} (trainable {number(s.trainable)}, {_bytes(s.param_bytes)})",
-        f"MACs (conv + matmul, the model-zoo convention): {number(s.macs)} ({s.macs / 1e9:.2f} G)",
+        f"MACs (conv + matmul, the model-zoo convention): {number(s.macs)} ({_si(s.macs)})",
     ]
     other = {k: v for k, v in sorted(s.macs_by_kind.items()) if k not in ("conv", "matmul") and v}
     if other:
@@ -84,6 +84,13 @@ def footer(s: "Summary") -> list[str]:
     for w in s.warnings:
         lines.append(f"Warning: {w}")
     return lines
+
+
+def _si(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
 
 
 def _bytes(n: int) -> str:
