@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+import convolab
 
-def _conv_bn(cin: int, cout: int, k: int, s: int = 1, p: int = 0, groups: int = 1, act: type = nn.ReLU):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, groups=groups, bias=False), nn.BatchNorm2d(cout), act(inplace=True))
+
+def _conv_bn(cin: int, cout: int, k: int, s: int = 1, p=0, groups: int = 1, act: type = nn.ReLU):
+    # p="same" is TensorFlow's rule (convolab pads (0, 1) at stride 2 on even inputs)
+    conv = convolab.nn.Conv2d if p == "same" else nn.Conv2d
+    return nn.Sequential(conv(cin, cout, k, s, p, groups=groups, bias=False), nn.BatchNorm2d(cout), act(inplace=True))
 
 
 class Bottleneck(nn.Module):
@@ -151,13 +155,13 @@ def alexnet() -> AlexNet:
     return AlexNet()
 
 
-def mobilenet_v1(num_classes: int = 1000) -> nn.Module:
-    """Howard et al. 2017, PyTorch padding (1 on every 3x3)."""
+def mobilenet_v1(num_classes: int = 1000, padding=1) -> nn.Module:
+    """Howard et al. 2017; PyTorch padding (1 on every 3x3) or TensorFlow's ``padding="same"``."""
     cfg = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
-    layers = [_conv_bn(3, 32, 3, 2, 1)]
+    layers = [_conv_bn(3, 32, 3, 2, padding)]
     cin = 32
     for cout, s in cfg:
-        layers += [nn.Sequential(_conv_bn(cin, cin, 3, s, 1, groups=cin), _conv_bn(cin, cout, 1))]
+        layers += [nn.Sequential(_conv_bn(cin, cin, 3, s, padding, groups=cin), _conv_bn(cin, cout, 1))]
         cin = cout
     return nn.Sequential(
         nn.Sequential(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1024, num_classes)
@@ -165,14 +169,14 @@ def mobilenet_v1(num_classes: int = 1000) -> nn.Module:
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, padding=1):
         super().__init__()
         hidden = cin * expand
         layers: list[nn.Module] = []
         if expand != 1:
             layers.append(_conv_bn(cin, hidden, 1, act=nn.ReLU6))
         layers += [
-            _conv_bn(hidden, hidden, 3, stride, 1, groups=hidden, act=nn.ReLU6),
+            _conv_bn(hidden, hidden, 3, stride, padding, groups=hidden, act=nn.ReLU6),
             nn.Conv2d(hidden, cout, 1, bias=False),
             nn.BatchNorm2d(cout),
         ]
@@ -184,14 +188,14 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    def __init__(self, num_classes: int = 1000):
+    def __init__(self, num_classes: int = 1000, padding=1):
         super().__init__()
         cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-        layers: list[nn.Module] = [_conv_bn(3, 32, 3, 2, 1, act=nn.ReLU6)]
+        layers: list[nn.Module] = [_conv_bn(3, 32, 3, 2, padding, act=nn.ReLU6)]
         cin = 32
         for t, c, n, s in cfg:
             for i in range(n):
-                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t, padding))
                 cin = c
         layers.append(_conv_bn(cin, 1280, 1, act=nn.ReLU6))
         self.features = nn.Sequential(*layers)
@@ -202,5 +206,5 @@ class MobileNetV2(nn.Module):
         return self.classifier(x.flatten(1))
 
 
-def mobilenet_v2() -> MobileNetV2:
-    return MobileNetV2()
+def mobilenet_v2(padding=1) -> MobileNetV2:
+    return MobileNetV2(padding=padding)
