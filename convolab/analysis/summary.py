@@ -233,16 +233,16 @@ def _input_specs(input_size: InputSize, dtype: torch.dtype) -> list[tuple[tuple[
     op = "summary"
     if isinstance(input_size, Tensor):
         return [(tuple(input_size.shape), input_size.dtype)]
-    if isinstance(input_size, Sequence) and input_size and all(isinstance(t, Tensor) for t in input_size):
-        return [(tuple(t.shape), t.dtype) for t in input_size]  # type: ignore[union-attr]
-    shapes = [input_size] if isinstance(input_size, Sequence) and all(
-        isinstance(v, int) for v in input_size) else input_size
-    if not isinstance(shapes, Sequence) or not shapes:
+    if isinstance(input_size, (str, bytes)) or not isinstance(input_size, Sequence) or not input_size:
         raise ValueError(f"{op}: input_size must be a shape like (1, 3, 224, 224), a list of shapes "
                          f"or tensors, got {input_size!r}")
+    items = [input_size] if all(isinstance(v, int) for v in input_size) else list(input_size)
     out = []
-    for s in shapes:
-        if not (isinstance(s, Sequence) and len(s) >= 1 and all(
+    for s in items:
+        if isinstance(s, Tensor):
+            out.append((tuple(s.shape), s.dtype))
+            continue
+        if not (isinstance(s, Sequence) and not isinstance(s, str) and len(s) >= 1 and all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in s)):
             raise ValueError(f"{op}: input_size must be a shape of ints >= 0 like (1, 3, 224, 224) "
                              f"(batch and channels first), got {s!r}")
