@@ -75,7 +75,10 @@ def load_model(spec: str) -> nn.Module:
     if isinstance(obj, nn.Module):
         return obj
     if callable(obj):
-        model = obj()
+        try:
+            model = obj()
+        except TypeError as exc:
+            raise UsageError(f"{spec} is not an nn.Module, and calling it with no arguments failed: {exc}") from None
         if isinstance(model, nn.Module):
             return model
     raise UsageError(f"{spec} is not an nn.Module or a callable returning one (got {type(obj).__name__})")
