@@ -28,6 +28,7 @@ from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import arithmetic as A
@@ -132,8 +133,11 @@ class Tracer(TorchDispatchMode):
     # -- the dispatch hook
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
         packet = func.overloadpacket
+        fast = _FAST_META.get(packet)
+        out = fast(args, kwargs) if fast is not None else None
+        if out is None:
+            out = func(*args, **kwargs)
         cost = _COSTS.get(packet)
         if cost is not None:
             kind, n = cost(func, args, kwargs, out)
@@ -166,6 +170,34 @@ class Tracer(TorchDispatchMode):
                     return out
         for t in outs:
             self.set(t, Info((None,) * t.dim(), problem=problem))
+        return out
+
+
+class PadMode(TorchFunctionMode):
+    """Sees ``F.pad`` whole: circular padding reaches aten as slices copied into a new tensor.
+
+    Runs inside a :class:`Tracer`; after the call it sets the output's field by the padding rule.
+    """
+
+    def __init__(self, tracer: Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func is torch.nn.functional.pad or func is getattr(torch._C._nn, "pad", None):
+            x = args[0] if args else kwargs.get("input")
+            pad = args[1] if len(args) > 1 else kwargs.get("pad")
+            info = self.tracer.get(x)
+            if info is not None and info.problem is None and isinstance(out, Tensor):
+                try:
+                    self.tracer.set(out, _pad_dims(info, x, pad))
+                except _NoField as exc:
+                    self.tracer.set(out, Info((None,) * out.dim(), problem=str(exc)))
+                self.tracer.not_analysed[:] = [
+                    n for n in self.tracer.not_analysed if n[0] != "aten.copy_ into a view"
+                ]
         return out
 
 
@@ -282,6 +314,32 @@ def _with_reduced(info_dims: Sequence[DimInfo], reduced: Iterable[Field], base: 
     return Info(tuple(info_dims), tuple(extra.values()))
 
 
+# --------------------------------------------------------------------------- fast meta kernels
+
+
+def _fast_batch_norm(args: Sequence[Any], kwargs: dict[str, Any]) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+    """Shapes of ``native_batch_norm`` on meta without torch's Python meta kernel (ms per call).
+
+    Only for the plain float32/float64 case; anything else returns None and runs the real kernel.
+    A test compares both on every case it takes.
+    """
+    x = args[0] if args else None
+    if (kwargs or len(args) != 8 or not isinstance(x, Tensor) or not x.is_meta
+            or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2):
+        return None
+    for t in args[1:5]:
+        if t is not None and (not isinstance(t, Tensor) or not t.is_meta or t.dtype != x.dtype
+                              or tuple(t.shape) != (x.shape[1],)):
+            return None
+    stats = torch.empty(x.shape[1], dtype=x.dtype, device="meta")
+    return torch.empty_like(x), stats, torch.empty_like(stats)
+
+
+_FAST_META: dict[Any, Callable[[Sequence[Any], dict[str, Any]], Any]] = {
+    aten.native_batch_norm: _fast_batch_norm,
+}
+
+
 # --------------------------------------------------------------------------- rules
 
 Rule = Callable[[Tracer, Any, dict[str, Any], Any], Union[Info, list[Optional[Info]], None]]
@@ -337,6 +395,13 @@ def _copy(tracer: Tracer, func: Any, named: dict[str, Any], out: Any) -> Optiona
     src = tracer.get(named.get("src"))
     if src is None:
         return tracer.get(named.get("self"))
+    base = getattr(named["self"], "_base", None)
+    if base is not None and func.overloadpacket is aten.copy_:
+        # a write through a view (x[..., 1:-1] = y): the base now holds y's units at an offset
+        # this rule cannot see; mark it instead of leaving it looking like a constant
+        problem = "written through a view by aten.copy_ (not analysed)"
+        tracer.not_analysed.append(("aten.copy_ into a view", tracer.where[-1], "in-place write through a view"))
+        tracer.set(base, Info((None,) * base.dim(), problem=problem))
     return _broadcast(tracer, [src], [named["src"]], out)
 
 

@@ -38,7 +38,7 @@ from torch.utils._pytree import tree_leaves
 from .. import arithmetic as A
 from .._args import suggest
 from ..arithmetic import ReceptiveField
-from ._propagate import Field, Frame, Info, Tracer
+from ._propagate import Field, Frame, Info, PadMode, Tracer
 
 __all__ = [
     "Row",
@@ -295,12 +295,12 @@ def _run(
     training = [(m, m.training) for m in model.modules()]
     model.eval()  # the inference graph: no batch statistics, dropout is the identity
     try:
-        with torch.no_grad(), tracer:
+        state = {
+            k: torch.empty_like(v, device="meta")
+            for k, v in (*model.named_parameters(), *model.named_buffers())
+        } if device.type == "meta" else {}
+        with torch.no_grad(), tracer, PadMode(tracer):
             if device.type == "meta":
-                state = {
-                    k: torch.empty_like(v, device="meta")
-                    for k, v in (*model.named_parameters(), *model.named_buffers())
-                }
                 inputs = [torch.empty(s, dtype=dt, device="meta") for s, dt in specs]
                 for i, x in enumerate(inputs):
                     tracer.start_input(x, i)

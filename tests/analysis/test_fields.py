@@ -330,3 +330,27 @@ def test_deformable_like_layer_reports_its_nominal_field():
     assert s.not_analysed == () and s.row("0").macs == 25 * 9
     with pytest.raises(TypeError, match="register_window_layer: expected an nn.Module subclass"):
         register_window_layer(int)
+
+
+def test_padding_modes_including_circular():
+    # circular padding reaches aten as slices copied into a new tensor: F.pad is seen whole
+    net = nn.Sequential(
+        convolab.nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"),
+        nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"),
+        nn.Conv2d(2, 2, 3, padding=(2, 1), padding_mode="circular"),
+    )
+    s = summary(net, (1, 1, 8, 8))
+    assert [triple(r.fields[0]) for r in s.rows[1:]] == [(3, 1, 0), (5, 1, 0), (7, 1, -1)]
+    assert s.not_analysed == ()
+
+
+def test_write_through_a_view_is_reported():
+    class Embed(nn.Module):
+        def forward(self, x):
+            y = x.new_zeros(1, 1, 10, 10)
+            y[:, :, 1:-1, 1:-1] = x
+            return F.conv2d(y, torch.ones(1, 1, 3, 3, device=x.device))
+
+    s = summary(Embed(), (1, 1, 8, 8))
+    assert s.rows[0].fields is None and "written through a view" in s.rows[0].problem
+    assert s.not_analysed[0][0] == "aten.copy_ into a view"

@@ -207,3 +207,20 @@ def test_receptive_field_by_module_and_default_output():
     assert receptive_field(net, (1, 1, 28, 28), net.layer3)[0].size == 8
     assert receptive_field(net, (1, 1, 28, 28))[0].size == 26
     assert isinstance(summary(net, (1, 1, 28, 28)), Summary)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fast_batch_norm_matches_the_meta_kernel(dtype, training, channels_last):
+    from convolab.analysis._propagate import _fast_batch_norm
+
+    x = torch.empty(2, 8, 5, 5, device="meta", dtype=dtype)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    w = torch.empty(8, device="meta", dtype=dtype)
+    args = (x, w, w, w, w, training, 0.1, 1e-5)
+    fast = _fast_batch_norm(args, {})
+    real = torch.ops.aten.native_batch_norm.default(*args)
+    assert [(t.shape, t.dtype, t.stride()) for t in fast] == [(t.shape, t.dtype, t.stride()) for t in real]
+    assert _fast_batch_norm((x.half(), w.half(), None, None, None, False, 0.1, 1e-5), {}) is None
