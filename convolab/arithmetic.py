@@ -48,6 +48,7 @@ from ._args import PaddingArg, PaddingPairs, _is_int, normalize_padding, ntuple,
 
 __all__ = [
     "ReceptiveField",
+    "adaptive_pool_macs",
     "conv_macs",
     "conv_output_shape",
     "conv_output_size",
@@ -62,7 +63,6 @@ __all__ = [
     "matmul_macs",
     "norm_macs",
     "pool_macs",
-    "adaptive_pool_macs",
     "pool_output_size",
     "receptive_fields",
     "resolve_padding",

@@ -613,6 +613,18 @@ def _interpolate(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) 
     return _window_dims(info, x, nd, lambda rf, j: rf.interpolate(n[j], m[j], mode, align, scales[j]))
 
 
+@_rule("pixel_shuffle", "pixel_unshuffle")
+def _pixel_shuffle(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info:
+    """Depth-to-space by ``r`` reads like nearest up-sampling by ``r``; space-to-depth like an
+    ``r x r`` window of stride ``r`` (each output unit holds ``r*r`` input units in its channels)."""
+    x = _first(named)
+    info = _info(tracer, x)
+    if func.overloadpacket is aten.pixel_shuffle:
+        return _window_dims(info, x, 2, lambda rf, j: rf.interpolate(x.shape[-2 + j], out.shape[-2 + j], "nearest"), True)
+    r = int(named["downscale_factor"])
+    return _window_dims(info, x, 2, lambda rf, j: rf.conv(r, r), True)
+
+
 # -- views: a dim keeps its field when the view keeps it whole
 
 

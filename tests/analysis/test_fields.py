@@ -354,3 +354,11 @@ def test_write_through_a_view_is_reported():
     s = summary(Embed(), (1, 1, 8, 8))
     assert s.rows[0].fields is None and "written through a view" in s.rows[0].problem
     assert s.not_analysed[0][0] == "aten.copy_ into a view"
+
+
+def test_pixel_shuffle_and_unshuffle():
+    # space-to-depth by 2 = a 2x2 window of stride 2; depth-to-space undoes the jump like nearest x2
+    net = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4, 4, 3, padding=1), nn.PixelShuffle(2))
+    s = summary(net, (1, 1, 16, 16))
+    assert [triple(r.fields[0]) for r in s.rows[1:]] == [(2, 2, 0.5), (6, 2, 0.5), (7, 1, 0)]
+    assert s.not_analysed == ()
