@@ -50,6 +50,22 @@ VGG16 = ([(3, 1, 1)] * 2 + [(2, 2, 0)]) * 2 + ([(3, 1, 1)] * 3 + [(2, 2, 0)]) * 
 ALEXNET_CONV5 = [(11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 1, 1), (3, 1, 1)]
 MOBILENET_V1 = [(3, 2, 1)] + [(3, s, 1) for s in (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)]
 MOBILENET_V2 = [(3, 2, 1)] + [(3, s, 1) for s in (1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1)]
+# longest branch of each block, per spatial dim (a 1x7 then 7x1 pair is one 7 per dim)
+INCEPTION_V3 = (
+    [(3, 2, 0), (3, 1, 0), (3, 1, 1), (3, 2, 0), (1, 1, 0), (3, 1, 0), (3, 2, 0)]
+    + [(3, 1, 1), (3, 1, 1)] * 3            # Mixed_5b-d: 3x3dbl
+    + [(3, 1, 1), (3, 2, 0)]                # Mixed_6a
+    + [(7, 1, 3), (7, 1, 3)] * 4            # Mixed_6b-e: 7x7dbl
+    + [(7, 1, 3), (3, 2, 0)]                # Mixed_7a: 7x7x3
+    + [(3, 1, 1), (3, 1, 1)] * 2            # Mixed_7b-c: 3x3dbl then 1x3 | 3x1
+)
+GOOGLENET = (
+    [(7, 2, 3), (3, 2, 0), (1, 1, 0), (3, 1, 1), (3, 2, 0)] + [(3, 1, 1)] * 2 + [(3, 2, 0)]
+    + [(3, 1, 1)] * 5 + [(2, 2, 0)] + [(3, 1, 1)] * 2
+)
+SHUFFLENET_V2 = [(3, 2, 1), (3, 2, 1)] + (
+    [(3, 2, 1)] + [(3, 1, 1)] * 3 + [(3, 2, 1)] + [(3, 1, 1)] * 7 + [(3, 2, 1)] + [(3, 1, 1)] * 3
+)
 
 
 def last_map(s):
@@ -72,7 +88,15 @@ FIXTURES = {
     "alexnet": (C.alexnet, (195, 32, 66), ALEXNET_CONV5 + [(3, 2, 0)]),  # TF-slim alexnet_v2: 195, 32, 64
     "mobilenet_v1": (C.mobilenet_v1, (315, 32, 157), MOBILENET_V1),
     "mobilenet_v2": (C.mobilenet_v2, (491, 32, 245), MOBILENET_V2),
+    # same layout as TF-slim (valid stem and reductions): Araujo et al. give 1311, 32, 618
+    "inception_v3": (C.inception_v3, (1311, 32, 618), INCEPTION_V3),
+    "googlenet": (C.googlenet, (379, 32, 167), GOOGLENET),
+    "shufflenet_v2_x1_0": (C.shufflenet_v2_x1_0, (527, 32, 263), SHUFFLENET_V2),
 }
+
+
+def input_size(name):
+    return (1, 3, 299, 299) if name == "inception_v3" else (1, 3, 224, 224)
 
 # Published model-zoo figures at 224x224: GMACs of conv + linear, parameters.
 ZOO = {
@@ -90,7 +114,7 @@ ZOO = {
 
 @pytest.fixture(scope="module")
 def fixture_summaries():
-    return {name: summary(build(fn), (1, 3, 224, 224), depth=None) for name, (fn, _, _) in FIXTURES.items()}
+    return {name: summary(build(fn), input_size(name), depth=None) for name, (fn, _, _) in FIXTURES.items()}
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURES))
@@ -123,12 +147,15 @@ def test_tensorflow_same_padding_shifts_the_effective_padding():
     assert triple_of(last_map(s)) == (491, 32, 214)
 
 
-@pytest.mark.parametrize("name", ["resnet50", "resnet18", "vgg16", "alexnet", "mobilenet_v1", "mobilenet_v2"])
+FIXTURE_PARAMS = {"googlenet": 6_624_904, "inception_v3": 27_161_264}  # no aux / with aux, as torchvision
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
 def test_fixture_macs_and_params_equal_the_zoo(name):
     gmacs, params = ZOO[name]
-    s = summary(build(getattr(C, name)), (1, 3, 224, 224), depth=0)
+    s = summary(build(getattr(C, name)), input_size(name), depth=0)
     assert round(s.macs / 1e9, 2) == gmacs
-    assert s.params == params
+    assert s.params == (params or FIXTURE_PARAMS[name])
 
 
 def _registered(name):
@@ -145,6 +172,9 @@ REGISTRY_FIELDS = {
     "alexnet": (195, 32, 66),
     "mobilenet_v1": (315, 32, 157),
     "mobilenet_v2": (491, 32, 245),
+    "inception_v3": (1311, 32, 618),
+    "googlenet": (379, 32, 167),
+    "shufflenet_v2_x1_0": (527, 32, 263),
 }
 
 
@@ -157,25 +187,15 @@ def test_resnet18_chain():
 
 @pytest.mark.parametrize("name", sorted(REGISTRY_FIELDS))
 def test_registry_last_feature_map(name):
-    s = summary(_registered(name), (1, 3, 224, 224), depth=1)
+    s = summary(_registered(name), input_size(name), depth=1)
     assert triple_of(last_map(s)) == REGISTRY_FIELDS[name]
     assert s.not_analysed == () and s.warnings == ()
-
-
-def test_registry_inception_v3_last_map():
-    # Same layout as TF-slim (valid stem and reductions): Araujo et al. give 1311, 32, 618.
-    s = summary(_registered("inception_v3"), (1, 3, 299, 299), depth=1)
-    row = last_map(s)
-    assert (row.fields[0].size, row.fields[0].jump) == (1311, 32)
-    assert s.not_analysed == ()
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_registry_macs_and_params(name):
     gmacs, params = ZOO[name]
-    size = 299 if name == "inception_v3" else 224
-    model = _registered(name)
-    s = summary(model, (1, 3, size, size), depth=0)
+    s = summary(_registered(name), input_size(name), depth=0)
     assert round(s.macs / 1e9, 2) == gmacs
     if params is not None:
         assert s.params == params

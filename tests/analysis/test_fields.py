@@ -362,3 +362,29 @@ def test_pixel_shuffle_and_unshuffle():
     s = summary(net, (1, 1, 16, 16))
     assert [triple(r.fields[0]) for r in s.rows[1:]] == [(2, 2, 0.5), (6, 2, 0.5), (7, 1, 0)]
     assert s.not_analysed == ()
+
+
+class Hourglass(nn.Module):
+    def __init__(self, **up):
+        super().__init__()
+        self.skip = nn.Conv2d(2, 2, 3, padding=1)
+        self.low = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(2, 2, 3, padding=1))
+        self.up = nn.Upsample(scale_factor=2, **up)
+
+    def forward(self, x):
+        return self.skip(x) + self.up(self.low(x))
+
+
+def test_hourglass_add_of_upsampled_path():
+    s = summary(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Hourglass()), (1, 1, 16, 16), depth=None)
+    assert triple(s.row("1.skip").fields[0]) == (5, 1, 0)
+    assert triple(s.row("1.up").fields[0]) == (9, 1, 0)
+    assert triple(s.row("1").fields[0]) == (9, 1, 0) and s.warnings == ()
+
+
+def test_hourglass_with_align_corners_grid_does_not_align():
+    # align_corners=True samples a grid of jump 2*(8-1)/(16-1) != 1: no single field at the add
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), Hourglass(mode="bilinear", align_corners=True))
+    s = summary(net, (1, 1, 16, 16), depth=None)
+    assert s.row("1.up").fields[0].jump == pytest.approx(14 / 15)
+    assert s.row("1").fields is None and "different jumps" in s.row("1").problem
