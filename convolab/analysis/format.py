@@ -70,7 +70,8 @@ def footer(s: "Summary") -> list[str]:
     lines = [
         f"Input {', '.join(str(list(x)) for x in s.input_shapes)}; rows to depth "
         f"{'all' if s.depth is None else s.depth}; RF/Jump/Start/Pad in input pixels "
-        f"(size, effective stride, centre of the first unit, effective padding).",
+        f"(size, effective stride, centre of the first unit, effective padding); — no single "
+        f"field (a flattened map), ? unknown (see below).",
         f"Params: {number(s.params)} (trainable {number(s.trainable)}, {_bytes(s.param_bytes)})",
         f"MACs (conv + matmul, the model-zoo convention): {number(s.macs)} ({_si(s.macs)})",
     ]

@@ -14,7 +14,8 @@ Conventions (the numbers in the rows):
   the padding) and ``padding`` (effective padding, ``(size - 1)/2 - start``).
   A merge (add, concat) takes the union of its branches and reports branches
   whose centres differ; a unit of a globally pooled or fully connected layer
-  sees the union over the whole map. Normalisation statistics and 1-wide
+  sees the union over the whole map (its jump is then the map's extent).
+  Normalisation statistics and 1-wide
   broadcast gates (squeeze-and-excitation) are treated as constants.
 - **MACs** (multiply-accumulates): convolutions and matrix products (linear
   layers), bias excluded: the convention of the published model-zoo "GFLOPS".
