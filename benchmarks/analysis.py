@@ -5,7 +5,7 @@ at growing input sizes, next to a real forward pass of the same model.
 
 Bars (DESIGN.md): after a warm-up call, <= 0.3 s at 224x224 and <= 1 s at 4096x4096, flat in the
 input size, peak memory < 500 MB (the analysis never allocates activations). Uses the registry's
-``resnet50`` when registered, else the torchvision-layout build of tests/analysis/classic_nets.py.
+``resnet50`` when registered, else the torchvision-layout build of tests/analysis/analysis_classic_nets.py.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ def resnet50() -> tuple[torch.nn.Module, str]:
 
     if "resnet50" in list_models():
         return create_model("resnet50"), "convolab.models resnet50"
-    path = Path(__file__).resolve().parent.parent / "tests" / "analysis" / "classic_nets.py"
-    spec = importlib.util.spec_from_file_location("classic_nets", path)
+    path = Path(__file__).resolve().parent.parent / "tests" / "analysis" / "analysis_classic_nets.py"
+    spec = importlib.util.spec_from_file_location("analysis_classic_nets", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.resnet50(), "torch.nn ResNet-50 (tests/analysis/classic_nets.py)"
+    return module.resnet50(), "torch.nn ResNet-50 (tests/analysis/analysis_classic_nets.py)"
 
 
 def _rss_mb() -> float:

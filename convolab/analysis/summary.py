@@ -313,9 +313,12 @@ def _run(
                 output = model(*inputs)
     except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
         where = tracer.where[-1] or "<model>"
+        hint = ""
+        if device.type == "meta" and "meta" in str(exc).lower():
+            hint = " (the model reads tensor values, which meta tensors do not have: try device='cpu')"
         raise ValueError(
             f"summary: the forward pass of {type(model).__name__} failed in {where!r} for input "
-            f"{[list(s) for s, _ in specs]}: {exc}"
+            f"{[list(s) for s, _ in specs]}: {exc}{hint}"
         ) from exc
     finally:
         for h in handles:

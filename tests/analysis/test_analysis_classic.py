@@ -1,7 +1,7 @@
 """The classic networks: receptive field, jump and effective padding of the last convolutional
 feature map, parameters and MACs at 224x224, checked three ways:
 
-1. the analysis of plain-torch.nn builds with torchvision's layouts (tests/analysis/classic_nets.py);
+1. the analysis of plain-torch.nn builds with torchvision's layouts (tests/analysis/analysis_classic_nets.py);
 2. an independent hand chain of (kernel, stride, padding) along the longest path, run through the
    textbook recursion written out here (r += (k - 1)*j; j *= s; padding += p*j);
 3. the published figures. Conventions: sizes and jumps do not depend on the padding convention;
@@ -15,7 +15,7 @@ each is skipped only while its name is not registered.
 
 from __future__ import annotations
 
-import classic_nets as C
+import analysis_classic_nets as C
 import pytest
 import torch
 

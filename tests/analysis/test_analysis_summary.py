@@ -169,7 +169,7 @@ def test_markdown_golden(small):
 
 
 def test_wide_network_table_stays_within_width():
-    import classic_nets
+    import analysis_classic_nets as classic_nets
 
     with torch.device("meta"):
         model = classic_nets.resnet50()
@@ -224,3 +224,19 @@ def test_fast_batch_norm_matches_the_meta_kernel(dtype, training, channels_last)
     real = torch.ops.aten.native_batch_norm.default(*args)
     assert [(t.shape, t.dtype, t.stride()) for t in fast] == [(t.shape, t.dtype, t.stride()) for t in real]
     assert _fast_batch_norm((x.half(), w.half(), None, None, None, False, 0.1, 1e-5), {}) is None
+
+
+def test_data_dependent_model_needs_a_real_device():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return y if bool(y.sum() >= 0) else -y
+
+    with pytest.raises(ValueError, match=r"failed in '<model>'.*meta.*try device='cpu'"):
+        summary(Branchy(), (1, 1, 8, 8))
+    s = summary(Branchy(), (1, 1, 8, 8), device="cpu")
+    assert s.rows[0].fields[0].size == 3
