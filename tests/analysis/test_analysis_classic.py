@@ -199,3 +199,18 @@ def test_registry_macs_and_params(name):
     assert round(s.macs / 1e9, 2) == gmacs
     if params is not None:
         assert s.params == params
+
+
+INPUTS = {"seed_cnn": (1, 1, 28, 28), "inception_v3": (1, 3, 299, 299)}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_is_analysed_whole(name):
+    # registry-driven: every model the registry gains is analysed without unknown ops or misalignment
+    with torch.device("meta"):
+        model = create_model(name)
+    shape = INPUTS.get(name, (1, 3, 256, 256) if name.startswith("hourglass") else (1, 3, 224, 224))
+    s = summary(model, shape, depth=1)
+    assert s.not_analysed == () and s.warnings == ()
+    assert s.params == sum(p.numel() for p in model.parameters())
+    assert all(r.fields is not None or r.problem is None for r in s.rows)
