@@ -49,6 +49,7 @@ from ._args import PaddingArg, PaddingPairs, _is_int, normalize_padding, ntuple,
 __all__ = [
     "ReceptiveField",
     "adaptive_pool_macs",
+    "avg_pool_macs",
     "conv_macs",
     "conv_output_shape",
     "conv_output_size",
@@ -62,7 +63,6 @@ __all__ = [
     "linear_params",
     "matmul_macs",
     "norm_macs",
-    "pool_macs",
     "pool_output_size",
     "receptive_fields",
     "resolve_padding",
@@ -473,19 +473,16 @@ def norm_macs(numel: int) -> int:
     return _nonneg(numel, "numel", "norm_macs")
 
 
-def pool_macs(out_numel: int, kernel_size: IntOrPair, kind: str = "avg") -> int:
-    """MACs of pooling: an average accumulates every window element, a max multiplies nothing.
+def avg_pool_macs(out_numel: int, kernel_size: IntOrPair) -> int:
+    """MACs of average pooling: one accumulate per window element, ``out_numel * prod(kernel)``.
 
-    ``avg`` (and ``lp``): ``out_numel * prod(kernel)``; ``max``: 0 (comparisons only).
+    Max pooling multiplies and accumulates nothing (comparisons only): the analysis
+    counts it as 0 MACs.
 
-    >>> pool_macs(64 * 56 * 56, 3, "avg"), pool_macs(64 * 56 * 56, 3, "max")
-    (1806336, 0)
+    >>> avg_pool_macs(64 * 56 * 56, 3)
+    1806336
     """
-    op = "pool_macs"
-    if kind not in ("avg", "lp", "max"):
-        raise ValueError(f"{op}: kind must be 'avg', 'lp' or 'max', got {kind!r}")
-    if kind == "max":
-        return 0
+    op = "avg_pool_macs"
     ks = (kernel_size,) * 2 if _is_int(kernel_size) else tuple(kernel_size)
     return _nonneg(out_numel, "out_numel", op) * math.prod(_positive(k, "kernel_size", op) for k in ks)
 

@@ -548,7 +548,7 @@ def _pool(tracer: Tracer, func: Any, named: dict[str, Any], out: Any) -> Info:
 @_cost("avg_pool1d", "avg_pool2d", "avg_pool3d")
 def _avg_pool_cost(func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Tensor) -> tuple[str, int]:
     named = _named(func, args, kwargs)
-    return "pool", A.pool_macs(out.numel(), _tuple(named["kernel_size"], _nd(func), (1,)), "avg")
+    return "pool", A.avg_pool_macs(out.numel(), _tuple(named["kernel_size"], _nd(func), (1,)))
 
 
 @_rule("_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d", "adaptive_max_pool1d",

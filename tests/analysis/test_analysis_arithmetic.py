@@ -33,7 +33,7 @@ def test_nearest_upsampling_is_a_transposed_conv_of_ones(rf, s):
 @given(fields, st.integers(1, 6), st.integers(1, 6))
 def test_adaptive_pool_that_divides_is_a_plain_pool(rf, k, m):
     assert rf.adaptive_pool(k * m, m) == rf.conv(k, k)
-    assert A.adaptive_pool_macs((k * m,), (m,)) == A.pool_macs(m, (k,))
+    assert A.adaptive_pool_macs((k * m,), (m,)) == A.avg_pool_macs(m, (k,))
 
 
 @settings(max_examples=40, deadline=None)
@@ -81,7 +81,7 @@ def test_slice_and_interpolation_rate():
 def test_macs_conventions():
     assert A.matmul_macs(2, 3, 4, batch=5) == 120
     assert A.norm_macs(10) == 10
-    assert A.pool_macs(10, (2, 3), "avg") == 60 and A.pool_macs(10, 3, "lp") == 90 and A.pool_macs(10, 3, "max") == 0
+    assert A.avg_pool_macs(10, (2, 3)) == 60 and A.avg_pool_macs(10, 3) == 90
 
 
 def test_errors():
@@ -93,8 +93,8 @@ def test_errors():
         ReceptiveField().interpolate(4, 8, "area")
     with pytest.raises(ValueError, match="interpolate: output size must be an int >= 1, got 0"):
         ReceptiveField().interpolate(4, 0)
-    with pytest.raises(ValueError, match="pool_macs: kind must be 'avg', 'lp' or 'max', got 'sum'"):
-        A.pool_macs(4, 2, "sum")
+    with pytest.raises(ValueError, match="avg_pool_macs: kernel_size must be an int >= 1, got 0"):
+        A.avg_pool_macs(4, (2, 0))
     with pytest.raises(ValueError, match=r"adaptive_pool_macs: input_size \(4, 4\) and output_size \(2,\) must have"):
         A.adaptive_pool_macs((4, 4), (2,))
     with pytest.raises(ValueError, match="matmul_macs: k must be an int >= 0, got -1"):

@@ -57,7 +57,7 @@ def test_macs_by_kind_follow_the_conventions(small):
     assert small.macs_by_kind["matmul"] == A.linear_macs(12, 10, batch=2)
     assert small.macs_by_kind["norm"] == A.norm_macs(2 * 8 * 8 * 8)
     # average pool (2x2 windows) and the global mean (one accumulate per input element)
-    assert small.macs_by_kind["pool"] == A.pool_macs(2 * 8 * 4 * 4, 2) + 2 * 12 * 8 * 8
+    assert small.macs_by_kind["pool"] == A.avg_pool_macs(2 * 8 * 4 * 4, 2) + 2 * 12 * 8 * 8
     assert small.macs == conv + conv_t + A.linear_macs(12, 10, batch=2)
     assert small.row("up").macs == conv_t and small.row("stem").macs == A.conv_macs(3, 8, 3, (8, 8), batch=2)
 
