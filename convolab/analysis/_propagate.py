@@ -257,7 +257,14 @@ def _merge_dim(infos: Sequence[DimInfo]) -> DimInfo:
     fields = [d for d in infos if isinstance(d, Field)]
     if not fields:
         merged = [d for d in infos if isinstance(d, Merged)]
-        return merged[0] if merged and all(m == merged[0] for m in merged) else None
+        if not merged:
+            return None
+        sizes = [s for s, _ in merged[0].parts]
+        if any([s for s, _ in m.parts] != sizes for m in merged):
+            raise _NoField("merges maps folded in different ways: no single field")
+        return Merged(tuple(
+            (size, _merge_dim([m.parts[k][1] for m in merged])) for k, size in enumerate(sizes)
+        ))  # type: ignore[arg-type]
     axis = fields[0].axis
     if any(f.axis != axis for f in fields):
         raise _NoField(
@@ -663,6 +670,21 @@ def _parts(d: DimInfo, size: int) -> tuple[tuple[int, Optional[Field]], ...]:
     return ((size, d),)
 
 
+def _group_parts(parts: Sequence[tuple[int, Optional[Field]]], sizes: Sequence[int]):  # type: ignore[no-untyped-def]
+    """Split folded parts, in order, into groups whose sizes multiply to ``sizes`` (else None)."""
+    groups, i = [], 0
+    for size in sizes:
+        group, prod = [], 1
+        while i < len(parts) and prod < size:
+            group.append(parts[i])
+            prod *= parts[i][0]
+            i += 1
+        if prod != size or not group:
+            return None
+        groups.append(group)
+    return groups if i == len(parts) else None
+
+
 @_rule("view", "_unsafe_view", "reshape", "_reshape_alias", "view_copy")
 def _view(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info:
     x = _first(named)
@@ -691,11 +713,11 @@ def _view(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info
             else:
                 dims[bj[0]] = Merged(parts)
             continue
-        wide_parts = [(s, f) for s, f in parts if s != 1]
-        wide_out = [j for j in bj if out.shape[j] != 1]
-        if [s for s, _ in wide_parts] == [out.shape[j] for j in wide_out]:
-            for j, (_, f) in zip(wide_out, wide_parts):
-                dims[j] = f
+        groups = _group_parts([p for p in parts if p[0] != 1], [out.shape[j] for j in bj if out.shape[j] != 1])
+        if groups is not None:
+            for j, group in zip([j for j in bj if out.shape[j] != 1], groups):
+                fields_in = [f for _, f in group if f is not None]
+                dims[j] = (group[0][1] if len(group) == 1 else Merged(tuple(group)) if fields_in else None)
             reduced += [f for s, f in parts if s == 1 and f is not None]
             continue
         raise _NoField(
@@ -703,6 +725,22 @@ def _view(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info
             f"no single field"
         )
     return _with_reduced(dims, reduced, info)
+
+
+@_rule("unfold")
+def _unfold(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info:
+    """``x.unfold(d, size, step)``: dim ``d`` indexes windows (a window of ``size``, stride
+    ``step``: the conv rule), a new last dim holds the offsets inside a window (no own field)."""
+    x = _first(named)
+    info = _info(tracer, x)
+    k = named["dimension"] % max(x.dim(), 1)
+    d = info.dims[k]
+    dims = list(info.dims)
+    if isinstance(d, Field):
+        dims[k] = Field(d.axis, d.rf.conv(int(named["size"]), int(named["step"])))
+    elif isinstance(d, Merged):
+        raise _NoField(f"unfolding a folded dim {k}: no single field")
+    return Info((*dims, None), info.reduced)
 
 
 @_rule("permute")

@@ -199,7 +199,11 @@ def _nominal_window(module: nn.Module, spatial: tuple[int, ...]) -> list[tuple[i
     return [(k[j], s[j], pads[j][0], d[j]) for j in range(n)]
 
 
-def register_window_layer(cls: type, rule: Optional[WindowRule] = None) -> type:
+MacsRule = Callable[[nn.Module, Tensor, Tensor], dict[str, int]]
+_LAYER_MACS: dict[type, MacsRule] = {}
+
+
+def register_window_layer(cls: type, rule: Optional[WindowRule] = None, macs: Optional[MacsRule] = None) -> type:
     """Give every module of class ``cls`` the field of a plain window (its *nominal* field).
 
     For layers whose inner ops say nothing about the field a user means, e.g. a
@@ -207,17 +211,45 @@ def register_window_layer(cls: type, rule: Optional[WindowRule] = None) -> type:
     field of the regular grid). ``rule(module, spatial_size)`` returns
     ``(kernel, stride, padding_before, dilation)`` per spatial dim; by default it
     reads the module's ``kernel_size``, ``stride``, ``padding``, ``dilation``.
-    The MACs of the inner ops are still counted. Usable as a class decorator.
+    The MACs of the inner ops are counted, unless ``macs(module, input, output)`` gives the
+    layer's own count by kind (``{"conv": ...}``). Usable as a class decorator.
     """
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise TypeError(f"register_window_layer: expected an nn.Module subclass, got {cls!r}")
     _LAYER_RULES[cls] = rule or _nominal_window
+    if macs is not None:
+        _LAYER_MACS[cls] = macs
     return cls
+
+
+def _conv_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
+    """The nominal MACs of a convolab conv module, whichever algorithm ran (im2col on a
+    zero-inserted input does more work than a transposed conv's definition)."""
+    n = len(module.kernel_size)
+    batch = x.shape[0] if x.dim() == n + 2 else 1
+    if getattr(module, "transposed", False):
+        return {"conv": A.conv_transpose_macs(module.in_channels, module.out_channels, module.kernel_size,
+                                              tuple(x.shape[-n:]), module.groups, batch)}
+    return {"conv": A.conv_macs(module.in_channels, module.out_channels, module.kernel_size,
+                                tuple(out.shape[-n:]), module.groups, batch)}
+
+
+def _layer_rule(cls: type, table: dict[type, Any]) -> Any:
+    """The rule of the nearest registered class in ``cls``'s MRO (subclasses inherit it)."""
+    for base in cls.__mro__:
+        rule = table.get(base)
+        if rule is not None:
+            return rule
+    return None
 
 
 def _register_convolab_layers() -> None:
     from .. import nn as cnn
+    from ..nn.conv import _ConvNd
 
+    # A convolab conv's field is its window whatever algorithm computes it ("direct" sums
+    # shifted slices, "im2col" folds maps): take it from the module, count the ops' MACs.
+    register_window_layer(_ConvNd, macs=_conv_module_macs)
     for name in ("DeformConv1d", "DeformConv2d", "DeformConv3d"):
         cls = getattr(cnn, name, None)
         if isinstance(cls, type):
@@ -269,7 +301,7 @@ def _run(
         calls.append(call)
         tracer.frames.append(call["frame"])
         tracer.where.append(name)
-        rule = _LAYER_RULES.get(type(module))
+        rule = _layer_rule(type(module), _LAYER_RULES)
         if rule is not None:
             x = next((a for a in tree_leaves(args) if isinstance(a, Tensor)), None)
             call["window"] = (rule, x, tracer.get(x))
@@ -278,9 +310,6 @@ def _run(
     def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         frame = tracer.frames.pop()
         tracer.where.pop()
-        parent = tracer.frames[-1]
-        for k, v in frame.macs.items():
-            parent.macs[k] = parent.macs.get(k, 0) + v
         call = next(c for c in reversed(calls) if c["frame"] is frame)
         outs = [t for t in tree_leaves(output) if isinstance(t, Tensor)]
         if "window" in call:
@@ -288,6 +317,12 @@ def _run(
             rule, x, info = call["window"]
             if outs and info is not None and x is not None:
                 tracer.set(outs[0], _window_info(rule, module, x, info))
+            own = _layer_rule(type(module), _LAYER_MACS)
+            if own is not None and outs and x is not None:
+                frame.macs = dict(own(module, x, outs[0]))
+        parent = tracer.frames[-1]
+        for k, v in frame.macs.items():
+            parent.macs[k] = parent.macs.get(k, 0) + v
         call["outputs"] = outs
 
     for m in model.modules():
@@ -333,10 +368,12 @@ def _window_info(rule: WindowRule, module: nn.Module, x: Tensor, info: Info) -> 
     nd = x.dim() - 2
     windows = rule(module, tuple(x.shape[2:]))
     dims = list(info.dims)
+    transposed = bool(getattr(module, "transposed", False))
     for j, (k, s, before, d) in enumerate(windows):
         f = dims[2 + j]
         if isinstance(f, Field):
-            dims[2 + j] = Field(f.axis, f.rf.conv(k, s, before, d))
+            rf = f.rf.transposed_conv(k, s, before, d) if transposed else f.rf.conv(k, s, before, d)
+            dims[2 + j] = Field(f.axis, rf)
     dims[1] = None
     return Info(tuple(dims[: nd + 2]), info.reduced, info.problem)
 

@@ -388,3 +388,20 @@ def test_hourglass_with_align_corners_grid_does_not_align():
     s = summary(net, (1, 1, 16, 16), depth=None)
     assert s.row("1.up").fields[0].jump == pytest.approx(14 / 15)
     assert s.row("1").fields is None and "different jumps" in s.row("1").problem
+
+
+@pytest.mark.parametrize("algorithm", ["native", "im2col", "direct"])
+def test_convolab_conv_fields_and_macs_do_not_depend_on_the_algorithm(algorithm):
+    from convolab import arithmetic as A
+
+    net = nn.Sequential(
+        convolab.nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=2, algorithm=algorithm),
+        convolab.nn.Conv2d(3, 3, (3, 5), padding="same", algorithm=algorithm),
+        convolab.nn.ConvTranspose2d(3, 3, 4, 2, ((1, 2), (1, 1)), algorithm=algorithm),
+    )
+    s = summary(net, (1, 2, 16, 16), depth=None)
+    assert [tuple(triple(f) for f in r.fields) for r in s.rows[1:]] == [
+        ((5, 2, 1), (5, 2, 1)), ((9, 2, 1), (13, 2, 1)), ((12, 1, 0.5), (16, 1, 0.5))]
+    assert s.macs == (A.conv_macs(2, 3, 3, (7, 7)) + A.conv_macs(3, 3, (3, 5), (7, 7))
+                      + A.conv_transpose_macs(3, 3, 4, (7, 7)))
+    assert s.not_analysed == () and s.warnings == ()
