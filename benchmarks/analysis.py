@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import resource
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -37,6 +39,28 @@ def resnet50() -> tuple[torch.nn.Module, str]:
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_FRESH = """
+import resource, sys, torch
+sys.path.insert(0, {tests!r})
+from analysis_classic_nets import resnet50
+from convolab.analysis import summary
+with torch.device("meta"):
+    model = resnet50()
+summary(model, (1, 3, 224, 224))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+summary(model, (1, 3, {size}, {size}))
+print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def fresh_process_peak(size: int) -> tuple[float, float]:
+    """Max RSS (MB) of a fresh process after a warm-up summary, and after one at ``size``."""
+    tests = str(Path(__file__).resolve().parent.parent / "tests" / "analysis")
+    out = subprocess.run([sys.executable, "-c", _FRESH.format(tests=tests, size=size)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def main(argv=None) -> None:
@@ -77,13 +101,16 @@ def main(argv=None) -> None:
         seconds = interleaved({"forward": forward}, repeats=max(3, args.repeats // 2), warmup=1, min_time=0)
         rows.append((f"real forward 1x3x{size}x{size}", f"{seconds['forward']:.3f}", "—",
                      f"{_rss_mb() - rss_before:.0f}", "anchor: torch eval forward"))
+    base, peak = fresh_process_peak(max(int(v) for v in args.sizes.split(",")))
     print_table(
         f"Model analysis vs a real forward pass: {source}, {args.threads} threads",
         ["case", "median s", "Python heap peak MB", "max RSS growth MB", "note"],
         rows,
-        note=(f"First (cold) summary call: {first:.2f} s (imports, dispatch caches). Process max RSS "
-              f"{_rss_mb():.0f} MB (torch + the model's real weights). Median of interleaved repeats; "
-              f"the machine is shared with other jobs, so absolute times are noisy."),
+        note=(f"First (cold) summary call: {first:.2f} s (torch imports torch._dynamo on the first "
+              f"dispatch-mode call). Fresh process, ResNet-50 built on meta: max RSS {base:.0f} MB after "
+              f"a 224 summary (torch itself), {peak:.0f} MB after a {args.sizes.split(',')[-1]} one. "
+              f"This process: max RSS {_rss_mb():.0f} MB (with the model's real weights). Median of "
+              f"interleaved repeats; the machine is shared with other jobs, so absolute times are noisy."),
     )
 
 

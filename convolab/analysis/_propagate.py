@@ -159,11 +159,22 @@ class Tracer(TorchDispatchMode):
             else:
                 try:
                     result = rule(self, func, _named(func, args, kwargs), out)
+                    if isinstance(result, list):
+                        infos = result
+                    else:  # one Info for the outputs of its rank (not batch norm's saved statistics)
+                        infos = [result if result is not None and len(result.dims) == t.dim() else None
+                                 for t in outs]
+                        infos[:1] = [result] if outs else []
+                    if any(i is not None and len(i.dims) != t.dim() for t, i in zip(outs, infos)):
+                        raise IndexError("the rule's dims do not match the output's rank")
                 except _NoField as exc:
                     problem = str(exc)
                     self.warn(problem)
+                except (IndexError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    # a call form the rule does not know: report it, never guess or crash
+                    problem = f"after {_op_name(func)} (not analysed)"
+                    self.not_analysed.append((_op_name(func), self.where[-1], f"rule failed: {exc}"))
                 else:
-                    infos = result if isinstance(result, list) else [result] * len(outs)
                     for t, info in zip(outs, infos):
                         if info is not None:
                             self.set(t, info)

@@ -405,3 +405,16 @@ def test_convolab_conv_fields_and_macs_do_not_depend_on_the_algorithm(algorithm)
     assert s.macs == (A.conv_macs(2, 3, 3, (7, 7)) + A.conv_macs(3, 3, (3, 5), (7, 7))
                       + A.conv_transpose_macs(3, 3, 4, (7, 7)))
     assert s.not_analysed == () and s.warnings == ()
+
+
+def test_a_failing_rule_is_reported_not_raised(monkeypatch):
+    from convolab.analysis import _propagate
+
+    def broken(tracer, func, named, out):
+        raise KeyError("dims")
+
+    monkeypatch.setitem(_propagate._RULES, torch.ops.aten.max_pool2d_with_indices, broken)
+    s = summary(nn.Sequential(nn.Conv2d(1, 1, 3), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3)), (1, 1, 12, 12))
+    assert s.row("1").fields is None and s.row("2").fields is None
+    assert s.not_analysed == (("aten.max_pool2d_with_indices", "1", "rule failed: 'dims'"),)
+    assert s.row("0").fields[0].size == 3
