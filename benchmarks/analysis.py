@@ -41,22 +41,27 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# VmHWM (this process's peak RSS), not ru_maxrss: Linux carries ru_maxrss over fork + exec.
 _FRESH = """
-import resource, sys, torch
+import sys, torch
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 sys.path.insert(0, {tests!r})
 from analysis_classic_nets import resnet50
 from convolab.analysis import summary
 with torch.device("meta"):
     model = resnet50()
 summary(model, (1, 3, 224, 224))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = hwm()
 summary(model, (1, 3, {size}, {size}))
-print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(base, hwm())
 """
 
 
 def fresh_process_peak(size: int) -> tuple[float, float]:
-    """Max RSS (MB) of a fresh process after a warm-up summary, and after one at ``size``."""
+    """Peak RSS (MB) of a fresh process after a warm-up summary, and after one at ``size``."""
     tests = str(Path(__file__).resolve().parent.parent / "tests" / "analysis")
     out = subprocess.run([sys.executable, "-c", _FRESH.format(tests=tests, size=size)],
                          capture_output=True, text=True, check=True).stdout.split()
@@ -107,7 +112,7 @@ def main(argv=None) -> None:
         ["case", "median s", "Python heap peak MB", "max RSS growth MB", "note"],
         rows,
         note=(f"First (cold) summary call: {first:.2f} s (torch imports torch._dynamo on the first "
-              f"dispatch-mode call). Fresh process, ResNet-50 built on meta: max RSS {base:.0f} MB after "
+              f"dispatch-mode call). Fresh process, ResNet-50 built on meta: peak RSS {base:.0f} MB after "
               f"a 224 summary (torch itself), {peak:.0f} MB after a {args.sizes.split(',')[-1]} one. "
               f"This process: max RSS {_rss_mb():.0f} MB (with the model's real weights). Median of "
               f"interleaved repeats; the machine is shared with other jobs, so absolute times are noisy."),
