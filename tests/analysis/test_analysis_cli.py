@@ -44,6 +44,7 @@ def test_user_file_and_module_attr(tmp_path, capsys, monkeypatch):
     (["summary", "seed_cn"], "unknown model 'seed_cn'; did you mean 'seed_cnn'"),
     (["summary", "seed_cnn", "--input", "1xx28"], "--input must look like 3x224x224"),
     (["summary", "seed_cnn", "--input", "1x28x28", "--depth", "-1"], "--depth must be >= 0"),
+    (["summary", "seed_cnn", "--input", "1x28x28", "--batch", "0"], "--batch must be >= 1, got 0"),
     (["summary", "nowhere.py:net"], "no such file: nowhere.py"),
     (["summary", "json:dumps"], "json:dumps is not an nn.Module"),
     (["summary", "json:nothing"], "json has no attribute 'nothing'"),

@@ -71,6 +71,10 @@ def test_errors():
         effective_receptive_field(net, torch.ones(4, 4))
     with pytest.raises(ValueError, match=r"effective_receptive_field: no layer named '00'; did you mean '0'"):
         effective_receptive_field(net, torch.ones(1, 1, 4, 4), "00")
+    unused = nn.Sequential(nn.Conv2d(1, 1, 3))
+    unused.spare = nn.Conv2d(1, 1, 1)
+    with pytest.raises(ValueError, match=r"effective_receptive_field: layer 'spare' was not called by the forward pass"):
+        effective_receptive_field(unused, torch.ones(1, 1, 4, 4), "spare")
     flat = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Flatten())
     with pytest.raises(ValueError, match=r"the output of '1' has no spatial dims \(shape \[1, 4\]\)"):
         effective_receptive_field(flat, torch.ones(1, 1, 4, 4), "1")
