@@ -71,8 +71,15 @@ def test_errors():
         effective_receptive_field(net, torch.ones(4, 4))
     with pytest.raises(ValueError, match=r"effective_receptive_field: no layer named '00'; did you mean '0'"):
         effective_receptive_field(net, torch.ones(1, 1, 4, 4), "00")
-    unused = nn.Sequential(nn.Conv2d(1, 1, 3))
-    unused.spare = nn.Conv2d(1, 1, 1)
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.spare = nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    unused = Unused()
     with pytest.raises(ValueError, match=r"effective_receptive_field: layer 'spare' was not called by the forward pass"):
         effective_receptive_field(unused, torch.ones(1, 1, 4, 4), "spare")
     flat = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Flatten())
