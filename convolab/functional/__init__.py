@@ -37,6 +37,12 @@ from .pool import (
     pool,
     spatial_pyramid_pool,
 )
+from .separable import (
+    depthwise_separable_conv,
+    flattened_conv,
+    spatially_separable_conv,
+    split_separable_kernel,
+)
 from .shuffle import channel_shuffle
 
 __all__ = [
@@ -78,4 +84,9 @@ __all__ = [
     "max_pool3d",
     "pool",
     "spatial_pyramid_pool",
+    # separable convolutions (issue 3)
+    "depthwise_separable_conv",
+    "flattened_conv",
+    "spatially_separable_conv",
+    "split_separable_kernel",
 ]
