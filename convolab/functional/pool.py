@@ -119,19 +119,26 @@ def _windowing(
     spatial = tuple(x.shape[-nd:])
     first = x.dim() - nd
     pads = arithmetic.resolve_padding(padding, spatial, k, s, d, op=op)
-    for j, ((before, after), kk, dd) in enumerate(zip(pads, k, d)):
-        half = arithmetic.effective_kernel_size(kk, dd) // 2
-        if max(before, after) > half:
-            raise ValueError(
-                f"{op}: padding ({before}, {after}) along dim {first + j} must be at most half the "
-                f"effective kernel size ({arithmetic.effective_kernel_size(kk, dd)} // 2 = {half}), "
-                f"so that every window overlaps the input"
-            )
+    check_pool_padding(pads, k, d, op, first)
     out = tuple(
         arithmetic.pool_output_size(i, kk, ss, pp, dd, bool(ceil_mode), op=op, dim=first + j)
         for j, (i, kk, ss, pp, dd) in enumerate(zip(spatial, k, s, pads, d))
     )
     return k, s, d, pads, out
+
+
+def check_pool_padding(
+    pads: Pairs, kernel: Sequence[int], dilation: Sequence[int], op: str, first_dim: int = 2
+) -> None:
+    """Every padding side must be at most half the effective kernel, so no window lies in padding alone."""
+    for j, ((before, after), k, d) in enumerate(zip(pads, kernel, dilation)):
+        extent = arithmetic.effective_kernel_size(k, d)
+        if max(before, after) > extent // 2:
+            raise ValueError(
+                f"{op}: padding ({before}, {after}) along dim {first_dim + j} must be at most half the "
+                f"effective kernel size ({extent} // 2 = {extent // 2}), so that every window overlaps "
+                f"the input"
+            )
 
 
 def _cover_pairs(
