@@ -309,15 +309,20 @@ def avg_pool(
     cover = _cover_pairs(spatial, k, s, (1,) * nd, pads, out)
     if nd == 1:
         cover = ((0, 0), *cover)
-    sums = _AVG[len(k_)](pad_pairs(x, cover), k_, s_, 0, False, True, 1)
-    if nd == 1:
-        sums = sums.squeeze(-2)
-    if divisor_override is not None:
-        return sums / divisor_override
     counts = [
         arithmetic.pool_window_counts(i, kk, ss, pp, bool(ceil_mode), bool(count_include_pad))
         for i, kk, ss, pp in zip(spatial, k, s, pads)
     ]
+    constant = divisor_override
+    if constant is None and all(len(set(c)) == 1 for c in counts):
+        constant = math.prod(c[0] for c in counts)  # e.g. "same" with count_include_pad: one kernel call
+    padded = pad_pairs(x, cover)
+    if constant is not None:
+        y = _AVG[len(k_)](padded, k_, s_, 0, False, True, constant)
+        return y.squeeze(-2) if nd == 1 else y
+    sums = _AVG[len(k_)](padded, k_, s_, 0, False, True, 1)
+    if nd == 1:
+        sums = sums.squeeze(-2)
     divisor = torch.ones((), dtype=sums.dtype, device=sums.device)
     for j, c in enumerate(counts):
         shape = [1] * nd
