@@ -401,6 +401,16 @@ def _adaptive_size(op: str, output_size: object, nd: int) -> tuple[Optional[int]
     return tuple(None if v is None else int(v) for v in sizes)
 
 
+def _adaptive_args(
+    op: str, input: Tensor, output_size: object, nd: Optional[int]
+) -> tuple[int, tuple[Optional[int], ...]]:
+    nd = nd if nd is not None else _infer_ndim(op, input, output_size, "output_size")
+    _check_input(op, input, nd)
+    size = _adaptive_size(op, output_size, nd)
+    _check_nonempty(op, input, nd)
+    return nd, size
+
+
 def adaptive_max_pool(
     input: Tensor,
     output_size: Union[int, None, Sequence[Optional[int]]],
@@ -426,11 +436,7 @@ def adaptive_max_pool(
         >>> adaptive_max_pool(torch.randn(1, 3, 13, 9), (4, 2)).shape
         torch.Size([1, 3, 4, 2])
     """
-    op = _op or "adaptive_max_pool"
-    nd = _nd if _nd is not None else _infer_ndim(op, input, output_size, "output_size")
-    _check_input(op, input, nd)
-    size = _adaptive_size(op, output_size, nd)
-    _check_nonempty(op, input, nd)
+    nd, size = _adaptive_args(_op or "adaptive_max_pool", input, output_size, _nd)
     return _ADAPTIVE_MAX[nd](input, size, bool(return_indices))
 
 
@@ -447,11 +453,7 @@ def adaptive_avg_pool(
         >>> adaptive_avg_pool(torch.randn(2, 3, 7, 7), 1).shape
         torch.Size([2, 3, 1, 1])
     """
-    op = _op or "adaptive_avg_pool"
-    nd = _nd if _nd is not None else _infer_ndim(op, input, output_size, "output_size")
-    _check_input(op, input, nd)
-    size = _adaptive_size(op, output_size, nd)
-    _check_nonempty(op, input, nd)
+    nd, size = _adaptive_args(_op or "adaptive_avg_pool", input, output_size, _nd)
     return _ADAPTIVE_AVG[nd](input, size)
 
 

@@ -159,10 +159,12 @@ class _FactorisedConvNd(nn.Module):
     ndim = 2
 
     def _common(
-        self, kernel_size: IntOrTuple, stride: IntOrTuple, padding: Any, dilation: IntOrTuple,
-        padding_mode: str, algorithm: str,
+        self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple,
+        padding: Any, dilation: IntOrTuple, padding_mode: str, algorithm: str,
     ) -> None:
         op, n = type(self).__name__, self.ndim
+        self.in_channels = _positive_int(in_channels, "in_channels", op)
+        self.out_channels = _positive_int(out_channels, "out_channels", op)
         self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", op)
         self.stride = positive_tuple(stride, n, "stride", op)
         self.dilation = positive_tuple(dilation, n, "dilation", op)
@@ -208,14 +210,12 @@ class _SpatiallySeparableConvNd(_FactorisedConvNd):
     ) -> None:
         super().__init__()
         op = type(self).__name__
-        _positive_int(in_channels, "in_channels", op)
-        _positive_int(out_channels, "out_channels", op)
+        self._common(in_channels, out_channels, kernel_size, stride, padding, dilation, padding_mode, algorithm)
         mid = out_channels if mid_channels is None else _positive_int(mid_channels, "mid_channels", op)
         chain = [in_channels] + [mid] * (self.ndim - 1) + [out_channels]
         for a, b in zip(chain, chain[1:]):
             check_groups(a, b, groups, op)
-        self._common(kernel_size, stride, padding, dilation, padding_mode, algorithm)
-        self.in_channels, self.out_channels, self.mid_channels, self.groups = in_channels, out_channels, mid, groups
+        self.mid_channels, self.groups = mid, groups
         factory = {"device": device, "dtype": dtype}
         self.weights = nn.ParameterList(
             nn.Parameter(torch.empty(self._pass_shape(chain[i + 1], chain[i] // groups, i), **factory))
@@ -283,11 +283,7 @@ class _FlattenedConvNd(_FactorisedConvNd):
         algorithm: str = "auto",
     ) -> None:
         super().__init__()
-        op = type(self).__name__
-        _positive_int(in_channels, "in_channels", op)
-        _positive_int(out_channels, "out_channels", op)
-        self._common(kernel_size, stride, padding, dilation, padding_mode, algorithm)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self._common(in_channels, out_channels, kernel_size, stride, padding, dilation, padding_mode, algorithm)
         factory = {"device": device, "dtype": dtype}
         self.channel_weight = nn.Parameter(torch.empty(out_channels, in_channels, *(1,) * self.ndim, **factory))
         self.spatial_weights = nn.ParameterList(
