@@ -545,6 +545,11 @@ def pool(
     Shape:
         ``out = floor((in + before + after - dilation*(kernel - 1) - 1) / stride) + 1`` per dim.
 
+    Note:
+        This is the definition, kept general: for plain max or mean pooling use :func:`max_pool`
+        / :func:`avg_pool`, which run torch's kernels (the windowed forward is as fast, but
+        the backward through the overlapping window view is several times slower).
+
     Raises:
         ValueError: bad window arguments, an unknown reduction name, or a reduction that
             does not return the pooled shape.

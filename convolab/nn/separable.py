@@ -87,6 +87,12 @@ class _DepthwiseSeparableConvNd(nn.Module):
         _positive_int(in_channels, "in_channels", op)
         _positive_int(out_channels, "out_channels", op)
         m = _positive_int(depth_multiplier, "depth_multiplier", op)
+        # check here so that errors name this module, not its depthwise submodule
+        for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
+            positive_tuple(value, self.ndim, name, op)
+        normalize_padding(padding, self.ndim, op)
+        check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
+        check_choice(algorithm, available_algorithms(), "algorithm", op)
         conv = _CONV[self.ndim]
         mid = in_channels * m
         self.in_channels, self.out_channels, self.depth_multiplier = in_channels, out_channels, m

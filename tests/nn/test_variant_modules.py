@@ -264,3 +264,18 @@ def test_effective_kernel_size_of_dilated_conv(dilation):
     x = torch.randn(1, 2, 11, 11)
     torch.testing.assert_close(m(x), F.conv2d(x, dense), rtol=1e-5, atol=1e-5)
     assert cnn.Conv3d(1, 1, (3, 1, 5), dilation=(2, 1, 1)).effective_kernel_size == (5, 1, 5)
+
+
+def test_conv_variant_construction_errors():
+    with pytest.raises(ValueError, match=r"SpatiallySeparableConv2d: groups \(3\) must divide in_channels \(4\)"):
+        cnn.SpatiallySeparableConv2d(4, 6, 3, groups=3)
+    with pytest.raises(ValueError, match=r"SpatiallySeparableConv3d: mid_channels must be an int >= 1, got 0"):
+        cnn.SpatiallySeparableConv3d(4, 4, 3, mid_channels=0)
+    with pytest.raises(ValueError, match=r"FlattenedConv2d: in_channels must be an int >= 1, got 0"):
+        cnn.FlattenedConv2d(0, 4, 3)
+    with pytest.raises(ValueError, match=r"FlattenedConv2d: padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular', got 'reflection'; did you mean 'reflect'"):
+        cnn.FlattenedConv2d(2, 4, 3, padding_mode="reflection")
+    with pytest.raises(ValueError, match=r"DepthwiseSeparableConv1d: kernel_size must be >= 1 in every dim, got 0"):
+        cnn.DepthwiseSeparableConv1d(2, 4, 0)
+    with pytest.raises(ValueError, match=r"FlattenedConv2d: output size would be 0 along dim 2"):
+        cnn.FlattenedConv2d(2, 4, 5)(torch.randn(1, 2, 3, 8))
