@@ -75,7 +75,8 @@ def test_max_pool_matches_torch(request, path, nd, stride, padding, dilation, ce
     args = (k, stride, padding, dilation, ceil_mode, return_indices)
     x = _x(nd)
     _compare(lambda t: CF.max_pool(t, *args), lambda t: TORCH_MAX[nd](t, *args), x)
-    _compare(lambda t: OURS_MAX[nd](t, *args), lambda t: TORCH_MAX[nd](t, *args), x)
+    if path == "torch":  # the fixed-rank wrapper only forwards its arguments
+        _compare(lambda t: OURS_MAX[nd](t, *args), lambda t: TORCH_MAX[nd](t, *args), x)
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
@@ -123,7 +124,11 @@ def test_max_pool_gradcheck(nd):
 
 # --- average pooling ---------------------------------------------------------------------------
 
-AVG_GRID = list(itertools.product([1, 2, 3], [None, 2], [0, 1], [False, True], [False, True], [None, 2]))
+AVG_GRID = [  # count_include_pad only matters with padding
+    case
+    for case in itertools.product([1, 2, 3], [None, 2], [0, 1], [False, True], [False, True], [None, 2])
+    if case[2] or case[4]
+]
 AVG_GRID += [(nd, 1, 1, ceil, True, None) for nd in (1, 2, 3) for ceil in (False, True)]
 
 
@@ -144,7 +149,8 @@ def test_avg_pool_matches_torch(request, path, nd, stride, padding, ceil_mode, c
         def ref(t):
             return TORCH_AVG[nd](t, *args, divisor)
     _compare(lambda t: CF.avg_pool(t, *args, divisor), ref, x)
-    _compare(lambda t: OURS_AVG[nd](t, *args, divisor), ref, x)
+    if path == "torch":
+        _compare(lambda t: OURS_AVG[nd](t, *args, divisor), ref, x)
     if divisor is None:
         _compare(lambda t: OURS_AVG[nd](t, *args), lambda t: TORCH_AVG[nd](t, *args), x)
 
