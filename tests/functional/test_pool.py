@@ -203,7 +203,11 @@ def test_lp_pool_ceil_mode_sums_the_partial_window():
     ref, _ = pool_loop(x.numpy(), (2, 2), None, 0, 1, True, "lp", reduce=2)
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-12)
     # full windows agree with torch; torch extrapolates the partial ones from their mean
-    torch.testing.assert_close(y[..., :2, :2], F.lp_pool2d(x, 2, 2, ceil_mode=True)[..., :2, :2])
+    theirs = F.lp_pool2d(x, 2, 2, ceil_mode=True)
+    torch.testing.assert_close(y[..., :2, :2], theirs[..., :2, :2])
+    # the corner window holds one element: we return |x|, torch sqrt(4 x^2) = 2|x|
+    torch.testing.assert_close(y[..., 2, 2], x[..., 4, 4].abs())
+    torch.testing.assert_close(theirs[..., 2, 2], 2 * x[..., 4, 4].abs())
 
 
 def test_lp_pool_gradcheck():
@@ -296,6 +300,7 @@ def _np_softmax_pool(v):
         (torch.logsumexp, lambda v: float(np.log(np.exp(v).sum()))),
         (_softmax_pool, _np_softmax_pool),
         (torch.median, lambda v: float(np.sort(v)[(len(v) - 1) // 2])),  # a namedtuple result
+        (lambda w, dim: w.select(dim, 1) - 2 * w.select(dim, -1), lambda v: v[1] - 2 * v[-1]),  # row-major order
         ("min", np.min),
         ("sum", np.sum),
     ],
