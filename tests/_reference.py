@@ -96,11 +96,11 @@ def same_pads_tf(size, kernel, stride, dilation):
 # --- pooling (issue 3): torch's documented semantics, written out -----------------------------
 
 
-def _per_dim(value, nd):
+def _pool_per_dim(value, nd):
     return (value,) * nd if np.isscalar(value) else tuple(value)
 
 
-def _pad_pairs_ref(padding, nd):
+def _pool_pad_pairs(padding, nd):
     if np.isscalar(padding):
         return [(padding, padding)] * nd
     return [(p, p) if np.isscalar(p) else tuple(p) for p in padding]
@@ -128,9 +128,9 @@ def pool_loop(
     """
     x = np.asarray(x, dtype=np.float64)
     nd = len(kernel)
-    stride = tuple(kernel) if stride is None else _per_dim(stride, nd)
-    dilation = _per_dim(dilation, nd)
-    pads = _pad_pairs_ref(padding, nd)
+    stride = tuple(kernel) if stride is None else _pool_per_dim(stride, nd)
+    dilation = _pool_per_dim(dilation, nd)
+    pads = _pool_pad_pairs(padding, nd)
     spatial = x.shape[2:]
     out_size = []
     for i in range(nd):
