@@ -408,7 +408,14 @@ def _adaptive_args(
     _check_input(op, input, nd)
     size = _adaptive_size(op, output_size, nd)
     _check_nonempty(op, input, nd)
+    _check_floating(op, input)
     return nd, size
+
+
+def _check_floating(op: str, input: Tensor) -> None:
+    # torch's adaptive and mean kernels have no integer versions; say so instead of failing deep inside
+    if not input.is_floating_point():
+        raise TypeError(f"{op}: input must be a floating-point tensor, got {input.dtype}")
 
 
 def adaptive_max_pool(
@@ -498,7 +505,9 @@ def global_avg_pool(input: Tensor, keepdim: bool = False) -> Tensor:
         >>> global_avg_pool(torch.randn(2, 8, 7, 7), keepdim=True).shape
         torch.Size([2, 8, 1, 1])
     """
-    return torch.mean(input, dim=_global("global_avg_pool", input, keepdim), keepdim=keepdim)
+    dims = _global("global_avg_pool", input, keepdim)
+    _check_floating("global_avg_pool", input)
+    return torch.mean(input, dim=dims, keepdim=keepdim)
 
 
 # ----------------------------------------------------------------------------- generic pooling

@@ -453,6 +453,14 @@ def test_errors():
         CF.adaptive_max_pool2d(x, (2, 0))
     with pytest.raises(ValueError, match=r"adaptive_avg_pool: spatial dims must be non-empty"):
         CF.adaptive_avg_pool(torch.randn(1, 2, 0, 3), 2)
+    with pytest.raises(TypeError, match=r"adaptive_max_pool2d: input must be a floating-point tensor, got torch.int64"):
+        CF.adaptive_max_pool2d(torch.arange(25).view(1, 1, 5, 5), 2)
+    with pytest.raises(TypeError, match=r"global_avg_pool: input must be a floating-point tensor, got torch.int32"):
+        CF.global_avg_pool(torch.ones(1, 2, 3, dtype=torch.int32))
+    ints = torch.arange(25).view(1, 1, 5, 5)  # integer max pooling works, padding included
+    assert CF.max_pool2d(ints, 3, 2, "same").tolist() == [[[[6, 8, 9], [16, 18, 19], [21, 23, 24]]]]
+    four = torch.arange(16).view(1, 1, 4, 4)  # asymmetric (0, 1): padded with the dtype's minimum
+    assert CF.max_pool2d(four, 3, 2, "same").tolist() == [[[[10, 11], [14, 15]]]]
     with pytest.raises(ValueError, match=r"global_max_pool: expected input \[N, C, \*spatial\] with at least one spatial dim"):
         CF.global_max_pool(torch.randn(2, 3))
     with pytest.raises(ValueError, match=r"pool: reduce must be one of 'max', 'min', 'mean', 'sum', got 'maxx'; did you mean 'max'"):
