@@ -450,7 +450,10 @@ def spp_window(in_size: int, level: int, *, op: str = "spp_window", dim: int | N
     ``window = ceil(a/n)``, ``stride = floor(a/n)`` for an input of size ``a`` and ``n``
     bins. This gives exactly ``n`` bins only when ``n <= a`` and ``a mod n <= floor(a/n)``
     (always true for ``a >= n*(n - 1)``); otherwise the rule produces more bins and this
-    function raises rather than return a pyramid of the wrong length.
+    function raises rather than return a pyramid of the wrong length. Where it fits, the
+    bins end at ``(n - 1)*stride + window``, which leaves the last ``a mod n - 1`` elements
+    out when ``a mod n >= 2`` (e.g. ``a = 14, n = 4`` ignores the last element); adaptive
+    bins always cover the input.
 
     >>> spp_window(13, 3), spp_window(13, 4), spp_window(13, 6)   # the paper's conv5 of 13x13
     ((5, 4), (4, 3), (3, 2))

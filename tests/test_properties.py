@@ -7,7 +7,8 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+import torch.nn.functional as F
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import convolab.functional as CF
@@ -136,3 +137,45 @@ def test_separable_savings_factors(c_in, c_out, kh, kw):
         arithmetic.depthwise_separable_macs(c_in, c_out, (kh, kw), out) / arithmetic.conv_macs(c_in, c_out, (kh, kw), out),
         1 / c_out + 1 / (kh * kw),
     )
+
+
+# --- the pooling arithmetic agrees with what torch's kernels do ----------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(1, 20), k=st.integers(1, 6), s=st.integers(1, 4), data=st.data(), ceil_mode=st.booleans()
+)
+def test_pool_arithmetic_matches_torch(size, k, s, data, ceil_mode):
+    p = data.draw(st.integers(0, k // 2))
+    assume(size + 2 * p >= k)
+    x = torch.ones(1, 1, 1, size, dtype=torch.float64)
+    out = arithmetic.pool_output_size(size, k, s, p, 1, ceil_mode)
+    inside = F.avg_pool2d(x, (1, k), (1, s), (0, p), ceil_mode, True, 1).flatten()  # window elements in the input
+    assert len(inside) == out == CF.max_pool1d(x[0], k, s, p, ceil_mode=ceil_mode).shape[-1]
+    for include_pad in (True, False):
+        counts = arithmetic.pool_window_counts(size, k, s, p, ceil_mode, include_pad)
+        mean = F.avg_pool2d(x, (1, k), (1, s), (0, p), ceil_mode, include_pad).flatten()
+        torch.testing.assert_close(inside / torch.tensor(counts, dtype=torch.float64), mean)
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(1, 30), bins=st.integers(1, 12))
+def test_adaptive_bins_match_torch(size, bins):
+    x = torch.arange(size, dtype=torch.float64).view(1, 1, size)
+    spans = arithmetic.adaptive_pool_bins(size, bins)
+    assert [e - 1 for _, e in spans] == F.adaptive_max_pool1d(x, bins).flatten().long().tolist()
+    assert [-b for b, _ in spans] == F.adaptive_max_pool1d(-x, bins).flatten().long().tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 60), level=st.integers(1, 8))
+def test_spp_paper_rule_gives_exactly_n_bins_or_raises(size, level):
+    r, q = size % level, size // level
+    if level <= size and r <= q:
+        window, stride = arithmetic.spp_window(size, level)
+        assert (size - window) // stride + 1 == level
+        assert size - ((level - 1) * stride + window) == max(r - 1, 0)  # the paper's uncovered tail
+    else:
+        with pytest.raises(ValueError, match="spp_window: "):
+            arithmetic.spp_window(size, level)

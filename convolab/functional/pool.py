@@ -629,7 +629,8 @@ def spatial_pyramid_pool(
       (:func:`convolab.arithmetic.spp_window`). It produces exactly ``n`` bins only when
       ``a mod n <= floor(a/n)`` (e.g. any ``a >= n*(n - 1)``); other sizes, and levels
       larger than the input, raise a ``ValueError`` instead of returning a vector of the
-      wrong length.
+      wrong length. As in the paper, the bins skip the last ``a mod n - 1`` elements
+      when ``a mod n >= 2``.
 
     Args:
         input (Tensor[N, C, *spatial]): 1-3 spatial dims.
