@@ -1,0 +1,359 @@
+"""The swap axes of an ablation: each variant rebuilds one component of a base network.
+
+A variant is a function ``(model, probe) -> model`` applied to a freshly built registered
+model; the :class:`Probe` records the input and output shape of every submodule of that model
+(one forward on zeros), so a replacement can keep the shapes the rest of the network expects.
+Every variant keeps the network's output shape, so data, optimizer, schedule and head stay
+fixed and only the named component differs.
+
+Axes (the first value of each is the base network unchanged):
+
+- ``conv``: every spatial convolution but the first (the stem; MobileNet and ShuffleNet keep
+  theirs dense too) becomes ``standard``, ``depthwise_separable``, ``spatially_separable``,
+  ``flattened``, ``grouped_shuffle`` (grouped conv + channel shuffle, the group count being the
+  divisor of both channel counts nearest to 4), ``dilated`` (dilation doubled, padding grown
+  so the output size is unchanged) or ``deformable`` (when :class:`convolab.nn.DeformConv2d`
+  exists in this build).
+- ``norm``: every conv -> batch norm -> activation triple of a ``Sequential`` becomes
+  ``conv-bn-act``, ``conv-act-bn`` (norm after the activation) or ``none`` (no batch norm).
+- ``bottleneck``: ``off``, or ``on``: every spatial conv but the stem becomes the ResNet
+  bottleneck 1x1 (C_in -> C_out/4), k x k, 1x1 (-> C_out), with batch norm and ReLU between.
+- ``head``: ``flatten`` (the base's own classifier), or global ``max`` / ``avg`` pooling or
+  spatial pyramid pooling (``spp``, levels 4, 2, 1) of the last feature map, then one linear layer.
+- ``downsample``: every max pooling layer becomes ``maxpool``, ``avgpool`` or
+  ``strided_conv`` (a learned C -> C conv with the pool's window and stride).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .. import arithmetic as A
+from .. import nn as cnn
+from .._args import check_choice
+from ..models import GlobalPoolLinear, SPPLinear, create_model
+
+_CONVS = (nn.Conv2d, cnn.Conv2d)
+_MAXPOOLS = (nn.MaxPool2d, cnn.MaxPool2d)
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardswish, nn.ELU)
+
+
+@dataclass
+class Probe:
+    """Input and output shapes of every submodule of a model (first call), from one forward on zeros."""
+
+    input_size: tuple[int, ...]
+    inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)  # submodule names in call order
+
+    @classmethod
+    def of(cls, model: nn.Module, input_size: tuple[int, ...]) -> "Probe":
+        probe = cls(tuple(input_size))
+        handles = []
+        for name, module in model.named_modules():
+            if not name:
+                continue
+
+            def hook(m: nn.Module, args: Any, out: Any, name: str = name) -> None:
+                if name not in probe.outputs and args and isinstance(args[0], Tensor) and isinstance(out, Tensor):
+                    probe.inputs[name], probe.outputs[name] = tuple(args[0].shape), tuple(out.shape)
+                    probe.order.append(name)
+
+            handles.append(module.register_forward_hook(hook))
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(torch.zeros(input_size))
+        finally:
+            for h in handles:
+                h.remove()
+            model.train(was)
+        return probe
+
+
+Transform = Callable[[nn.Module, Probe], nn.Module]
+
+
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, child = name.rpartition(".")
+    return model.get_submodule(parent_name), child
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent, child = _parent(model, name)
+    setattr(parent, child, new)
+
+
+def _spatial_convs(model: nn.Module, probe: Probe) -> list[str]:
+    """Names of the dense 2-D convs with a kernel larger than 1x1, in call order, without the stem."""
+    found = [
+        n for n in probe.order
+        if isinstance(model.get_submodule(n), _CONVS)
+        and model.get_submodule(n).groups == 1
+        and math.prod(model.get_submodule(n).kernel_size) > 1
+    ]
+    return found[1:]
+
+
+def _conv_args(conv: nn.Module) -> dict[str, Any]:
+    return dict(
+        in_channels=conv.in_channels, out_channels=conv.out_channels, kernel_size=conv.kernel_size,
+        stride=conv.stride, padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
+    )
+
+
+def _swap_convs(build: Callable[[str, nn.Module, Probe], nn.Module]) -> Transform:
+    def transform(model: nn.Module, probe: Probe) -> nn.Module:
+        for name in _spatial_convs(model, probe):
+            _replace(model, name, build(name, model.get_submodule(name), probe))
+        return model
+
+    return transform
+
+
+def _identity(model: nn.Module, probe: Probe) -> nn.Module:
+    return model
+
+
+def group_count(in_channels: int, out_channels: int, target: int = 4) -> int:
+    """The divisor > 1 of both channel counts nearest to ``target`` (ties: the smaller); 1 if none.
+
+    Example:
+        >>> group_count(24, 48), group_count(25, 50), group_count(25, 49)
+        (4, 5, 1)
+    """
+    g = math.gcd(in_channels, out_channels)
+    divisors = [d for d in range(2, g + 1) if g % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d)) if divisors else 1
+
+
+def _grouped_shuffle(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
+    args = _conv_args(conv)
+    g = group_count(args["in_channels"], args["out_channels"])
+    if g == 1:
+        raise ValueError(
+            f"ablate: conv=grouped_shuffle: layer {name!r} has {args['in_channels']} -> {args['out_channels']} "
+            f"channels; no group count > 1 divides both"
+        )
+    return nn.Sequential(cnn.Conv2d(**args, groups=g), cnn.ChannelShuffle(g))
+
+
+def _dilated(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
+    args = _conv_args(conv)
+    spatial = probe.inputs[name][2:]
+    pairs = A.resolve_padding(args["padding"], spatial, args["kernel_size"], args["stride"], args["dilation"])
+    dilation = tuple(2 * d for d in args["dilation"])
+    padding = []
+    for (before, after), k, d_old, d_new in zip(pairs, args["kernel_size"], args["dilation"], dilation):
+        # grow the padding by the growth of the dilated kernel, so the output size is unchanged
+        extra = A.effective_kernel_size(k, d_new) - A.effective_kernel_size(k, d_old)
+        padding.append((before + extra // 2, after + extra - extra // 2))
+    return cnn.Conv2d(**{**args, "padding": tuple(padding), "dilation": dilation})
+
+
+def _factory(cls: type) -> Callable[[str, nn.Module, Probe], nn.Module]:
+    return lambda name, conv, probe: cls(**_conv_args(conv))
+
+
+def _deformable(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
+    return cnn.DeformConv2d(**_conv_args(conv))
+
+
+def _bottleneck(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
+    args = _conv_args(conv)
+    mid = max(1, args["out_channels"] // 4)  # ResNet's expansion of 4
+    return nn.Sequential(
+        cnn.Conv2d(args["in_channels"], mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+        cnn.Conv2d(mid, mid, args["kernel_size"], args["stride"], args["padding"], args["dilation"], bias=False),
+        nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+        cnn.Conv2d(mid, args["out_channels"], 1, bias=args["bias"]),
+    )
+
+
+def _conv_bn_act_triples(model: nn.Module) -> list[tuple[nn.Sequential, str, str]]:
+    """(sequential, norm slot, activation slot) for every conv, BatchNorm2d, activation run of children."""
+    triples = []
+    for seq in model.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        names = list(seq._modules)
+        for a, b, c in zip(names, names[1:], names[2:]):
+            if (
+                isinstance(seq._modules[a], _CONVS)
+                and isinstance(seq._modules[b], nn.BatchNorm2d)
+                and isinstance(seq._modules[c], _ACTIVATIONS)
+            ):
+                triples.append((seq, b, c))
+    return triples
+
+
+def _norm(order: str) -> Transform:
+    def transform(model: nn.Module, probe: Probe) -> nn.Module:
+        triples = _conv_bn_act_triples(model)
+        if not triples:
+            raise ValueError(
+                f"ablate: norm={order}: the base network has no conv -> BatchNorm2d -> activation sequence"
+            )
+        for seq, b, c in triples:
+            norm, act = seq._modules[b], seq._modules[c]
+            if order == "none":
+                setattr(seq, b, nn.Identity())
+            else:  # same slots, swapped contents: the activation runs first, then the norm
+                setattr(seq, b, act)
+                setattr(seq, c, norm)
+        return model
+
+    return transform
+
+
+def _feature_layer(model: nn.Module, probe: Probe) -> str:
+    """The last direct child whose output is a feature map: where the classifier head starts."""
+    children = [n for n in probe.order if "." not in n and len(probe.outputs[n]) == 4]
+    if not children:
+        raise ValueError("ablate: head: the base network has no child module that returns a feature map [N, C, H, W]")
+    return children[-1]
+
+
+class HeadSwap(nn.Module):
+    """A base network whose classifier is replaced: ``head`` takes the output of child ``layer``.
+
+    The children called after ``layer`` become ``nn.Identity`` (their parameters are gone);
+    the base's forward still runs, so any functional code in it (pooling, flatten) is kept up to
+    ``layer``, and a forward hook hands ``layer``'s output to the new head.
+    """
+
+    def __init__(self, model: nn.Module, layer: str, head: nn.Module, after: list[str]) -> None:
+        super().__init__()
+        for name in after:
+            setattr(model, name, nn.Identity())
+        self.body, self.layer, self.head = model, layer, head
+
+    def forward(self, x: Tensor) -> Tensor:
+        captured: list[Tensor] = []
+        handle = self.body.get_submodule(self.layer).register_forward_hook(lambda m, a, out: captured.append(out))
+        try:
+            self.body(x)
+        finally:
+            handle.remove()
+        return self.head(captured[0])
+
+
+def _head(kind: str) -> Transform:
+    def transform(model: nn.Module, probe: Probe) -> nn.Module:
+        layer = _feature_layer(model, probe)
+        channels = probe.outputs[layer][1]
+        classes = _output_features(model, probe)
+        if kind == "max":
+            head: nn.Module = nn.Sequential(cnn.GlobalMaxPool(), nn.Linear(channels, classes))
+        elif kind == "avg":
+            head = GlobalPoolLinear(channels, classes)
+        else:
+            head = SPPLinear(channels, classes, levels=(4, 2, 1))
+        children = [n for n in probe.order if "." not in n]
+        return HeadSwap(model, layer, head, children[children.index(layer) + 1 :])
+
+    return transform
+
+
+def _output_features(model: nn.Module, probe: Probe) -> int:
+    with torch.no_grad():
+        was = model.training
+        model.eval()
+        out = model(torch.zeros(probe.input_size))
+        model.train(was)
+    return out.shape[-1]
+
+
+def _downsample(kind: str) -> Transform:
+    def transform(model: nn.Module, probe: Probe) -> nn.Module:
+        pools = [n for n in probe.order if isinstance(model.get_submodule(n), _MAXPOOLS)]
+        if not pools:
+            raise ValueError(f"ablate: downsample={kind}: the base network has no max pooling layer")
+        for name in pools:
+            pool = model.get_submodule(name)
+            k, s, p = pool.kernel_size, pool.stride, pool.padding
+            if kind == "avgpool":
+                new: nn.Module = cnn.AvgPool2d(k, s, p, ceil_mode=pool.ceil_mode)
+            else:
+                c = probe.outputs[name][1]
+                new = cnn.Conv2d(c, c, k, s, p)
+            _replace(model, name, new)
+        return model
+
+    return transform
+
+
+def _conv_variants() -> dict[str, Transform]:
+    variants = {
+        "standard": _identity,
+        "depthwise_separable": _swap_convs(_factory(cnn.DepthwiseSeparableConv2d)),
+        "spatially_separable": _swap_convs(_factory(cnn.SpatiallySeparableConv2d)),
+        "flattened": _swap_convs(_factory(cnn.FlattenedConv2d)),
+        "grouped_shuffle": _swap_convs(_grouped_shuffle),
+        "dilated": _swap_convs(_dilated),
+    }
+    if hasattr(cnn, "DeformConv2d"):  # deformable convolution landed in convolab.nn
+        variants["deformable"] = _swap_convs(_deformable)
+    return variants
+
+
+def axes() -> dict[str, dict[str, Transform]]:
+    """Every swap axis and its variants (the first of each is the base network unchanged)."""
+    return {
+        "conv": _conv_variants(),
+        "norm": {"conv-bn-act": _identity, "conv-act-bn": _norm("conv-act-bn"), "none": _norm("none")},
+        "bottleneck": {"off": _identity, "on": _swap_convs(_bottleneck)},
+        "head": {"flatten": _identity, "max": _head("max"), "avg": _head("avg"), "spp": _head("spp")},
+        "downsample": {"maxpool": _identity, "avgpool": _downsample("avgpool"), "strided_conv": _downsample("strided_conv")},
+    }
+
+
+def check_variant(axis: str, value: str) -> Transform:
+    """The transform of ``axis=value``; ValueError listing the choices (and the closest) otherwise."""
+    table = axes()
+    check_choice(axis, tuple(table), "swap axis", "ablate")
+    if axis == "conv" and value == "deformable" and value not in table[axis]:
+        raise ValueError("ablate: conv=deformable needs convolab.nn.DeformConv2d, which is not in this build")
+    check_choice(value, table[axis], f"{axis} variant", "ablate")
+    return table[axis][value]
+
+
+def _first_in_channels(model: nn.Module) -> int:
+    for m in model.modules():
+        if isinstance(getattr(m, "in_channels", None), int):
+            return m.in_channels
+    raise ValueError(f"ablate: cannot tell the input channels of {type(model).__name__} (no layer has in_channels)")
+
+
+def build_variant(base: str, axis: str, value: str, image_size: tuple[int, int] = (28, 28), **kwargs: Any) -> nn.Module:
+    """The registered model ``base`` (built with ``kwargs``) with ``axis`` set to ``value``.
+
+    Args:
+        base: a registry name (``convolab.models.list_models()``).
+        axis, value: one variant of :func:`axes`, e.g. ``"conv", "depthwise_separable"``.
+        image_size: (H, W) of the images the network will see (the replacements keep every shape).
+        kwargs: passed to the builder, e.g. ``num_classes=10, in_channels=1``.
+
+    Returns:
+        nn.Module: the variant; for the same input its output shape is the base's.
+
+    Raises:
+        ValueError: an unknown axis or variant, or a base network the variant cannot apply to.
+
+    Example:
+        >>> net = build_variant("seed_cnn", "conv", "depthwise_separable")
+        >>> type(net.layer3[0]).__name__, net(torch.zeros(2, 1, 28, 28)).shape
+        ('DepthwiseSeparableConv2d', torch.Size([2, 10]))
+    """
+    transform = check_variant(axis, value)
+    model = create_model(base, **kwargs)
+    channels = kwargs.get("in_channels") or _first_in_channels(model)
+    return transform(model, Probe.of(model, (1, channels, *image_size)))
