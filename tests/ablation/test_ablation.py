@@ -1,0 +1,126 @@
+"""convolab.ablation: the variants keep every shape and change only their component; a tiny
+ablation end to end (table vs convolab.analysis, row order, files, resumability); the command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import convolab.nn as cnn
+from convolab.ablation import AblationTable, HeadSwap, ablate, axes, build_variant, parse_swaps
+from convolab.ablation import runner
+from convolab.ablation.variants import _grouped_shuffle, Probe
+from convolab.analysis import receptive_field, summary
+from convolab.cli import main
+from convolab.models import list_models
+from convolab.train import TrainConfig
+
+ALL = [(axis, value) for axis, values in axes().items() for value in values]
+TINY = TrainConfig(limit=64, batch_size=32)
+
+
+@pytest.mark.parametrize("axis,value", ALL, ids=[f"{a}={v}" for a, v in ALL])
+def test_every_variant_keeps_the_output_shape(axis, value):
+    net = build_variant("seed_cnn", axis, value, num_classes=7)
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("value,cls", [
+    ("depthwise_separable", cnn.DepthwiseSeparableConv2d),
+    ("spatially_separable", cnn.SpatiallySeparableConv2d),
+    ("flattened", cnn.FlattenedConv2d),
+])
+def test_conv_swaps_replace_every_conv_but_the_stem(value, cls):
+    net = build_variant("seed_cnn", "conv", value)
+    assert type(net.layer1[0]) is cnn.Conv2d and isinstance(net.layer3[0], cls)
+    assert (net.layer3[0].in_channels, net.layer3[0].out_channels) == (25, 50)
+
+
+def test_grouped_shuffle_and_dilated():
+    grouped = build_variant("seed_cnn", "conv", "grouped_shuffle").layer3[0]
+    assert grouped[0].groups == 5 and isinstance(grouped[1], cnn.ChannelShuffle) and grouped[1].groups == 5
+    base, dilated = build_variant("seed_cnn", "conv", "standard"), build_variant("seed_cnn", "conv", "dilated")
+    assert dilated.layer3[0].dilation == (2, 2)
+    # the same output sizes, a larger receptive field: 3x3 dilated 2 sees 5x5 at jump 2 -> +4 pixels
+    assert [r.output_shapes for r in summary(dilated, (1, 1, 28, 28)).rows] == \
+        [r.output_shapes for r in summary(base, (1, 1, 28, 28)).rows]
+    assert receptive_field(base, (1, 1, 28, 28), "layer4")[0].size == 10
+    assert receptive_field(dilated, (1, 1, 28, 28), "layer4")[0].size == 14
+
+
+def test_grouped_shuffle_needs_a_common_divisor():
+    conv = cnn.Conv2d(25, 49, 3)
+    with pytest.raises(ValueError, match=r"ablate: conv=grouped_shuffle: layer 'x' has 25 -> 49 channels; no group count > 1"):
+        _grouped_shuffle("x", conv, Probe((1, 25, 8, 8)))
+
+
+def test_norm_order_head_and_downsample_variants():
+    act_bn = build_variant("seed_cnn", "norm", "conv-act-bn")
+    assert [type(m).__name__ for m in act_bn.layer3] == ["Conv2d", "ReLU", "BatchNorm2d"]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in build_variant("seed_cnn", "norm", "none").modules())
+    spp = build_variant("seed_cnn", "head", "spp")
+    assert isinstance(spp, HeadSwap) and isinstance(spp.body.fc, nn.Identity)  # the old classifier is gone
+    assert sum(p.numel() for p in spp.parameters()) == summary(spp, (1, 1, 28, 28)).params == (
+        (9 * 25 + 25) + 2 * 25 + (25 * 50 * 9 + 50) + 2 * 50 + (50 * (16 + 4 + 1) * 10 + 10))  # convs, BNs, SPP linear
+    strided = build_variant("seed_cnn", "downsample", "strided_conv")
+    assert isinstance(strided.layer2[0], cnn.Conv2d) and strided.layer2[0].stride == (2, 2)
+    assert isinstance(build_variant("seed_cnn", "downsample", "avgpool").layer4[0], cnn.AvgPool2d)
+    bottleneck = build_variant("seed_cnn", "bottleneck", "on").layer3[0]
+    assert [m.kernel_size for m in bottleneck if isinstance(m, cnn.Conv2d)] == [(1, 1), (3, 3), (1, 1)]
+
+
+def test_bad_swaps_are_named():
+    with pytest.raises(ValueError, match=r"ablate: swap axis must be one of 'conv', .* got 'cnv'.*'conv'"):
+        parse_swaps("cnv=standard")
+    with pytest.raises(ValueError, match=r"ablate: conv variant must be one of .*got 'dilatd'.*'dilated'"):
+        parse_swaps("conv=standard,dilatd")
+    with pytest.raises(ValueError, match=r"ablate: expected a swap as AXIS=VARIANT"):
+        parse_swaps("conv")
+    with pytest.raises(ValueError, match=r"ablate: variant conv=dilated is listed twice"):
+        parse_swaps(["conv=dilated", "conv=dilated"])
+    with pytest.raises(ValueError, match=r"ablate: seeds must be distinct and at least one, got \[\]"):
+        ablate(swaps="conv=standard", out="unused", seeds=[])
+    if not hasattr(cnn, "DeformConv2d"):
+        with pytest.raises(ValueError, match=r"ablate: conv=deformable needs convolab.nn.DeformConv2d"):
+            parse_swaps("conv=deformable")
+
+
+def test_tiny_ablation_end_to_end_and_resume(tmp_path, monkeypatch):
+    table = ablate("seed_cnn", "conv=flattened,standard", out=tmp_path, epochs=1, seeds=[0, 1], config=TINY)
+    assert [(r.axis, r.variant, r.seeds, len(r.accuracies)) for r in table.rows] == [
+        ("conv", "flattened", (0, 1), 2), ("conv", "standard", (0, 1), 2)]
+    for row in table.rows:
+        s = summary(build_variant("seed_cnn", row.axis, row.variant), (1, 1, 28, 28))
+        assert (row.params, row.macs) == (s.params, s.macs)
+        assert row.receptive_field == (10, 10) and row.latency_ms > 0 and row.epoch_seconds > 0
+        assert all(0 <= a <= 1 for a in row.accuracies) and row.accuracy_std is not None
+        for seed, acc in zip(row.seeds, row.accuracies):
+            record = json.loads((tmp_path / "runs" / row.name / f"seed{seed}" / "run.json").read_text())
+            assert record["val_accuracy"] == acc and record["config"]["seed"] == seed
+    assert not any(name.startswith("seed_cnn[") for name in list_models())  # registered only while running
+    for name in ("table.md", "table.json", "table.csv", "accuracy_vs_macs.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert AblationTable.load(tmp_path / "table.json") == table
+    assert table.to_csv().splitlines()[1].startswith("conv,flattened,")
+    assert "| conv=flattened |" in table.to_markdown()
+
+    # a re-run trains nothing: every run is read back from its record
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("a finished run was repeated"))
+    again = ablate("seed_cnn", "conv=flattened,standard", out=tmp_path, epochs=1, seeds=[0, 1], config=TINY, plot=False)
+    assert [r.accuracies for r in again.rows] == [r.accuracies for r in table.rows]
+    with pytest.raises(ValueError, match=r"holds a finished run with other settings \(lr\)"):
+        ablate("seed_cnn", "conv=flattened", out=tmp_path, epochs=1, seeds=[0], config=TrainConfig(limit=64, batch_size=32, lr=0.1))
+
+
+def test_command(tmp_path, capsys):
+    out = tmp_path / "ab"
+    code = main(["ablate", "--swap", "head=flatten,avg", "--epochs", "1", "--seeds", "1", "--limit", "64",
+                 "--batch-size", "32", "--no-plot", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and "head=avg" in text and "12,210" in text
+    assert (out / "table.md").is_file() and not (out / "accuracy_vs_macs.png").exists()
+    assert main(["ablate", "--swap", "conv=bogus", "--out", str(out)]) == 2
+    assert "convolab ablate: error: ablate: conv variant must be one of" in capsys.readouterr().err
