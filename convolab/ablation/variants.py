@@ -18,8 +18,9 @@ Axes (the first value of each is the base network unchanged):
   ``conv-bn-act``, ``conv-act-bn`` (norm after the activation) or ``none`` (no batch norm).
 - ``bottleneck``: ``off``, or ``on``: every spatial conv but the stem becomes the ResNet
   bottleneck 1x1 (C_in -> C_out/4), k x k, 1x1 (-> C_out), with batch norm and ReLU between.
-- ``head``: ``flatten`` (the base's own classifier), or global ``max`` / ``avg`` pooling or
-  spatial pyramid pooling (``spp``, levels 4, 2, 1) of the last feature map, then one linear layer.
+- ``head``: what joins the last feature map to the classifier: ``flatten`` (the base), global
+  ``max`` or ``avg`` pooling, or spatial pyramid pooling (``spp``, levels 4, 2, 1, max); the
+  base's classifier follows, its first linear layer resized to the pooled length.
 - ``downsample``: every max pooling layer becomes ``maxpool``, ``avgpool`` or
   ``strided_conv`` (a learned C -> C conv with the pool's window and stride).
 """
@@ -37,7 +38,7 @@ from torch import Tensor, nn
 from .. import arithmetic as A
 from .. import nn as cnn
 from .._args import check_choice
-from ..models import GlobalPoolLinear, SPPLinear, create_model
+from ..models import create_model
 
 _CONVS = (nn.Conv2d, cnn.Conv2d)
 _MAXPOOLS = (nn.MaxPool2d, cnn.MaxPool2d)
@@ -223,11 +224,11 @@ def _feature_layer(model: nn.Module, probe: Probe) -> str:
 
 
 class HeadSwap(nn.Module):
-    """A base network whose classifier is replaced: ``head`` takes the output of child ``layer``.
+    """A base network whose classifier reads a pooled feature map: ``head`` takes child ``layer``'s output.
 
-    The children called after ``layer`` become ``nn.Identity`` (their parameters are gone);
-    the base's forward still runs, so any functional code in it (pooling, flatten) is kept up to
-    ``layer``, and a forward hook hands ``layer``'s output to the new head.
+    The children called after ``layer`` (the base's classifier) become ``nn.Identity`` in the
+    body (their copies live on in ``head``); the base's forward still runs up to ``layer``, and
+    a forward hook hands ``layer``'s output to the head.
     """
 
     def __init__(self, model: nn.Module, layer: str, head: nn.Module, after: list[str]) -> None:
@@ -250,26 +251,24 @@ def _head(kind: str) -> Transform:
     def transform(model: nn.Module, probe: Probe) -> nn.Module:
         layer = _feature_layer(model, probe)
         channels = probe.outputs[layer][1]
-        classes = _output_features(model, probe)
-        if kind == "max":
-            head: nn.Module = nn.Sequential(cnn.GlobalMaxPool(), nn.Linear(channels, classes))
-        elif kind == "avg":
-            head = GlobalPoolLinear(channels, classes)
-        else:
-            head = SPPLinear(channels, classes, levels=(4, 2, 1))
         children = [n for n in probe.order if "." not in n]
-        return HeadSwap(model, layer, head, children[children.index(layer) + 1 :])
+        after = children[children.index(layer) + 1 :]
+        pool: nn.Module = {
+            "max": lambda: cnn.GlobalMaxPool(),
+            "avg": lambda: cnn.GlobalAvgPool(),
+            "spp": lambda: cnn.SpatialPyramidPool((4, 2, 1)),
+        }[kind]()
+        features = pool.output_features(channels) if kind == "spp" else channels
+        classifier = nn.Sequential(*(model.get_submodule(n) for n in after))
+        # the classifier is kept; only its first linear layer is resized to the pooled length
+        first = next((n for n, m in classifier.named_modules() if isinstance(m, nn.Linear)), None)
+        if first is None:
+            raise ValueError(f"ablate: head={kind}: no linear layer follows the feature map {layer!r} of the base network")
+        old = classifier.get_submodule(first)
+        _replace(classifier, first, nn.Linear(features, old.out_features, bias=old.bias is not None))
+        return HeadSwap(model, layer, nn.Sequential(pool, classifier), after)
 
     return transform
-
-
-def _output_features(model: nn.Module, probe: Probe) -> int:
-    with torch.no_grad():
-        was = model.training
-        model.eval()
-        out = model(torch.zeros(probe.input_size))
-        model.train(was)
-    return out.shape[-1]
 
 
 def _downsample(kind: str) -> Transform:

@@ -64,7 +64,8 @@ def test_norm_order_head_and_downsample_variants():
     spp = build_variant("seed_cnn", "head", "spp")
     assert isinstance(spp, HeadSwap) and isinstance(spp.body.fc, nn.Identity)  # the old classifier is gone
     assert sum(p.numel() for p in spp.parameters()) == summary(spp, (1, 1, 28, 28)).params == (
-        (9 * 25 + 25) + 2 * 25 + (25 * 50 * 9 + 50) + 2 * 50 + (50 * (16 + 4 + 1) * 10 + 10))  # convs, BNs, SPP linear
+        (9 * 25 + 25) + 2 * 25 + (25 * 50 * 9 + 50) + 2 * 50  # convs and BNs
+        + (50 * (16 + 4 + 1) + 1) * 1024 + (1024 + 1) * 128 + (128 + 1) * 10)  # the MLP reads 50 x 21 SPP bins
     strided = build_variant("seed_cnn", "downsample", "strided_conv")
     assert isinstance(strided.layer2[0], cnn.Conv2d) and strided.layer2[0].stride == (2, 2)
     assert isinstance(build_variant("seed_cnn", "downsample", "avgpool").layer4[0], cnn.AvgPool2d)
@@ -120,7 +121,7 @@ def test_command(tmp_path, capsys):
     code = main(["ablate", "--swap", "head=flatten,avg", "--epochs", "1", "--seeds", "1", "--limit", "64",
                  "--batch-size", "32", "--no-plot", "--out", str(out)])
     text = capsys.readouterr().out
-    assert code == 0 and "head=avg" in text and "12,210" in text
+    assert code == 0 and "head=avg" in text and "196,414" in text
     assert (out / "table.md").is_file() and not (out / "accuracy_vs_macs.png").exists()
     assert main(["ablate", "--swap", "conv=bogus", "--out", str(out)]) == 2
     assert "convolab ablate: error: ablate: conv variant must be one of" in capsys.readouterr().err

@@ -1,0 +1,101 @@
+"""Produce the pictures and precomputed tables of docs/concepts.md (nothing there is hand-made).
+
+    python docs/make_images.py            # everything (the ablations train: ~15 min on 2 busy cores)
+    python docs/make_images.py --no-train # only the pictures that need no training
+
+The ablation runs are kept in ``build/docs-ablation/`` (resumable: a re-run trains only what
+is missing, e.g. a variant that was added since); their tables and plots are copied to
+``docs/images/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import torch
+
+DOCS = Path(__file__).resolve().parent
+IMAGES = DOCS / "images"
+RUNS = DOCS.parent / "build" / "docs-ablation"
+
+# The ablation settings shown in the guide: everything but the swapped component is fixed.
+ABLATION = dict(base="seed_cnn", data="digits", epochs=3, seeds=(0, 1, 2))
+OTHER_AXES = ["norm=conv-bn-act,conv-act-bn,none", "bottleneck=on", "head=max,avg,spp", "downsample=avgpool,strided_conv"]
+
+
+def ablations() -> None:
+    from convolab.ablation import ablate, axes
+
+    studies = {
+        "ablation_conv": "conv=" + ",".join(axes()["conv"]),  # every conv variant of this build
+        "ablation_axes": OTHER_AXES,
+    }
+    for name, swaps in studies.items():
+        out = RUNS / name
+        table = ablate(ABLATION["base"], swaps, out=out, data=ABLATION["data"], epochs=ABLATION["epochs"],
+                       seeds=ABLATION["seeds"], progress=True)
+        print(table)
+        shutil.copy(out / "table.json", IMAGES / f"{name}.json")
+        shutil.copy(out / "accuracy_vs_macs.png", IMAGES / f"{name}.png")
+
+
+def checkerboard() -> None:
+    """Transposed conv, stride 2, kernel 3: uneven overlap (the checkerboard) vs kernel 4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from convolab.functional import conv_transpose2d
+
+    fig, axs = plt.subplots(1, 2, figsize=(7, 3.4), dpi=110)
+    for ax, k in zip(axs, (3, 4)):
+        y = conv_transpose2d(torch.ones(1, 1, 6, 6), torch.ones(1, 1, k, k), stride=2, padding=(k - 2 + 1) // 2)
+        im = ax.imshow(y[0, 0], cmap="viridis", vmin=0)
+        ax.set_title(f"kernel {k}x{k}, stride 2: {y.shape[-1]}x{y.shape[-1]}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046, label="taps landing on the pixel")
+    fig.suptitle("Transposed convolution of an all-ones 6x6 map with an all-ones kernel", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(IMAGES / "checkerboard.png")
+    plt.close(fig)
+
+
+def effective_rf() -> None:
+    """The empirical effective receptive field of the seed network's last feature map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from convolab.analysis import effective_receptive_field
+    from convolab.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("seed_cnn").eval()
+    erf = effective_receptive_field(model, torch.randn(16, 1, 28, 28), "layer4")
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=110)
+    im = ax.imshow(erf.numpy(), cmap="magma")
+    ax.set_title("seed_cnn (untrained), centre unit of layer4:\n|d unit / d input| over 16 random inputs", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(IMAGES / "erf_seed_cnn.png")
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-train", action="store_true", help="skip the ablations")
+    args = parser.parse_args()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    checkerboard()
+    effective_rf()
+    if not args.no_train:
+        ablations()
+
+
+if __name__ == "__main__":
+    main()
