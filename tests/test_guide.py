@@ -1,0 +1,118 @@
+"""Every code block of docs/*.md runs and prints what the guide shows, so the guide cannot rot.
+
+- ```pycon blocks are doctests (ELLIPSIS, NORMALIZE_WHITESPACE), sharing one namespace per file;
+- ```python blocks are executed in that namespace;
+- ```console blocks are ``$ convolab ...`` lines run in-process by ``convolab.cli.main``,
+  each followed by its expected output (``...`` stands for what varies, e.g. timings).
+
+Blocks run in a scratch folder that links ``docs/``, so the guide's relative paths work and
+what it writes lands in the scratch folder. Every picture the guide shows must exist and be
+written by docs/make_images.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import io
+import pathlib
+import re
+import shlex
+
+import pytest
+import torch
+
+from convolab.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+GUIDES = sorted(DOCS.glob("*.md"))
+FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.S | re.M)
+EXECUTED = ("pycon", "python", "console")
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def blocks(path: pathlib.Path) -> list[tuple[str, str, int]]:
+    """(language, body, line of the opening fence) of every fenced block."""
+    text = path.read_text()
+    return [(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1) for m in FENCE.finditer(text)]
+
+
+def run_pycon(body: str, globs: dict, name: str, line: int) -> None:
+    test = doctest.DocTestParser().get_doctest(body, globs, name, name, line)
+    report = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=FLAGS)
+    runner.run(test, out=report.write, clear_globs=False)
+    globs.update(test.globs)  # a DocTest runs in a copy; later blocks see this block's names
+    assert runner.failures == 0, f"{name}:{line}: the guide's output is out of date\n{report.getvalue()}"
+
+
+def console_commands(body: str) -> list[tuple[str, str]]:
+    """(command line, expected output) pairs of a console block."""
+    pairs: list[tuple[str, list[str]]] = []
+    for text in body.splitlines():
+        if text.startswith("$ "):
+            pairs.append((text[2:], []))
+        elif pairs:
+            pairs[-1][1].append(text)
+        else:
+            raise AssertionError(f"a console block must start with '$ ', got {text!r}")
+    return [(cmd, "\n".join(out).strip() + "\n") for cmd, out in pairs]
+
+
+def run_console(body: str, name: str, line: int) -> None:
+    checker = doctest.OutputChecker()
+    for command, expected in console_commands(body):
+        argv = shlex.split(command)
+        assert argv[0] == "convolab", f"{name}:{line}: only convolab commands run in the guide, got {command!r}"
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(argv[1:])
+        got = out.getvalue().strip() + "\n"
+        assert code == 0, f"{name}:{line}: `{command}` exited with {code}"
+        assert checker.check_output(expected, got, FLAGS), (
+            f"{name}:{line}: `{command}` printed\n{got}\nbut the guide shows\n{expected}"
+        )
+
+
+@pytest.mark.parametrize("path", GUIDES, ids=[p.name for p in GUIDES])
+def test_every_block_of_the_guide_runs(path, tmp_path, monkeypatch):
+    (tmp_path / "docs").symlink_to(DOCS)
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    globs: dict = {"__name__": "guide"}
+    found = blocks(path)
+    assert found, f"{path.name} has no code block"
+    for lang, body, line in found:
+        assert lang in EXECUTED, f"{path.name}:{line}: a ```{lang} block would not be executed (use {EXECUTED})"
+        if lang == "pycon":
+            run_pycon(body, globs, path.name, line)
+        elif lang == "python":
+            exec(compile(body, f"{path}:{line}", "exec"), globs)
+        else:
+            run_console(body, path.name, line)
+
+
+@pytest.mark.parametrize("path", GUIDES, ids=[p.name for p in GUIDES])
+def test_pictures_exist_and_are_made_by_the_script(path):
+    script = (DOCS / "make_images.py").read_text()
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", path.read_text()):
+        assert (DOCS / image).is_file(), f"{path.name} shows {image}, which does not exist"
+        stem = pathlib.Path(image).stem
+        assert re.search(rf"\b{re.escape(stem)}\b", script), (
+            f"{image} is not produced by docs/make_images.py"
+        )
+
+
+def test_console_blocks_are_parsed():
+    assert console_commands("$ convolab models\na\n b\n$ convolab bench\n") == [
+        ("convolab models", "a\n b\n"), ("convolab bench", "\n")]
+    with pytest.raises(AssertionError, match="must start with"):
+        console_commands("convolab models\n")
+
+
+def test_a_stale_output_fails(tmp_path):
+    with pytest.raises(AssertionError, match="out of date"):
+        run_pycon(">>> 1 + 1\n3\n", {}, "stale.md", 1)
+    with pytest.raises(AssertionError, match="printed"):
+        run_console("$ convolab models\nno such table\n", "stale.md", 1)
