@@ -171,22 +171,30 @@ class AblationTable:
         axes_order = list(dict.fromkeys(r.axis for r in self.rows))
         colors = plt.get_cmap("tab10")
         several_axes = len(axes_order) > 1
-        xs = [r.macs / 1e6 for r in self.rows]
-        ys = [100 * r.accuracy for r in self.rows]
-        near_x = 0.04 * ((max(xs) - min(xs)) or 1)
-        near_y = 0.04 * ((max(ys) - min(ys)) or 1)
-        placed: list[tuple[float, float]] = []
-        for r in self.rows:
+        points = []
+        for i, r in enumerate(self.rows):
             x, y = r.macs / 1e6, 100 * r.accuracy
-            color = colors(axes_order.index(r.axis) % 10) if several_axes else colors(self.rows.index(r) % 10)
+            color = colors(axes_order.index(r.axis) % 10) if several_axes else colors(i % 10)
             ax.errorbar(x, y, yerr=100 * (r.accuracy_std or 0), fmt="none", ecolor="0.35", capsize=3, zorder=1)
             ax.scatter(x, y, s=40 + 900 * r.params / most, color=color, alpha=0.6, edgecolors="black",
                        linewidths=0.6, zorder=2)
-            # labels of points at the same place are stacked instead of printed over each other
-            n = sum(abs(x - px) < near_x and abs(y - py) < near_y for px, py in placed)
-            placed.append((x, y))
-            ax.annotate(r.name if several_axes else r.variant, (x, y), xytext=(8, 4 - 11 * n),
-                        textcoords="offset points", fontsize=8)
+            points.append((x, y, r.name if several_axes else r.variant))
+        ax.margins(x=0.2, y=0.2)
+        ax.autoscale_view()
+        # labels go right of their point; one that would overlap a placed label moves to the nearest
+        # free line above or below (greedy, in display pixels) with a leader line to its point
+        line = 11 * fig.dpi / 72
+        placed: list[tuple[float, float]] = []
+        for x, y, label in sorted(points, key=lambda p: -p[1]):
+            px, py = ax.transData.transform((x, y))
+            for step in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6):
+                ty = py + step * line
+                if not any(abs(px - qx) < 150 and abs(ty - qy) < line for qx, qy in placed):
+                    break
+            placed.append((px, ty))
+            leader = dict(arrowstyle="-", color="0.5", lw=0.5) if ty != py else None
+            ax.annotate(label, (x, y), xytext=(10, (ty - py) * 72 / fig.dpi), textcoords="offset points",
+                        fontsize=8, va="center", arrowprops=leader)
         if several_axes:
             for i, axis in enumerate(axes_order):
                 ax.scatter([], [], s=40, color=colors(i % 10), alpha=0.6, edgecolors="black", label=axis)
@@ -195,7 +203,6 @@ class AblationTable:
         ax.set_ylabel("held-out accuracy (%), mean ± std over seeds")
         ax.set_title(f"{self.title}\nmarker area ~ parameters ({least:,} to {most:,})", fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.margins(x=0.2, y=0.2)
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
