@@ -39,6 +39,7 @@ from .. import arithmetic as A
 from .. import nn as cnn
 from .._args import check_choice
 from ..models import create_model
+from ..train.loop import _first_in_channels  # the rule fit uses for models without in_channels
 
 _CONVS = (nn.Conv2d, cnn.Conv2d)
 _MAXPOOLS = (nn.MaxPool2d, cnn.MaxPool2d)
@@ -325,13 +326,6 @@ def check_variant(axis: str, value: str) -> Transform:
     return table[axis][value]
 
 
-def _first_in_channels(model: nn.Module) -> int:
-    for m in model.modules():
-        if isinstance(getattr(m, "in_channels", None), int):
-            return m.in_channels
-    raise ValueError(f"ablate: cannot tell the input channels of {type(model).__name__} (no layer has in_channels)")
-
-
 def build_variant(base: str, axis: str, value: str, image_size: tuple[int, int] = (28, 28), **kwargs: Any) -> nn.Module:
     """The registered model ``base`` (built with ``kwargs``) with ``axis`` set to ``value``.
 
@@ -355,4 +349,6 @@ def build_variant(base: str, axis: str, value: str, image_size: tuple[int, int] 
     transform = check_variant(axis, value)
     model = create_model(base, **kwargs)
     channels = kwargs.get("in_channels") or _first_in_channels(model)
+    if channels is None:
+        raise ValueError(f"ablate: cannot tell the input channels of {base!r} (no layer has in_channels)")
     return transform(model, Probe.of(model, (1, channels, *image_size)))
