@@ -125,3 +125,33 @@ def test_command(tmp_path, capsys):
     assert (out / "table.md").is_file() and not (out / "accuracy_vs_macs.png").exists()
     assert main(["ablate", "--swap", "conv=bogus", "--out", str(out)]) == 2
     assert "convolab ablate: error: ablate: conv variant must be one of" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, monkeypatch):
+    from convolab.train import Callback
+
+    real_fit, calls = runner.fit, []
+
+    class Stop(Callback):
+        def on_checkpoint(self, path, epoch, step):
+            if epoch == 1:
+                raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    def interrupted(config, out, *, resume, callbacks, data):
+        calls.append(resume)
+        return real_fit(config, out, resume=resume, callbacks=[*callbacks, Stop()], data=data)
+
+    def spy(config, out, *, resume, callbacks, data):
+        calls.append(resume)
+        return real_fit(config, out, resume=resume, callbacks=callbacks, data=data)
+
+    settings = dict(out=tmp_path / "a", epochs=2, seeds=[0], config=TINY, plot=False)
+    monkeypatch.setattr(runner, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ablate("seed_cnn", "conv=dilated", **settings)
+    assert (tmp_path / "a" / "runs" / "conv=dilated" / "seed0" / "last.pt").is_file()
+    monkeypatch.setattr(runner, "fit", spy)
+    resumed = ablate("seed_cnn", "conv=dilated", **settings)
+    fresh = ablate("seed_cnn", "conv=dilated", **{**settings, "out": tmp_path / "b"})
+    assert calls == [False, True, False]
+    assert resumed.rows[0].accuracies == fresh.rows[0].accuracies
