@@ -11,6 +11,8 @@ from .conv import (
     conv_transpose2d,
     conv_transpose3d,
 )
+from .deform import deform_conv, deform_conv1d, deform_conv2d, deform_conv3d
+from .roi import roi_align, roi_pool
 from .shuffle import channel_shuffle
 
 __all__ = [
@@ -26,5 +28,11 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "deform_conv",
+    "deform_conv1d",
+    "deform_conv2d",
+    "deform_conv3d",
     "register_algorithm",
+    "roi_align",
+    "roi_pool",
 ]
