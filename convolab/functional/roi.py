@@ -12,8 +12,10 @@ that every gather moves a whole run of C contiguous values:
   ``embedding_bag`` (weighted sum of gathered rows); the backward is the same
   kernel on the transposed map (entries sorted by input pixel), so neither pass
   scatters with atomics or Python loops.
-- ``roi_pool`` gathers each bin's pixels, takes the max with its first
-  row-major argmax, and routes the gradient to it.
+- ``roi_pool`` answers every bin as a sparse-table query: the max of four
+  power-of-two windows at its corners, read from torch's channels-last max
+  pooling of the whole map (one pooling per window size, not per box); the
+  gradient goes to the first row-major argmax.
 
 The conventions are those of the widely used CPU/GPU kernels (torchvision's
 ``ops.roi_align`` / ``ops.roi_pool``), so trained detectors port unchanged.
@@ -345,51 +347,96 @@ def _pool_bins(rois: Tensor, shape, size, scale: float) -> tuple[Tensor, Tensor,
     return tuple(ranges)  # type: ignore[return-value]
 
 
+def _floor_log2(v: Tensor) -> Tensor:
+    """Exact floor(log2(v)) of positive integers (no float rounding at powers of two)."""
+    out = torch.zeros_like(v)
+    for s in range(1, int(v.max()).bit_length()):
+        out += v >= (1 << s)
+    return out
+
+
+def _window_max(input: Tensor, bins: Tensor, batch: Tensor, top: Tensor, left: Tensor, bin_h: Tensor, bin_w: Tensor):
+    """Max and first row-major argmax (flat input pixel) of the a x b windows of the given bins.
+
+    A window is the union of four (possibly overlapping) power-of-two windows at
+    its corners (a sparse-table query), and the max of every power-of-two window
+    of the map comes from torch's channels-last max pooling (vectorised over C),
+    rows first and then columns. Among equal maxima the smallest flat pixel wins,
+    which is the first one in row-major order, as in the loop definition.
+    Returns (bins in the order processed, values [B, C], pixels [B, C]).
+    """
+    n, c, height, width = input.shape
+    x_cl = input.contiguous(memory_format=torch.channels_last)
+    channel = torch.arange(c)
+    log_h, log_w = _floor_log2(bin_h[bins]), _floor_log2(bin_w[bins])
+    # bins whose side is a power of two need one window along that side, not two
+    exact_h, exact_w = (1 << log_h) == bin_h[bins], (1 << log_w) == bin_w[bins]
+    keys = ((log_w * 64 + log_h) * 2 + exact_h) * 2 + exact_w  # sorted by width level: reuse row pools
+    picked, values_all, pixels_all = [], [], []
+    row_pool = col_pool = None
+    for sel in _groups(keys):
+        j, i = int(log_h[sel[0]]), int(log_w[sel[0]])
+        shifts_y = (0,) if exact_h[sel[0]] else (0, 1)
+        shifts_x = (0,) if exact_w[sel[0]] else (0, 1)
+        sel = bins[sel]
+        a, b = 1 << j, 1 << i
+        if row_pool is None or row_pool[0] != b:
+            row_pool = (b, *F.max_pool2d(x_cl, (1, b), 1, return_indices=True))
+        if col_pool is None or col_pool[0] != (a, b):
+            col_pool = ((a, b), *F.max_pool2d(row_pool[1], (a, 1), 1, return_indices=True))
+        values, where = col_pool[1:]
+        h_out, w_out = values.shape[2:]
+        plane = row_pool[2].shape[2] * row_pool[2].shape[3]
+        best = first = None
+        for dy in shifts_y:
+            for dx in shifts_x:
+                y = top[sel] + dy * (bin_h[sel] - a)
+                x = left[sel] + dx * (bin_w[sel] - b)
+                pos = (batch[sel] * h_out + y) * w_out + x
+                v = _rows(values).index_select(0, pos)
+                # where indexes the row pool's [h, w] plane; the row pool's indices map that to the input
+                inner = _rows(where).index_select(0, pos) + (batch[sel] * plane).unsqueeze(1)
+                p = _rows(row_pool[2]).reshape(-1).take(inner * c + channel)
+                if best is None:
+                    best, first = v, p
+                else:
+                    take = (v > best) | ((v == best) & (p < first))
+                    best, first = torch.where(take, v, best), torch.where(take, p, first)
+        values_all.append(best)
+        pixels_all.append(first + (batch[sel] * (height * width)).unsqueeze(1))
+        picked.append(sel)
+    return torch.cat(picked), torch.cat(values_all), torch.cat(pixels_all)
+
+
 class _RoIPoolFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, input: Tensor, rois: Tensor, scale: float, size) -> Tensor:
         n, c, height, width = input.shape
-        k_all, (oh, ow) = rois.shape[0], size
+        k, (oh, ow) = rois.shape[0], size
         hs, he, ws, we = _pool_bins(rois, input.shape, size, scale)
-        rows = torch.cat([_rows(input), input.new_full((1, c), -float("inf"))])  # last row: padding
-        pad_row = n * height * width
-        batch = rois[:, 0].long()
-        out = input.new_zeros(k_all, oh * ow, c)
-        arg = torch.full((k_all, oh * ow, c), -1, dtype=torch.long)
-        bh, bw = (he - hs).amax(1), (we - ws).amax(1)
-        for sel_all in _groups(bh * (int(bw.max()) + 1) + bw):
-            big_h, big_w = int(bh[sel_all[0]]), int(bw[sel_all[0]])
-            if big_h <= 0 or big_w <= 0:
-                continue  # every bin of these boxes lies outside the map: output 0
-            for sel in _split(sel_all, oh * ow * big_h * big_w * c):
-                k = sel.shape[0]
-                r = hs[sel].unsqueeze(2) + torch.arange(big_h)  # [k, oh, big_h]
-                q = ws[sel].unsqueeze(2) + torch.arange(big_w)  # [k, ow, big_w]
-                valid = (r < he[sel].unsqueeze(2)).view(k, oh, 1, big_h, 1) & (q < we[sel].unsqueeze(2)).view(
-                    k, 1, ow, 1, big_w
-                )
-                index = (batch[sel].view(k, 1, 1, 1, 1) * height + r.view(k, oh, 1, big_h, 1)) * width + q.view(
-                    k, 1, ow, 1, big_w
-                )
-                index = torch.where(valid, index, pad_row).view(k * oh * ow, big_h * big_w)
-                values = rows.index_select(0, index.view(-1)).view(k * oh * ow, big_h * big_w, c)
-                best, where = values.max(1)
-                pixel = index.gather(1, where)
-                empty = (~valid.view(k * oh * ow, -1).any(1)).unsqueeze(1)
-                out[sel] = best.masked_fill(empty, 0).view(k, oh * ow, c)
-                arg[sel] = pixel.masked_fill(empty, -1).view(k, oh * ow, c)
-        ctx.save_for_backward(arg)
+        # every bin as (batch, top, left, bin height, bin width), flattened over [K, oh, ow]
+        bin_h = (he - hs).view(k, oh, 1).expand(k, oh, ow).reshape(-1)
+        bin_w = (we - ws).view(k, 1, ow).expand(k, oh, ow).reshape(-1)
+        top = hs.view(k, oh, 1).expand(k, oh, ow).reshape(-1)
+        left = ws.view(k, 1, ow).expand(k, oh, ow).reshape(-1)
+        batch = rois[:, 0].long().view(k, 1).expand(k, oh * ow).reshape(-1)
+        full = ((bin_h > 0) & (bin_w > 0)).nonzero().squeeze(1)  # empty bins (outside the map) give 0
+        out = input.new_zeros(k * oh * ow, c)
+        if full.numel():
+            picked, best, pixel = _window_max(input, full, batch, top, left, bin_h, bin_w)
+            out.index_copy_(0, picked, best)
+        else:
+            picked, pixel = full, full.new_zeros(0, c)
+        ctx.save_for_backward(picked, pixel)
         ctx.shape = input.shape
-        return _from_rows(out.view(-1, c), k_all, size)
+        return _from_rows(out, k, size)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor):
-        (arg,) = ctx.saved_tensors
+        picked, arg = ctx.saved_tensors
         n, c, h, w = ctx.shape
-        g = grad.permute(0, 2, 3, 1).reshape(-1)
-        flat = arg.view(-1) * c + torch.arange(c).repeat(arg.numel() // c)
-        hit = arg.view(-1) >= 0
+        g = grad.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, picked)
         grad_rows = g.new_zeros(n * h * w * c)
-        grad_rows.index_add_(0, flat[hit], g[hit])
+        grad_rows.index_add_(0, (arg * c + torch.arange(c)).view(-1), g.reshape(-1))
         return grad_rows.view(n, h, w, c).permute(0, 3, 1, 2), None, None, None
