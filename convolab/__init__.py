@@ -15,6 +15,12 @@ from .functional import (
     conv_transpose1d,
     conv_transpose2d,
     conv_transpose3d,
+    deform_conv,
+    deform_conv1d,
+    deform_conv2d,
+    deform_conv3d,
+    roi_align,
+    roi_pool,
 )
 
 __version__ = "0.1.0"
@@ -30,6 +36,12 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "deform_conv",
+    "deform_conv1d",
+    "deform_conv2d",
+    "deform_conv3d",
     "functional",
     "nn",
+    "roi_align",
+    "roi_pool",
 ]

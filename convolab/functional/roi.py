@@ -55,8 +55,7 @@ def _check(op: str, input: Tensor, boxes: BoxesArg, output_size: Any, spatial_sc
     if not input.is_floating_point():
         raise TypeError(f"{op}: expected a floating-point input, got {input.dtype}")
     size = positive_tuple(output_size, 2, "output_size", op)
-    if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)) or not spatial_scale > 0:
-        raise ValueError(f"{op}: spatial_scale must be a number > 0, got {spatial_scale!r}")
+    check_spatial_scale(op, spatial_scale)
     rois = _as_rois(op, boxes, input)
     if rois.shape[0]:
         bad = ~torch.isfinite(rois).all(1)
@@ -80,6 +79,20 @@ def _check(op: str, input: Tensor, boxes: BoxesArg, output_size: Any, spatial_sc
                     f"boxes are (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2"
                 )
     return rois, size
+
+
+def check_spatial_scale(op: str, spatial_scale: float) -> float:
+    """spatial_scale must be a real number > 0 (shared with the modules)."""
+    if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)) or not spatial_scale > 0:
+        raise ValueError(f"{op}: spatial_scale must be a number > 0, got {spatial_scale!r}")
+    return float(spatial_scale)
+
+
+def check_sampling_ratio(op: str, sampling_ratio: int) -> int:
+    """sampling_ratio must be an int; <= 0 selects adaptive sampling (shared with the modules)."""
+    if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int):
+        raise TypeError(f"{op}: sampling_ratio must be an int (<= 0 for adaptive), got {sampling_ratio!r}")
+    return sampling_ratio
 
 
 def _as_rois(op: str, boxes: BoxesArg, input: Tensor) -> Tensor:
@@ -176,15 +189,14 @@ def roi_align(
         >>> x = torch.arange(16.).view(1, 1, 4, 4)
         >>> roi_align(x, torch.tensor([[0, 0., 0., 4., 4.]]), 2, aligned=True).flatten().tolist()
         [2.5, 4.5, 10.5, 12.5]
-        >>> roi_align(torch.randn(2, 8, 32, 32), [torch.rand(3, 4) * 10 + [0, 0, 10, 10]] * 2, 7).shape
-        torch.Size([6, 8, 7, 7])
+        >>> roi_align(torch.randn(2, 8, 32, 32), [torch.tensor([[1., 2., 20., 30.]])] * 2, 7).shape
+        torch.Size([2, 8, 7, 7])
     """
     op = "roi_align"
     if isinstance(boxes, (list, tuple)):
         boxes = [b if isinstance(b, Tensor) else torch.as_tensor(b) for b in boxes]
     rois, size = _check(op, input, boxes, output_size, spatial_scale)
-    if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int):
-        raise TypeError(f"{op}: sampling_ratio must be an int (<= 0 for adaptive), got {sampling_ratio!r}")
+    check_sampling_ratio(op, sampling_ratio)
     if rois.shape[0] == 0:
         return _empty(input, size)
     index, weight, bag = _align_map(rois, input.shape, size, float(spatial_scale), sampling_ratio, bool(aligned))
