@@ -36,6 +36,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import arithmetic
 from .._args import PaddingArg, check_choice, check_groups, positive_tuple
+from .conv import _check_bias, _check_tensors
 
 __all__ = [
     "COLUMNS_BUDGET",
@@ -167,26 +168,12 @@ def deform_conv(
 
 
 def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op) -> dict:
-    for name, t in (("input", input), ("offset", offset), ("weight", weight)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{_op or 'deform_conv'}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    for name, t in (("bias", bias), ("mask", mask)):
-        if t is not None and not isinstance(t, Tensor):
-            raise TypeError(
-                f"{_op or 'deform_conv'}: {name} must be a torch.Tensor or None, got {type(t).__name__}"
-            )
-    if weight.dim() not in (3, 4, 5):
-        raise ValueError(
-            f"{_op or 'deform_conv'}: expected weight of rank 3, 4 or 5 ([C_out, C_in/groups, *kernel] "
-            f"with 1-3 spatial dims), got rank {weight.dim()} with shape {list(weight.shape)}"
-        )
-    nd = weight.dim() - 2
+    # tensor types, ranks and dtypes are checked exactly as for the regular conv
+    nd = _check_tensors(_op or "deform_conv", input, weight, bias)
     op = _op or f"deform_conv{nd}d"
-    if input.dim() not in (nd + 1, nd + 2):
-        raise ValueError(
-            f"{op}: expected input of rank {nd + 2} ([N, C, *spatial]) or {nd + 1} (unbatched) for a "
-            f"weight with {nd} spatial dims, got rank {input.dim()} with shape {list(input.shape)}"
-        )
+    for name, t in (("offset", offset), ("mask", mask)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a torch.Tensor{' or None' if name == 'mask' else ''}, got {type(t).__name__}")
     unbatched = input.dim() == nd + 1
     for name, t in (("offset", offset), ("mask", mask)):
         if t is not None and t.dim() != input.dim():
@@ -194,7 +181,7 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
                 f"{op}: expected {name} of rank {input.dim()} (like the input), got rank {t.dim()} "
                 f"with shape {list(t.shape)}"
             )
-    for name, t in (("offset", offset), ("weight", weight), ("bias", bias), ("mask", mask)):
+    for name, t in (("offset", offset), ("mask", mask)):
         if t is not None and t.dtype != input.dtype:
             raise TypeError(f"{op}: {name} dtype ({t.dtype}) must equal input dtype ({input.dtype})")
     if not input.is_floating_point():
@@ -210,8 +197,7 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
             f"(input {list(input.shape)}, weight {list(weight.shape)})"
         )
     check_groups(c_in, c_out, groups, op)
-    if bias is not None and tuple(bias.shape) != (c_out,):
-        raise ValueError(f"{op}: expected bias of shape [{c_out}] (out_channels), got {list(bias.shape)}")
+    _check_bias(op, bias, c_out)
     stride_t = positive_tuple(stride, nd, "stride", op)
     dilation_t = positive_tuple(dilation, nd, "dilation", op)
     spatial = tuple(input.shape[lead + 1 :])

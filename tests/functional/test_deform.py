@@ -211,5 +211,5 @@ def test_bad_input_messages():
         deform_conv2d(x, off, w, padding=1, algorithm="gridsample")
     with pytest.raises(ValueError, match=r"deform_conv2d: output size would be 0 along dim 2"):
         deform_conv2d(torch.randn(1, 4, 2, 6), off, w)
-    with pytest.raises(TypeError, match=r"deform_conv: offset must be a torch.Tensor, got list"):
+    with pytest.raises(TypeError, match=r"deform_conv2d: offset must be a torch.Tensor, got list"):
         deform_conv(x, [0.0], w)
