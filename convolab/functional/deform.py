@@ -405,9 +405,10 @@ class _DeformConvFunction(torch.autograd.Function):
             pos = _positions(offset[n0:n1], base, og)[..., l0:l1, :]
             x_s = sampler.input(x[n0:n1])
             s = sampler.sample(x_s, sampler.grid(pos), nb)
-            kept = s if len(chunks) == 1 else None
+            kept = s if len(chunks) == 1 and any(ctx.needs_input_grad[:4]) else None
             if mask is not None:
-                s = s * mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
+                m = mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
+                s = s * m if kept is not None else s.mul_(m)  # in place unless kept for backward
             cols = s.reshape(nb, groups, w.shape[2], l1 - l0)
             out[n0:n1, :, l0:l1] = torch.matmul(w, cols).reshape(nb, -1, l1 - l0)
         ctx.geometry, ctx.chunks = geometry, chunks
@@ -438,25 +439,25 @@ class _DeformConvFunction(torch.autograd.Function):
             x_s = sampler.input(x[n0:n1])
             grid = sampler.grid(pos)
             s = ctx.kept if ctx.kept is not None else sampler.sample(x_s, grid, nb)
+            ctx.kept = None  # s is overwritten below; a second backward recomputes it
             m = None if mask is None else mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
             go = go_all[n0:n1, ..., l0:l1]
-            if need_w:
-                sm = s if m is None else s * m
-                grad_w += torch.matmul(go, sm.reshape(nb, groups, w.shape[2], lc).transpose(-1, -2)).sum(0)
-            if not (need_x or need_off or need_mask):
-                continue
-            grad_s = torch.matmul(w.transpose(1, 2), go).reshape(s.shape)  # [nb, G, Cg, K, Lc]
-            if m is not None:
-                if need_mask:
+            grad_s = None
+            if need_x or need_off or need_mask:
+                grad_s = torch.matmul(w.transpose(1, 2), go).reshape(s.shape)  # [nb, G, Cg, K, Lc]
+                if m is not None and need_mask:
                     grad_mask[n0:n1, ..., l0:l1] = (grad_s * s).sum(2)
-                grad_s = grad_s * m
+            if need_w:
+                sm = s if m is None else s.mul_(m)  # the unmasked s is not needed any more
+                grad_w += torch.matmul(go, sm.reshape(nb, groups, w.shape[2], lc).transpose(-1, -2)).sum(0)
             if need_x or need_off:
+                if m is not None:
+                    grad_s.mul_(m)
                 gx, gpos = sampler.backward(grad_s, x_s, grid, need_x, need_off)
                 if need_x:
                     grad_x[n0:n1] += gx.reshape(nb, c, *x.shape[2:])
                 if need_off:
                     grad_off[n0:n1, ..., l0:l1, :] = gpos.reshape(nb, og, taps, lc, nd)
-        ctx.kept = None
         if need_off:
             grad_off = grad_off.transpose(-1, -2).reshape(offset.shape)
         if need_mask:

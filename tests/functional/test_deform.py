@@ -213,3 +213,13 @@ def test_bad_input_messages():
         deform_conv2d(torch.randn(1, 4, 2, 6), off, w)
     with pytest.raises(TypeError, match=r"deform_conv2d: offset must be a torch.Tensor, got list"):
         deform_conv(x, [0.0], w)
+
+
+def test_backward_twice_with_retained_graph_gives_the_same_gradients():
+    x, w, b, _, off_shape, mask_shape = _problem(2, n=1)
+    ts = [t.clone().requires_grad_() for t in (x, torch.randn(off_shape, dtype=x.dtype), w, torch.rand(mask_shape, dtype=x.dtype))]
+    out = deform_conv2d(ts[0], ts[1], ts[2], mask=ts[3], padding=1)
+    first = torch.autograd.grad(out.sum(), ts, retain_graph=True)
+    second = torch.autograd.grad(out.sum(), ts)
+    for a, b_ in zip(first, second):
+        torch.testing.assert_close(a, b_)
