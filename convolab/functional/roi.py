@@ -164,6 +164,11 @@ def roi_align(
     map reads 0; one within a pixel of the border is clamped to it. Without
     ``aligned`` the box is at least 1x1 pixel (the legacy Detectron rule).
 
+    Memory: the map from input pixels to bins is built in chunks of at most
+    ``ROI_BUDGET`` entries and kept for the backward: ``4*grid_h*grid_w`` entries
+    (an int64 index, a weight and an int64 bin id) per output bin, independent of C.
+    No gradient flows to the boxes (as in the usual kernels).
+
     Args:
         input (Tensor[N, C, H, W]): feature maps.
         boxes (Tensor[K, 5] or list of Tensor[L, 4]): ``(batch_index, x1, y1, x2, y2)``
@@ -313,6 +318,9 @@ def roi_pool(
     ``[start + floor(p*roi/bins), start + ceil((p+1)*roi/bins))`` clipped to the
     map. An empty bin (entirely outside the map) gives 0. The gradient goes to
     the first (row-major) maximum of each bin.
+
+    Memory: a few pooled copies of the map (one per power-of-two window size in
+    use, built one at a time) and the argmax of every output value (int64).
 
     Args:
         input (Tensor[N, C, H, W]): feature maps.
