@@ -405,7 +405,9 @@ def _window_max(input: Tensor, bins: Tensor, batch: Tensor, top: Tensor, left: T
         sel = bins[sel]
         a, b = 1 << j, 1 << i
         if row_pool is None or row_pool[0] != b:
-            row_pool = (b, *F.max_pool2d(x_cl, (1, b), 1, return_indices=True))
+            v_row, i_row = F.max_pool2d(x_cl, (1, b), 1, return_indices=True)
+            # int32 pixel indices halve the memory traffic of the candidate comparisons
+            row_pool = (b, v_row, i_row.int() if height * width < 2**31 else i_row)
         if col_pool is None or col_pool[0] != (a, b):
             col_pool = ((a, b), *F.max_pool2d(row_pool[1], (a, 1), 1, return_indices=True))
         values, where = col_pool[1:]
@@ -425,9 +427,10 @@ def _window_max(input: Tensor, bins: Tensor, batch: Tensor, top: Tensor, left: T
                     best, first = v, p
                 else:
                     take = (v > best) | ((v == best) & (p < first))
-                    best, first = torch.where(take, v, best), torch.where(take, p, first)
+                    first = torch.where(take, p, first)
+                    best = torch.maximum(best, v)  # = where(take, v, best): take implies v >= best
         values_all.append(best)
-        pixels_all.append(first + (batch[sel] * (height * width)).unsqueeze(1))
+        pixels_all.append(first.long() + (batch[sel] * (height * width)).unsqueeze(1))
         picked.append(sel)
     return torch.cat(picked), torch.cat(values_all), torch.cat(pixels_all)
 
