@@ -26,7 +26,8 @@ from torch import nn
 from .._bench import interleaved
 from ..analysis import summary
 from ..data import DataSplit, load_dataset
-from ..models import _registry, register_model
+from .._args import suggest
+from ..models import _registry, list_models, register_model
 from ..train import Callback, TrainConfig, build_model, fit
 from ..train.checkpoint import atomic_write_text
 from .table import AblationRow, AblationTable
@@ -190,6 +191,8 @@ def ablate(
         >>> [row.variant for row in table.rows]
         ['standard', 'flattened']
     """
+    if base not in list_models():
+        raise ValueError(f"ablate: unknown base network {base!r}{suggest(base, list_models())} (`convolab models` lists them)")
     pairs = parse_swaps(swaps)
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):

@@ -186,13 +186,9 @@ def _conv_bn_act_triples(model: nn.Module) -> list[tuple[nn.Sequential, str, str
     for seq in model.modules():
         if not isinstance(seq, nn.Sequential):
             continue
-        names = list(seq._modules)
-        for a, b, c in zip(names, names[1:], names[2:]):
-            if (
-                isinstance(seq._modules[a], _CONVS)
-                and isinstance(seq._modules[b], nn.BatchNorm2d)
-                and isinstance(seq._modules[c], _ACTIVATIONS)
-            ):
+        children = list(seq.named_children())
+        for (_, conv), (b, norm), (c, act) in zip(children, children[1:], children[2:]):
+            if isinstance(conv, _CONVS) and isinstance(norm, nn.BatchNorm2d) and isinstance(act, _ACTIVATIONS):
                 triples.append((seq, b, c))
     return triples
 
@@ -205,7 +201,7 @@ def _norm(order: str) -> Transform:
                 f"ablate: norm={order}: the base network has no conv -> BatchNorm2d -> activation sequence"
             )
         for seq, b, c in triples:
-            norm, act = seq._modules[b], seq._modules[c]
+            norm, act = seq.get_submodule(b), seq.get_submodule(c)
             if order == "none":
                 setattr(seq, b, nn.Identity())
             else:  # same slots, swapped contents: the activation runs first, then the norm
