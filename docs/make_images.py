@@ -1,6 +1,6 @@
 """Produce the pictures and precomputed tables of docs/concepts.md (nothing there is hand-made).
 
-    python docs/make_images.py            # everything (the ablations train: ~15 min on 2 busy cores)
+    python docs/make_images.py            # everything (the ablations train: ~10 min on 2 busy cores)
     python docs/make_images.py --no-train # only the pictures that need no training
 
 The ablation runs are kept in ``build/docs-ablation/`` (resumable: a re-run trains only what
