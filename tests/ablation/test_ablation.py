@@ -32,6 +32,7 @@ def test_every_variant_keeps_the_output_shape(axis, value):
     ("depthwise_separable", cnn.DepthwiseSeparableConv2d),
     ("spatially_separable", cnn.SpatiallySeparableConv2d),
     ("flattened", cnn.FlattenedConv2d),
+    *([("deformable", cnn.DeformConv2d)] if hasattr(cnn, "DeformConv2d") else []),
 ])
 def test_conv_swaps_replace_every_conv_but_the_stem(value, cls):
     net = build_variant("seed_cnn", "conv", value)
