@@ -1,0 +1,20 @@
+"""Pictures that explain: animations (GIF and HTML), worked arithmetic as text, figures.
+
+Everything is computed from convolab (the ops' real outputs and
+:mod:`convolab.arithmetic`); matplotlib and Pillow are imported only when a
+picture is drawn.
+"""
+
+from .frames import (
+    ChannelAnimation,
+    Frame,
+    Grid,
+    GridAnimation,
+    channel_shuffle_animation,
+    checkerboard_animation,
+    conv_animation,
+    conv_transpose_animation,
+    depthwise_separable_animation,
+    grouped_conv_animation,
+    pointwise_animation,
+)

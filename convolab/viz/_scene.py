@@ -1,0 +1,299 @@
+"""Layout: an animation's frames as scenes of plain shapes (rectangles, text, lines, dots).
+
+One layout feeds both renderers (Pillow for GIF/PNG, SVG for HTML), so the two
+pictures cannot disagree. Every size is fixed per animation, so all frames of
+a GIF share one canvas.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from typing import Union
+
+from .frames import DATA, PAD, ZERO, ChannelAnimation, GridAnimation, fmt
+
+# Colours: distinct for colour-blind viewers (ColorBrewer-like), dark text on light fills.
+BACKGROUND = "#ffffff"
+INK = "#1a1a1a"
+MUTED = "#6b6b6b"
+GRID_LINE = "#9a9a9a"
+FILL = {DATA: "#ffffff", PAD: "#d4d4d4", ZERO: "#fff0a8"}
+TEXT = {DATA: INK, PAD: "#5e5e5e", ZERO: "#7a6400"}
+KERNEL_FILL = "#c7e9c0"
+WINDOW = "#1f5fbf"
+OUT_DONE = "#fdd9b5"
+OUT_NOW = "#f28e2b"
+POINT = "#d62728"
+EDGE = "#d0d0d0"
+GROUP_FILLS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+LEGEND_TEXT = {DATA: "input value", PAD: "padding (0)", ZERO: "inserted zero"}
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: float
+    y: float
+    w: float
+    h: float
+    fill: str
+    stroke: str = GRID_LINE
+    width: float = 1
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class Text:
+    x: float
+    y: float
+    text: str
+    size: int
+    fill: str = INK
+    anchor: str = "middle"  # or "start", "end"
+    bold: bool = False
+
+
+@dataclass(frozen=True)
+class Line:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    stroke: str
+    width: float = 1
+
+
+@dataclass(frozen=True)
+class Dot:
+    x: float
+    y: float
+    r: float
+    fill: str
+
+
+Shape = Union[Rect, Text, Line, Dot]
+
+
+@dataclass
+class Scene:
+    width: int
+    height: int
+    shapes: list = field(default_factory=list)
+    static: int = 0  # the first ``static`` shapes are the same in every frame of the animation
+
+
+def scenes(animation: Union[GridAnimation, ChannelAnimation]) -> list[Scene]:
+    """One scene per frame of ``animation``."""
+    if isinstance(animation, GridAnimation):
+        return _grid_scenes(animation)
+    if isinstance(animation, ChannelAnimation):
+        return _channel_scenes(animation)
+    raise TypeError(f"viz: expected a GridAnimation or ChannelAnimation, got {type(animation).__name__}")
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+MARGIN = 18
+TITLE = 16
+SMALL = 13
+
+
+def _wrap(text: str, width_px: float, size: int) -> list[str]:
+    # DejaVu Sans Mono advances 0.602 em per character.
+    return textwrap.wrap(text, max(int(width_px / (0.61 * size)), 20), break_on_hyphens=False) or [""]
+
+
+def _header(title: str, notes: tuple[str, ...], width: int) -> tuple[list[Shape], float]:
+    shapes: list[Shape] = []
+    y = MARGIN + TITLE / 2
+    for line in _wrap(title, width - 2 * MARGIN, TITLE):
+        shapes.append(Text(MARGIN, y, line, TITLE, anchor="start", bold=True))
+        y += TITLE + 6
+    for note in notes:
+        for line in _wrap(note, width - 2 * MARGIN, SMALL):
+            shapes.append(Text(MARGIN, y, line, SMALL, MUTED, anchor="start"))
+            y += SMALL + 5
+    return shapes, y + 8
+
+
+def _caption(lines: list[str], y: float, size: int = 14) -> list[Shape]:
+    return [Text(MARGIN, y + i * (size + 6) + size / 2, line, size, anchor="start") for i, line in enumerate(lines)]
+
+
+# --------------------------------------------------------------------------- sliding-window grids
+
+
+def _grid_scenes(a: GridAnimation) -> list[Scene]:
+    ih, iw = a.input.shape
+    kh, kw = a.kernel.shape if a.kernel else (0, 0)
+    oh, ow = a.output.shape
+    gap_cells = 1.6
+    columns = iw + kw + ow + 2 * gap_cells
+    cell = max(22, min(46, int(900 / columns)))
+    gap = int(gap_cells * cell)
+    grids_w = cell * (iw + kw + ow) + 2 * gap
+    width = max(grids_w + 2 * MARGIN, 640)
+    header, top = _header(a.title, a.notes, width)
+    label_h = SMALL + 10
+    grid_top = top + label_h
+    grids_h = cell * max(ih, kh, oh)
+    x_in = MARGIN
+    x_k = x_in + cell * iw + gap
+    x_out = x_k + cell * kw + gap if a.kernel else x_in + cell * iw + gap
+    caption_size = 14
+    wrapped = [_wrap(f.caption, width - 2 * MARGIN, caption_size) for f in a.frames]
+    caption_lines = max(len(w) for w in wrapped) if wrapped else 1
+    caption_top = grid_top + grids_h + 16
+    legend_top = caption_top + caption_lines * (caption_size + 6) + 10
+    legend, legend_h = _legend(a, legend_top, width)
+    height = int(legend_top + legend_h + MARGIN)
+    value_size = max(10, min(16, int(cell * 0.4)))
+
+    static: list[Shape] = list(header)
+    static.append(Text(x_in, top + SMALL / 2, f"{a.input.label} {ih}x{iw}" if ih > 1 else f"{a.input.label} ({iw})",
+                       SMALL, MUTED, anchor="start"))
+    if a.kernel:
+        static.append(Text(x_k, top + SMALL / 2, a.kernel.label, SMALL, MUTED, anchor="start"))
+        for i, row in enumerate(a.kernel.values):
+            for j, v in enumerate(row):
+                static += _cell_shapes(x_k + j * cell, grid_top + i * cell, cell, fmt(v), KERNEL_FILL, INK, value_size)
+    static.append(Text(x_out, top + SMALL / 2, f"{a.output.label} {oh}x{ow}" if oh > 1 else f"{a.output.label} ({ow})",
+                       SMALL, MUTED, anchor="start"))
+    static += legend
+
+    out: list[Scene] = []
+    written: dict[tuple[int, int], float] = {}
+    kernel_taps = [v for row in a.kernel.values for v in row] if a.kernel else []
+    for i, row in enumerate(a.input.values):
+        for j, v in enumerate(row):
+            kind = a.input.kind((i, j))
+            static += _cell_shapes(x_in + j * cell, grid_top + i * cell, cell, fmt(v), FILL[kind], TEXT[kind], value_size,
+                                   dashed=kind == PAD)
+    for n, frame in enumerate(a.frames):
+        shapes = list(static)
+        # the window drawn over the input: a thick border per cell, and the tap's weight in its corner
+        for t, (i, j) in enumerate(frame.window):
+            x, y = x_in + j * cell, grid_top + i * cell
+            shapes.append(Rect(x + 1.5, y + 1.5, cell - 3, cell - 3, "none", WINDOW, 3))
+            if len(kernel_taps) == len(frame.window) and cell >= 30:
+                tap = max(10, int(cell * 0.26))
+                shapes.append(Text(x + cell - 5, y + 4 + tap * 0.6, f"×{fmt(kernel_taps[t])}", tap, WINDOW, anchor="end"))
+        for r, c in frame.points:
+            shapes.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(3, cell * 0.12), POINT))
+        for c, v in zip(frame.cells, frame.values):
+            written[c] = v
+        now = set(frame.cells)
+        for i in range(oh):
+            for j in range(ow):
+                x, y = x_out + j * cell, grid_top + i * cell
+                if (i, j) in now:
+                    shapes += _cell_shapes(x, y, cell, fmt(written[(i, j)]), OUT_NOW, INK, value_size, bold=True)
+                elif (i, j) in written:
+                    shapes += _cell_shapes(x, y, cell, fmt(written[(i, j)]), OUT_DONE, INK, value_size)
+                else:
+                    shapes += _cell_shapes(x, y, cell, "", FILL[DATA], INK, value_size)
+        for (i, j) in now:
+            shapes.append(Rect(x_out + j * cell + 1.5, grid_top + i * cell + 1.5, cell - 3, cell - 3, "none", INK, 3))
+        shapes += _caption(wrapped[n], caption_top, caption_size)
+        shapes.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
+        out.append(Scene(int(width), height, shapes, len(static)))
+    return out
+
+
+def _cell_shapes(x, y, cell, text, fill, ink, size, *, bold=False, dashed=False) -> list[Shape]:
+    shapes: list[Shape] = [Rect(x, y, cell, cell, fill, GRID_LINE, 1, dashed)]
+    if text:
+        shapes.append(Text(x + cell / 2, y + cell / 2, text, size, ink, bold=bold))
+    return shapes
+
+
+def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], float]:
+    """Colour keys, wrapped onto as many rows as the width needs; returns shapes and height."""
+    items = [(FILL[k], LEGEND_TEXT[k], k == PAD) for k in a.legend]
+    if a.kernel:
+        items.append((KERNEL_FILL, "kernel weight", False))
+    items += [("none", "window", False), (OUT_NOW, "output being written", False), (OUT_DONE, "output written", False)]
+    if any(f.points for f in a.frames):
+        items.append((POINT, "sampling point", False))
+    shapes: list[Shape] = []
+    x, row = MARGIN, 0
+    for fill, label, dashed in items:
+        advance = 22 + 0.61 * 12 * len(label) + 18
+        if x + advance > width - MARGIN and x > MARGIN:
+            x, row = MARGIN, row + 1
+        top = y + row * 24
+        stroke, sw = (WINDOW, 3) if label == "window" else (GRID_LINE, 1)
+        shapes.append(Rect(x, top, 16, 16, fill, stroke, sw, dashed))
+        shapes.append(Text(x + 22, top + 8, label, 12, MUTED, anchor="start"))
+        x += advance
+    return shapes, (row + 1) * 24
+
+
+# --------------------------------------------------------------------------- channel diagrams
+
+
+def _channel_scenes(a: ChannelAnimation) -> list[Scene]:
+    columns = [("input", a.inputs, a.input_groups)] + [(s.label, s.values, s.groups) for s in a.stages]
+    node_w, node_h, row_h = 70, 30, 42
+    col_gap = 190
+    # room after the last column for its label
+    width = max(MARGIN * 2 + node_w * len(columns) + col_gap * (len(columns) - 1) + 140, 640)
+    header, top = _header(a.title, a.notes, width)
+    label_lines = [_wrap(label, node_w + col_gap - 30, SMALL) for label, _, _ in columns]
+    body_top = top + max(len(l) for l in label_lines) * (SMALL + 4) + 10
+    rows = max(len(v) for _, v, _ in columns)
+    caption_size = 14
+    wrapped = [_wrap(f.caption, width - 2 * MARGIN, caption_size) for f in a.frames]
+    caption_top = body_top + rows * row_h + 12
+    height = int(caption_top + max(len(w) for w in wrapped) * (caption_size + 6) + 22 + MARGIN)
+
+    def xy(col: int, row: int, count: int) -> tuple[float, float]:
+        offset = (rows - count) * row_h / 2  # centre short columns
+        return MARGIN + col * (node_w + col_gap), body_top + offset + row * row_h
+
+    static: list[Shape] = list(header)
+    for col, lines in enumerate(label_lines):
+        x, _ = xy(col, 0, rows)
+        for i, line in enumerate(lines):
+            static.append(Text(x, top + i * (SMALL + 4) + SMALL / 2, line, SMALL, MUTED, anchor="start"))
+    for si, stage in enumerate(a.stages):
+        n_src, n_dst = len(columns[si][1]), len(stage.values)
+        for src, dst, _ in stage.edges:
+            x1, y1 = xy(si, src, n_src)
+            x2, y2 = xy(si + 1, dst, n_dst)
+            static.append(Line(x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2, EDGE, 1))
+
+    out: list[Scene] = []
+    written: dict[tuple[int, int], float] = {}
+    for n, frame in enumerate(a.frames):
+        shapes = list(static)
+        col = frame.stage + 1
+        n_src, n_dst = len(columns[col - 1][1]), len(columns[col][1])
+        weights = {src: w for src, dst, w in a.stages[frame.stage].edges if dst == frame.dst}
+        x2, y2 = xy(col, frame.dst, n_dst)
+        for src in frame.sources:
+            x1, y1 = xy(col - 1, src, n_src)
+            shapes.append(Line(x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2, WINDOW, 3))
+            # the weight near the source end, where the lines are still apart
+            shapes.append(Text(x1 + node_w + 24, y1 + node_h / 2 + (y2 - y1) * 24 / col_gap - 8,
+                               f"×{fmt(weights[src])}", 11, WINDOW))
+        written[(col, frame.dst)] = frame.value
+        for c, (_, values, groups) in enumerate(columns):
+            for r, v in enumerate(values):
+                x, y = xy(c, r, len(values))
+                fill = GROUP_FILLS[groups[r] % len(GROUP_FILLS)]
+                if c == 0:
+                    text = fmt(v)
+                elif (c, r) in written:
+                    text = fmt(written[(c, r)])
+                else:
+                    text, fill = "", FILL[DATA]
+                now = (c, r) == (col, frame.dst)
+                source = c == col - 1 and r in frame.sources
+                stroke, sw = (INK, 3) if now else ((WINDOW, 3) if source else (GRID_LINE, 1))
+                shapes.append(Rect(x, y, node_w, node_h, fill, stroke, sw))
+                shapes.append(Text(x + node_w / 2, y + node_h / 2, text, 14, INK, bold=now))
+        shapes += _caption(wrapped[n], caption_top, caption_size)
+        shapes.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
+        out.append(Scene(int(width), height, shapes, len(static)))
+    return out
