@@ -120,6 +120,7 @@ class GridAnimation:
     frames: tuple[Frame, ...]
     notes: tuple[str, ...] = ()
     legend: tuple[str, ...] = (DATA, PAD)
+    bias: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,7 @@ def conv_animation(
         output=Grid("output", _rows(y)),
         frames=tuple(frames),
         notes=notes,
+        bias=bias,
     )
 
 
@@ -451,6 +453,7 @@ def conv_transpose_animation(
         frames=tuple(frames),
         notes=notes,
         legend=(DATA, ZERO, PAD),
+        bias=bias,
     )
 
 
