@@ -18,3 +18,22 @@ from .frames import (
     grouped_conv_animation,
     pointwise_animation,
 )
+from .frames import ANIMATIONS, animate
+from .gallery import write_gallery
+
+__all__ = [
+    "ANIMATIONS",
+    "ChannelAnimation",
+    "Frame",
+    "Grid",
+    "GridAnimation",
+    "animate",
+    "channel_shuffle_animation",
+    "checkerboard_animation",
+    "conv_animation",
+    "conv_transpose_animation",
+    "depthwise_separable_animation",
+    "grouped_conv_animation",
+    "pointwise_animation",
+    "write_gallery",
+]

@@ -42,14 +42,14 @@ def _dashed_rect(draw, x0, y0, x1, y1, colour, width, dash=4):
             t += 2 * dash
 
 
-def draw_scene(scene: Scene):
-    """One scene as a Pillow RGB image."""
+def draw_scene(scene: Scene, base=None):
+    """One scene as a Pillow RGB image; with ``base`` (the static shapes already drawn), only the rest."""
     from PIL import Image, ImageDraw
 
-    image = Image.new("RGB", (scene.width, scene.height), BACKGROUND)
+    image = base.copy() if base is not None else Image.new("RGB", (scene.width, scene.height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     anchors = {"start": "lm", "middle": "mm", "end": "rm"}
-    for s in scene.shapes:
+    for s in scene.shapes[scene.static if base is not None else 0:]:
         if isinstance(s, Rect):
             box = [s.x, s.y, s.x + s.w, s.y + s.h]
             if s.fill != "none":
@@ -69,7 +69,22 @@ def draw_scene(scene: Scene):
 
 def render_frames(animation: Animation) -> list:
     """Every frame of ``animation`` as a Pillow RGB image (all the same size)."""
-    return [draw_scene(s) for s in scenes(animation)]
+    all_scenes = scenes(animation)
+    first = all_scenes[0]
+    base = draw_scene(Scene(first.width, first.height, first.shapes[: first.static]))
+    return [draw_scene(s, base) for s in all_scenes]
+
+
+def _palette_frames(images: list) -> list:
+    """Quantise every frame to one shared palette, learnt once from the first and last frames."""
+    from PIL import Image
+
+    first, last = images[0], images[-1]
+    sample = Image.new("RGB", (first.width, first.height * 2))
+    sample.paste(first, (0, 0))
+    sample.paste(last, (0, first.height))
+    palette = sample.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    return [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
 
 
 def save_gif(animation: Animation, path: Union[str, Path], duration_ms: int = 900) -> Path:
@@ -85,7 +100,7 @@ def save_gif(animation: Animation, path: Union[str, Path], duration_ms: int = 90
     if not isinstance(duration_ms, int) or duration_ms < 20:
         raise ValueError(f"save_gif: duration_ms must be an int >= 20, got {duration_ms!r}")
     path = Path(path)
-    images = [im.convert("P", palette=1, colors=255) for im in render_frames(animation)]  # 1 = ADAPTIVE
+    images = _palette_frames(render_frames(animation))
     durations = [duration_ms] * len(images)
     durations[-1] = 2 * duration_ms
     path.parent.mkdir(parents=True, exist_ok=True)
