@@ -2,7 +2,7 @@
 
 Each animation becomes one ``<section>``: one ``<svg>`` whose shapes common to
 every frame are drawn once, and one ``<g class="frame">`` per frame (only the
-current one is shown). Keys: space plays/pauses, arrows step, Home/End jump.
+current one is shown). Keys: space plays/pauses, arrows step, Home/End jump; ``#step=N`` in the URL opens step N.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _section(index: int, animation: Animation, frames: list[Scene]) -> str:
 </section>"""
 
 
-_SCRIPT = """
+_SCRIPT = r"""
 document.querySelectorAll('section.anim').forEach(function (sec) {
   var frames = sec.querySelectorAll('g.frame'), n = frames.length, cur = 0, timer = null;
   var play = sec.querySelector('.play'), slider = sec.querySelector('.slider'), counter = sec.querySelector('.counter');
@@ -99,6 +99,9 @@ document.querySelectorAll('section.anim').forEach(function (sec) {
   sec.querySelector('.prev').addEventListener('click', function () { stop(); show(cur - 1); });
   sec.querySelector('.next').addEventListener('click', function () { stop(); show(cur + 1); });
   slider.addEventListener('input', function () { stop(); show(parseInt(slider.value, 10)); });
+  // '#step=N' opens every animation at step N (a link can point at a step; the tests use it too)
+  var m = /step=(\d+)/.exec(location.hash);
+  if (m) { show(Math.min(parseInt(m[1], 10), n - 1)); }
   sec.tabIndex = 0;
   sec.addEventListener('keydown', function (e) {
     if (e.key === ' ') { toggle(); e.preventDefault(); }
