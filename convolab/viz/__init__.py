@@ -20,6 +20,7 @@ from .frames import (
 )
 from .frames import ANIMATIONS, animate
 from .gallery import write_gallery
+from .grids import feature_map_grid, kernel_grid
 
 __all__ = [
     "ANIMATIONS",
@@ -33,7 +34,9 @@ __all__ = [
     "conv_animation",
     "conv_transpose_animation",
     "depthwise_separable_animation",
+    "feature_map_grid",
     "grouped_conv_animation",
+    "kernel_grid",
     "pointwise_animation",
     "write_gallery",
 ]
