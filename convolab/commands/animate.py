@@ -107,7 +107,7 @@ def _value(option: str, text: str, op: str) -> Any:
 
 def build(args: argparse.Namespace) -> Any:
     """The animation the arguments ask for (validated)."""
-    from ..viz.frames import animate
+    from ..viz.animate import animate
 
     op = check_choice(args.op, OPS, "OP", "animate")
     builder, options, fixed = OPS[op]

@@ -18,7 +18,7 @@ from .frames import (
     grouped_conv_animation,
     pointwise_animation,
 )
-from .frames import ANIMATIONS, animate
+from .animate import ANIMATIONS, animate
 from .gallery import write_gallery
 from .grids import feature_map_grid, kernel_grid
 

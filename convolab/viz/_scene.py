@@ -27,7 +27,7 @@ OUT_NOW = "#f28e2b"
 POINT = "#d62728"
 EDGE = "#d0d0d0"
 GROUP_FILLS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
-LEGEND_TEXT = {DATA: "input value", PAD: "padding (0)", ZERO: "inserted zero"}
+LEGEND_TEXT = {DATA: "input value", PAD: "padding", ZERO: "inserted zero"}
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,8 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
             if len(kernel_taps) == len(frame.window) and cell >= 30:
                 tap = max(10, int(cell * 0.26))
                 shapes.append(Text(x + cell - 5, y + 4 + tap * 0.6, f"×{fmt(kernel_taps[t])}", tap, WINDOW, anchor="end"))
+        for i, j in frame.marked:
+            shapes.append(Rect(x_in + j * cell + 5, grid_top + i * cell + 5, cell - 10, cell - 10, "none", POINT, 3))
         for r, c in frame.points:
             shapes.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(3, cell * 0.12), POINT))
         for c, v in zip(frame.cells, frame.values):
@@ -214,7 +216,9 @@ def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], floa
         items.append((KERNEL_FILL, "kernel weight", False))
     items += [("none", "window", False), (OUT_NOW, "output being written", False), (OUT_DONE, "output written", False)]
     if any(f.points for f in a.frames):
-        items.append((POINT, "sampling point", False))
+        items.append((POINT, a.point_label, False))
+    if any(f.marked for f in a.frames):
+        items.append(("none", a.mark_label, False))
     shapes: list[Shape] = []
     x, row = MARGIN, 0
     for fill, label, dashed in items:
@@ -222,7 +226,7 @@ def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], floa
         if x + advance > width - MARGIN and x > MARGIN:
             x, row = MARGIN, row + 1
         top = y + row * 24
-        stroke, sw = (WINDOW, 3) if label == "window" else (GRID_LINE, 1)
+        stroke, sw = (WINDOW, 3) if label == "window" else ((POINT, 3) if fill == "none" else (GRID_LINE, 1))
         shapes.append(Rect(x, top, 16, 16, fill, stroke, sw, dashed))
         shapes.append(Text(x + 22, top + 8, label, 12, MUTED, anchor="start"))
         x += advance

@@ -19,13 +19,12 @@ the windows from convolab's windowing primitive; every size from
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
 from .. import arithmetic
-from .._args import check_choice, suggest
+from .._args import suggest
 from .frames import fmt
 
 __all__ = ["Layer", "explain_conv", "explain_params", "explain_receptive_field", "parse_layer", "parse_layers"]

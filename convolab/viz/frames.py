@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Union
 
 from .. import arithmetic
-from .._args import PaddingArg, check_choice, ntuple, positive_tuple
+from .._args import PaddingArg, ntuple, positive_tuple
 
 __all__ = [
     "ChannelAnimation",
@@ -53,6 +53,8 @@ DATA, PAD, ZERO = "data", "pad", "zero"
 
 def fmt(value: float) -> str:
     """A number as printed on a cell: integers without decimals, else 2 significant decimals."""
+    if math.isinf(value):
+        return "-∞" if value < 0 else "∞"
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))
     return f"{value:.2f}".rstrip("0").rstrip(".")
@@ -95,6 +97,7 @@ class Frame:
         values: the value of each written cell after this step (the op's output).
         caption: the arithmetic of this step, checkable by hand.
         points: optional fractional (row, col) sampling points on the input grid.
+        marked: optional input cells to single out (e.g. the maximum a max-pool picked).
     """
 
     window: tuple[Cell, ...]
@@ -102,6 +105,7 @@ class Frame:
     values: tuple[float, ...]
     caption: str
     points: tuple[tuple[float, float], ...] = ()
+    marked: tuple[Cell, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class GridAnimation:
     notes: tuple[str, ...] = ()
     legend: tuple[str, ...] = (DATA, PAD)
     bias: float = 0.0
+    point_label: str = "sampling point"
+    mark_label: str = "picked"
 
 
 @dataclass(frozen=True)
@@ -738,31 +744,3 @@ def depthwise_separable_animation(
         frames=_channel_frames([s1, s2], x.tolist()),
         notes=(f"weights: depthwise {dw} + pointwise {pw} = {dw + pw}  vs  standard {k}x{k} conv {full}",),
     )
-
-
-# --------------------------------------------------------------------------- registry
-
-ANIMATIONS: dict[str, Callable[..., Animation]] = {
-    "conv": conv_animation,
-    "conv_transpose": conv_transpose_animation,
-    "checkerboard": checkerboard_animation,
-    "grouped": grouped_conv_animation,
-    "channel_shuffle": channel_shuffle_animation,
-    "depthwise_separable": depthwise_separable_animation,
-    "pointwise": pointwise_animation,
-}
-
-
-def animate(op: str, *args, **kwargs) -> Animation:
-    """Build the animation of ``op`` (a key of :data:`ANIMATIONS`) with that builder's arguments.
-
-    Example:
-        >>> len(animate("conv", (5, 5), 3, stride=2, padding=1).frames)
-        9
-        >>> animate("conv2d", 5)
-        Traceback (most recent call last):
-        ...
-        ValueError: animate: op must be one of 'conv', ..., got 'conv2d'; did you mean 'conv'?
-    """
-    check_choice(op, ANIMATIONS, "op", "animate")
-    return ANIMATIONS[op](*args, **kwargs)

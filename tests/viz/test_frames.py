@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from convolab import arithmetic
+from convolab.viz.animate import animate
 from convolab.viz.frames import (
     DATA,
     PAD,
     ZERO,
-    animate,
     channel_shuffle_animation,
     checkerboard_animation,
     conv_animation,
