@@ -76,10 +76,29 @@ Shape = Union[Rect, Text, Line, Dot]
 
 @dataclass
 class Scene:
+    """One frame's picture, in three layers drawn in order.
+
+    ``static`` is the same in every frame; ``persist`` is what this frame adds
+    for good (an output cell once written stays written), shown in this and
+    every later frame; ``now`` is shown in this frame only. ``shapes`` is the
+    full picture of the frame: static, the persist layers of frames 0..n, now.
+    """
+
     width: int
     height: int
+    static: list = field(default_factory=list)
+    persist: list = field(default_factory=list)
+    now: list = field(default_factory=list)
     shapes: list = field(default_factory=list)
-    static: int = 0  # the first ``static`` shapes are the same in every frame of the animation
+
+
+def _stack(width: int, height: int, static: list, layers: list[tuple[list, list]]) -> list[Scene]:
+    """Scenes from per-frame (persist, now) layers: each frame shows every earlier persist layer."""
+    out, kept = [], list(static)
+    for persist, now in layers:
+        kept += persist
+        out.append(Scene(int(width), int(height), static, persist, now, kept + now))
+    return out
 
 
 def scenes(animation: Union[GridAnimation, ChannelAnimation]) -> list[Scene]:
@@ -161,45 +180,39 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
                        SMALL, MUTED, anchor="start"))
     static += legend
 
-    out: list[Scene] = []
-    written: dict[tuple[int, int], float] = {}
     kernel_taps = [v for row in a.kernel.values for v in row] if a.kernel else []
     for i, row in enumerate(a.input.values):
         for j, v in enumerate(row):
             kind = a.input.kind((i, j))
             static += _cell_shapes(x_in + j * cell, grid_top + i * cell, cell, fmt(v), FILL[kind], TEXT[kind], value_size,
                                    dashed=kind == PAD)
+    for i in range(oh):
+        for j in range(ow):
+            static += _cell_shapes(x_out + j * cell, grid_top + i * cell, cell, "", FILL[DATA], INK, value_size)
+    layers = []
     for n, frame in enumerate(a.frames):
-        shapes = list(static)
+        now: list[Shape] = []
         # the window drawn over the input: a thick border per cell, and the tap's weight in its corner
         for t, (i, j) in enumerate(frame.window):
             x, y = x_in + j * cell, grid_top + i * cell
-            shapes.append(Rect(x + 1.5, y + 1.5, cell - 3, cell - 3, "none", WINDOW, 3))
+            now.append(Rect(x + 1.5, y + 1.5, cell - 3, cell - 3, "none", WINDOW, 3))
             if len(kernel_taps) == len(frame.window) and cell >= 30:
                 tap = max(10, int(cell * 0.26))
-                shapes.append(Text(x + cell - 5, y + 4 + tap * 0.6, f"×{fmt(kernel_taps[t])}", tap, WINDOW, anchor="end"))
+                now.append(Text(x + cell - 5, y + 4 + tap * 0.6, f"×{fmt(kernel_taps[t])}", tap, WINDOW, anchor="end"))
         for i, j in frame.marked:
-            shapes.append(Rect(x_in + j * cell + 5, grid_top + i * cell + 5, cell - 10, cell - 10, "none", POINT, 3))
+            now.append(Rect(x_in + j * cell + 5, grid_top + i * cell + 5, cell - 10, cell - 10, "none", POINT, 3))
         for r, c in frame.points:
-            shapes.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(3, cell * 0.12), POINT))
-        for c, v in zip(frame.cells, frame.values):
-            written[c] = v
-        now = set(frame.cells)
-        for i in range(oh):
-            for j in range(ow):
-                x, y = x_out + j * cell, grid_top + i * cell
-                if (i, j) in now:
-                    shapes += _cell_shapes(x, y, cell, fmt(written[(i, j)]), OUT_NOW, INK, value_size, bold=True)
-                elif (i, j) in written:
-                    shapes += _cell_shapes(x, y, cell, fmt(written[(i, j)]), OUT_DONE, INK, value_size)
-                else:
-                    shapes += _cell_shapes(x, y, cell, "", FILL[DATA], INK, value_size)
-        for (i, j) in now:
-            shapes.append(Rect(x_out + j * cell + 1.5, grid_top + i * cell + 1.5, cell - 3, cell - 3, "none", INK, 3))
-        shapes += _caption(wrapped[n], caption_top, caption_size)
-        shapes.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
-        out.append(Scene(int(width), height, shapes, len(static)))
-    return out
+            now.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(3, cell * 0.12), POINT))
+        persist: list[Shape] = []
+        for (i, j), v in zip(frame.cells, frame.values):
+            x, y = x_out + j * cell, grid_top + i * cell
+            persist += _cell_shapes(x, y, cell, fmt(v), OUT_DONE, INK, value_size)
+            now += _cell_shapes(x, y, cell, fmt(v), OUT_NOW, INK, value_size, bold=True)
+            now.append(Rect(x + 1.5, y + 1.5, cell - 3, cell - 3, "none", INK, 3))
+        now += _caption(wrapped[n], caption_top, caption_size)
+        now.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
+        layers.append((persist, now))
+    return _stack(width, height, static, layers)
 
 
 def _cell_shapes(x, y, cell, text, fill, ink, size, *, bold=False, dashed=False) -> list[Shape]:
@@ -267,37 +280,33 @@ def _channel_scenes(a: ChannelAnimation) -> list[Scene]:
             x2, y2 = xy(si + 1, dst, n_dst)
             static.append(Line(x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2, EDGE, 1))
 
-    out: list[Scene] = []
-    written: dict[tuple[int, int], float] = {}
+    for c, (_, values, groups) in enumerate(columns):
+        for r, v in enumerate(values):
+            x, y = xy(c, r, len(values))
+            fill = GROUP_FILLS[groups[r] % len(GROUP_FILLS)] if c == 0 else FILL[DATA]
+            static.append(Rect(x, y, node_w, node_h, fill, GRID_LINE, 1))
+            if c == 0:
+                static.append(Text(x + node_w / 2, y + node_h / 2, fmt(v), 14, INK))
+    layers = []
     for n, frame in enumerate(a.frames):
-        shapes = list(static)
         col = frame.stage + 1
         n_src, n_dst = len(columns[col - 1][1]), len(columns[col][1])
         weights = {src: w for src, dst, w in a.stages[frame.stage].edges if dst == frame.dst}
         x2, y2 = xy(col, frame.dst, n_dst)
+        fill = GROUP_FILLS[columns[col][2][frame.dst] % len(GROUP_FILLS)]
+        persist: list[Shape] = [Rect(x2, y2, node_w, node_h, fill, GRID_LINE, 1),
+                                Text(x2 + node_w / 2, y2 + node_h / 2, fmt(frame.value), 14, INK)]
+        now: list[Shape] = []
         for src in frame.sources:
             x1, y1 = xy(col - 1, src, n_src)
-            shapes.append(Line(x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2, WINDOW, 3))
+            now.append(Line(x1 + node_w, y1 + node_h / 2, x2, y2 + node_h / 2, WINDOW, 3))
+            now.append(Rect(x1, y1, node_w, node_h, "none", WINDOW, 3))
             # the weight near the source end, where the lines are still apart
-            shapes.append(Text(x1 + node_w + 24, y1 + node_h / 2 + (y2 - y1) * 24 / col_gap - 8,
-                               f"×{fmt(weights[src])}", 11, WINDOW))
-        written[(col, frame.dst)] = frame.value
-        for c, (_, values, groups) in enumerate(columns):
-            for r, v in enumerate(values):
-                x, y = xy(c, r, len(values))
-                fill = GROUP_FILLS[groups[r] % len(GROUP_FILLS)]
-                if c == 0:
-                    text = fmt(v)
-                elif (c, r) in written:
-                    text = fmt(written[(c, r)])
-                else:
-                    text, fill = "", FILL[DATA]
-                now = (c, r) == (col, frame.dst)
-                source = c == col - 1 and r in frame.sources
-                stroke, sw = (INK, 3) if now else ((WINDOW, 3) if source else (GRID_LINE, 1))
-                shapes.append(Rect(x, y, node_w, node_h, fill, stroke, sw))
-                shapes.append(Text(x + node_w / 2, y + node_h / 2, text, 14, INK, bold=now))
-        shapes += _caption(wrapped[n], caption_top, caption_size)
-        shapes.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
-        out.append(Scene(int(width), height, shapes, len(static)))
-    return out
+            now.append(Text(x1 + node_w + 24, y1 + node_h / 2 + (y2 - y1) * 24 / col_gap - 8,
+                            f"×{fmt(weights[src])}", 11, WINDOW))
+        now.append(Rect(x2, y2, node_w, node_h, fill, INK, 3))
+        now.append(Text(x2 + node_w / 2, y2 + node_h / 2, fmt(frame.value), 14, INK, bold=True))
+        now += _caption(wrapped[n], caption_top, caption_size)
+        now.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
+        layers.append((persist, now))
+    return _stack(width, height, static, layers)

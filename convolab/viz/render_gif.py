@@ -42,14 +42,12 @@ def _dashed_rect(draw, x0, y0, x1, y1, colour, width, dash=4):
             t += 2 * dash
 
 
-def draw_scene(scene: Scene, base=None):
-    """One scene as a Pillow RGB image; with ``base`` (the static shapes already drawn), only the rest."""
-    from PIL import Image, ImageDraw
+def _draw(image, shapes) -> None:
+    from PIL import ImageDraw
 
-    image = base.copy() if base is not None else Image.new("RGB", (scene.width, scene.height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     anchors = {"start": "lm", "middle": "mm", "end": "rm"}
-    for s in scene.shapes[scene.static if base is not None else 0:]:
+    for s in shapes:
         if isinstance(s, Rect):
             box = [s.x, s.y, s.x + s.w, s.y + s.h]
             if s.fill != "none":
@@ -64,15 +62,36 @@ def draw_scene(scene: Scene, base=None):
             draw.line([(s.x1, s.y1), (s.x2, s.y2)], fill=s.stroke, width=int(s.width))
         elif isinstance(s, Dot):
             draw.ellipse([s.x - s.r, s.y - s.r, s.x + s.r, s.y + s.r], fill=s.fill, outline="#ffffff")
+
+
+def draw_scene(scene: Scene):
+    """One scene (its full picture) as a Pillow RGB image."""
+    from PIL import Image
+
+    image = Image.new("RGB", (scene.width, scene.height), BACKGROUND)
+    _draw(image, scene.shapes)
     return image
 
 
 def render_frames(animation: Animation) -> list:
-    """Every frame of ``animation`` as a Pillow RGB image (all the same size)."""
+    """Every frame of ``animation`` as a Pillow RGB image (all the same size).
+
+    Drawn in layers: the static picture once, each frame's lasting shapes onto
+    a running image, the frame-only shapes onto a copy.
+    """
+    from PIL import Image
+
     all_scenes = scenes(animation)
     first = all_scenes[0]
-    base = draw_scene(Scene(first.width, first.height, first.shapes[: first.static]))
-    return [draw_scene(s, base) for s in all_scenes]
+    running = Image.new("RGB", (first.width, first.height), BACKGROUND)
+    _draw(running, first.static)
+    images = []
+    for scene in all_scenes:
+        _draw(running, scene.persist)
+        image = running.copy()
+        _draw(image, scene.now)
+        images.append(image)
+    return images
 
 
 def _palette_frames(images: list) -> list:

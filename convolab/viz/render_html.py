@@ -1,8 +1,10 @@
 """A self-contained HTML page: inline SVG frames with play/pause/step controls, no network.
 
 Each animation becomes one ``<section>``: one ``<svg>`` whose shapes common to
-every frame are drawn once, and one ``<g class="frame">`` per frame (only the
-current one is shown). Keys: space plays/pauses, arrows step, Home/End jump; ``#step=N`` in the URL opens step N.
+every frame are drawn once; per step a ``<g class="keep">`` (what the step adds
+for good, e.g. the output cell it wrote: shown from that step on) and a
+``<g class="frame">`` (shown at that step only). The page grows linearly with
+the number of steps. Keys: space plays/pauses, arrows step, Home/End jump; ``#step=N`` in the URL opens step N.
 """
 
 from __future__ import annotations
@@ -55,10 +57,12 @@ def svg_shapes(shapes: Sequence) -> str:
 
 def _section(index: int, animation: Animation, frames: list[Scene]) -> str:
     first = frames[0]
-    static = svg_shapes(first.shapes[: first.static])
+    static = svg_shapes(first.static)
     hidden = ' style="display:none"'
+    # lasting shapes of step n stay from step n on; frame shapes show at step n only
     groups = "\n".join(
-        f'<g class="frame" data-step="{n}"{"" if n == 0 else hidden}>{svg_shapes(scene.shapes[scene.static:])}</g>'
+        f'<g class="keep" data-step="{n}"{"" if n == 0 else hidden}>{svg_shapes(scene.persist)}</g>'
+        f'<g class="frame" data-step="{n}"{"" if n == 0 else hidden}>{svg_shapes(scene.now)}</g>'
         for n, scene in enumerate(frames)
     )
     n = len(frames)
@@ -80,11 +84,13 @@ def _section(index: int, animation: Animation, frames: list[Scene]) -> str:
 
 _SCRIPT = r"""
 document.querySelectorAll('section.anim').forEach(function (sec) {
-  var frames = sec.querySelectorAll('g.frame'), n = frames.length, cur = 0, timer = null;
+  var frames = sec.querySelectorAll('g.frame'), keeps = sec.querySelectorAll('g.keep');
+  var n = frames.length, cur = 0, timer = null;
   var play = sec.querySelector('.play'), slider = sec.querySelector('.slider'), counter = sec.querySelector('.counter');
   function show(i) {
     frames[cur].style.display = 'none';
     cur = (i + n) % n;
+    for (var k = 0; k < n; k++) { keeps[k].style.display = k <= cur ? '' : 'none'; }
     frames[cur].style.display = '';
     slider.value = cur;
     counter.textContent = (cur + 1) + ' / ' + n;

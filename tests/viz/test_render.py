@@ -20,7 +20,7 @@ def _close(pixel, colour: str, tol: int = 12) -> bool:
 
 
 def _rects(scene, fill):
-    return [s for s in scene.shapes[scene.static:] if isinstance(s, Rect) and s.fill == fill]
+    return [s for s in scene.shapes[len(scene.static):] if isinstance(s, Rect) and s.fill == fill]
 
 
 def test_gif_frames_show_the_frame_data(tmp_path):
@@ -37,10 +37,11 @@ def test_gif_frames_show_the_frame_data(tmp_path):
         now = _rects(sc[n], OUT_NOW)
         assert len(now) == 1
         assert _close(image.getpixel((int(now[0].x) + 4, int(now[0].y) + 4)), OUT_NOW)
-        assert len(_rects(sc[n], OUT_DONE)) == n  # every earlier position stays written
+        assert len(_rects(sc[n], OUT_DONE)) == n + 1  # every position so far stays written (the current on top)
+        assert [r for r in sc[n].now if isinstance(r, Rect) and r.fill == OUT_NOW] == now
         # padding cells are grey where the grid says
         pad = next(iter(a.input.cells(PAD)))
-        cell = [r for r in sc[n].shapes[: sc[n].static] if isinstance(r, Rect) and r.fill == FILL[PAD]][0]
+        cell = [r for r in sc[n].static if isinstance(r, Rect) and r.fill == FILL[PAD]][0]
         assert _close(image.getpixel((int(cell.x) + 5, int(cell.y) + 5)), FILL[PAD])
         assert pad  # the set is not empty
         # the written value is printed on the orange cell
