@@ -246,6 +246,46 @@ def _sample_ints(shape, low: int, high: int, gen, *, nonzero: bool = False):
     return choices[torch.randint(0, len(choices), shape, generator=gen)]
 
 
+def _geometry(op: str, input_size, kernel_size, stride, dilation):
+    """Validated (size, ndim, kernel, stride, dilation); ``stride=None`` means the kernel (pooling)."""
+    size = _size_tuple(input_size, op)
+    nd = len(size)
+    k = positive_tuple(kernel_size, nd, "kernel_size", op)
+    s = k if stride is None else positive_tuple(stride, nd, "stride", op)
+    d = positive_tuple(dilation, nd, "dilation", op)
+    return size, nd, k, s, d
+
+
+def _label(cell: Cell, nd: int) -> str:
+    return f"y{list(cell) if nd == 2 else [cell[1]]}"
+
+
+def _window_frames(shown, y, kernel, stride, dilation, caption: Callable) -> list[Frame]:
+    """One frame per output position of a window sliding over the ``shown`` grid.
+
+    ``caption(label, values_under_window, value, index)`` returns the frame's text, or
+    ``(text, marked_cells)``.
+    """
+    nd = y.dim()
+    width = _as_2d(tuple(shown.shape))[1]
+    cells = _window_cells(tuple(shown.shape), kernel, stride, dilation)
+    flat_shown = shown.flatten()
+    frames = []
+    for index in _indices(tuple(y.shape)):
+        flat = cells[index].tolist()
+        value = float(y[index])
+        out_cell = _out_cell(index)
+        text = caption(_label(out_cell, nd), flat_shown[flat].tolist(), value, index)
+        text, marked = text if isinstance(text, tuple) else (text, ())
+        frames.append(Frame(window=tuple(_cell(f, width) for f in flat), cells=(out_cell,), values=(value,),
+                            caption=text, marked=marked))
+    return frames
+
+
+def _conv_caption(taps: list[float], bias: float) -> Callable:
+    return lambda label, vals, value, index: f"{label} = {_products(vals, taps)} + b({fmt(bias)}) = {fmt(value)}"
+
+
 # --------------------------------------------------------------------------- sliding-window convs
 
 
@@ -291,11 +331,7 @@ def conv_animation(
     from ..functional._windows import pad_pairs
 
     op = "animate conv"
-    size = _size_tuple(input_size, op)
-    nd = len(size)
-    k = positive_tuple(kernel_size, nd, "kernel_size", op)
-    s = positive_tuple(stride, nd, "stride", op)
-    d = positive_tuple(dilation, nd, "dilation", op)
+    size, nd, k, s, d = _geometry(op, input_size, kernel_size, stride, dilation)
     pads = arithmetic.resolve_padding(padding, size, k, s, d, op=op)
     out_shape = arithmetic.conv_output_shape(size, k, s, pads, d, op=op)
 
@@ -309,22 +345,8 @@ def conv_animation(
 
     shown = pad_pairs(x[0, 0], pads)
     kinds = pad_pairs(torch.ones_like(x[0, 0]), pads, value=0.0)
-    width = _as_2d(tuple(shown.shape))[1]
-    cells = _window_cells(tuple(shown.shape), k, s, d)
-    taps = w.flatten().tolist()
     bias = float(b)
-    frames = []
-    for index in _indices(out_shape):
-        flat = cells[index].tolist()
-        vals = shown.flatten()[flat].tolist()
-        value = float(y[index])
-        out_cell = _out_cell(index)
-        frames.append(Frame(
-            window=tuple(_cell(f, width) for f in flat),
-            cells=(out_cell,),
-            values=(value,),
-            caption=f"y{list(out_cell) if nd == 2 else [out_cell[1]]} = {_products(vals, taps)} + b({fmt(bias)}) = {fmt(value)}",
-        ))
+    frames = _window_frames(shown, y, k, s, d, _conv_caption(w.flatten().tolist(), bias))
     dims = "x".join(map(str, size))
     notes = tuple(
         f"dim {j}: out = floor(({size[j]} + {pads[j][0]} + {pads[j][1]} - {d[j]}*({k[j]} - 1) - 1) / {s[j]}) + 1 = {out_shape[j]}"
@@ -404,11 +426,7 @@ def conv_transpose_animation(
     from ..functional._windows import dilate, pad_pairs
 
     op = "animate conv_transpose"
-    size = _size_tuple(input_size, op)
-    nd = len(size)
-    k = positive_tuple(kernel_size, nd, "kernel_size", op)
-    s = positive_tuple(stride, nd, "stride", op)
-    d = positive_tuple(dilation, nd, "dilation", op)
+    size, nd, k, s, d = _geometry(op, input_size, kernel_size, stride, dilation)
     p = ntuple(padding, nd, "padding", op)
     o = ntuple(output_padding, nd, "output_padding", op)
     out_shape = arithmetic.conv_transpose_output_shape(size, k, s, p, o, d, op=op)
@@ -426,22 +444,8 @@ def conv_transpose_animation(
     # 2 = input sample, 1 = inserted zero, 0 = padding
     kinds = pad_pairs(dilate(torch.ones_like(x[0, 0]), s) + 1, pads, value=0.0)
     flipped = torch.flip(w[0, 0], dims=tuple(range(nd)))
-    width = _as_2d(tuple(shown.shape))[1]
-    cells = _window_cells(tuple(shown.shape), k, (1,) * nd, d)
-    taps = flipped.flatten().tolist()
     bias = float(b)
-    frames = []
-    for index in _indices(out_shape):
-        flat = cells[index].tolist()
-        vals = shown.flatten()[flat].tolist()
-        value = float(y[index])
-        out_cell = _out_cell(index)
-        frames.append(Frame(
-            window=tuple(_cell(f, width) for f in flat),
-            cells=(out_cell,),
-            values=(value,),
-            caption=f"y{list(out_cell) if nd == 2 else [out_cell[1]]} = {_products(vals, taps)} + b({fmt(bias)}) = {fmt(value)}",
-        ))
+    frames = _window_frames(shown, y, k, (1,) * nd, d, _conv_caption(flipped.flatten().tolist(), bias))
     notes = (
         f"insert stride-1 = {_short(tuple(v - 1 for v in s))} zeros between inputs, pad {_pairs_text(pads)} "
         f"(= dilation*(k-1) - padding, + output_padding after), slide the flipped kernel with stride 1",
@@ -553,7 +557,7 @@ def _channel_frames(stages: Sequence[Stage], first: Sequence[float]) -> tuple[Ch
     for si, stage in enumerate(stages):
         for dst, value in enumerate(stage.values):
             edges = [(src, w) for src, d, w in stage.edges if d == dst]
-            terms = " + ".join(f"{fmt(previous[src])}·{fmt(w) if w >= 0 else '(' + fmt(w) + ')'}" for src, w in edges)
+            terms = _products([previous[src] for src, _ in edges], [w for _, w in edges])
             b = stage.bias[dst] if stage.bias else 0.0
             bias = f" + b({fmt(b)})" if abs(b) > 1e-12 else ""
             frames.append(ChannelFrame(
