@@ -23,6 +23,7 @@ TEXT = {DATA: INK, PAD: "#5e5e5e", ZERO: "#7a6400"}
 KERNEL_FILL = "#c7e9c0"
 WINDOW = "#1f5fbf"
 OUT_DONE = "#fdd9b5"
+HEAT_HIGH = "#b5430a"  # the darkest shade of a heat-shaded output
 OUT_NOW = "#f28e2b"
 POINT = "#d62728"
 EDGE = "#d0d0d0"
@@ -189,6 +190,7 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
     for i in range(oh):
         for j in range(ow):
             static += _cell_shapes(x_out + j * cell, grid_top + i * cell, cell, "", FILL[DATA], INK, value_size)
+    top_value = max((abs(v) for row in a.output.values for v in row), default=1.0) or 1.0
     layers = []
     for n, frame in enumerate(a.frames):
         now: list[Shape] = []
@@ -206,13 +208,22 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
         persist: list[Shape] = []
         for (i, j), v in zip(frame.cells, frame.values):
             x, y = x_out + j * cell, grid_top + i * cell
-            persist += _cell_shapes(x, y, cell, fmt(v), OUT_DONE, INK, value_size)
+            fill, ink = (_shade(v / top_value), INK if v / top_value < 0.6 else "#ffffff") if a.heat else (OUT_DONE, INK)
+            persist += _cell_shapes(x, y, cell, fmt(v), fill, ink, value_size)
             now += _cell_shapes(x, y, cell, fmt(v), OUT_NOW, INK, value_size, bold=True)
             now.append(Rect(x + 1.5, y + 1.5, cell - 3, cell - 3, "none", INK, 3))
         now += _caption(wrapped[n], caption_top, caption_size)
         now.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
         layers.append((persist, now))
     return _stack(width, height, static, layers)
+
+
+def _shade(t: float) -> str:
+    """A colour between OUT_DONE (t = 0) and HEAT_HIGH (t = 1)."""
+    lo = [int(OUT_DONE[i:i + 2], 16) for i in (1, 3, 5)]
+    hi = [int(HEAT_HIGH[i:i + 2], 16) for i in (1, 3, 5)]
+    t = min(max(t, 0.0), 1.0)
+    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(lo, hi))
 
 
 def _cell_shapes(x, y, cell, text, fill, ink, size, *, bold=False, dashed=False) -> list[Shape]:

@@ -127,6 +127,7 @@ class GridAnimation:
     bias: float = 0.0
     point_label: str = "sampling point"
     mark_label: str = "picked"
+    heat: bool = False  # shade written output cells by value (e.g. overlap counts)
 
 
 @dataclass(frozen=True)
@@ -522,6 +523,7 @@ def checkerboard_animation(
         frames=tuple(frames),
         notes=("kernel size not divisible by stride -> uneven overlap (Odena et al., 'Deconvolution and Checkerboard Artifacts')",),
         legend=(DATA,),
+        heat=True,
     )
 
 
