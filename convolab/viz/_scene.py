@@ -26,6 +26,7 @@ OUT_DONE = "#fdd9b5"
 HEAT_HIGH = "#b5430a"  # the darkest shade of a heat-shaded output
 OUT_NOW = "#f28e2b"
 POINT = "#d62728"
+REGION = "#7b3294"  # a ROI bin / box outline (purple: apart from window blue and point red)
 EDGE = "#d0d0d0"
 GROUP_FILLS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
 LEGEND_TEXT = {DATA: "input value", PAD: "padding", ZERO: "inserted zero"}
@@ -187,6 +188,9 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
             kind = a.input.kind((i, j))
             static += _cell_shapes(x_in + j * cell, grid_top + i * cell, cell, fmt(v), FILL[kind], TEXT[kind], value_size,
                                    dashed=kind == PAD)
+    for top, left, bottom, right in a.boxes:
+        static.append(Rect(x_in + (left + 0.5) * cell, grid_top + (top + 0.5) * cell, (right - left) * cell,
+                           (bottom - top) * cell, "none", REGION, 2, dashed=True))
     for i in range(oh):
         for j in range(ow):
             static += _cell_shapes(x_out + j * cell, grid_top + i * cell, cell, "", FILL[DATA], INK, value_size)
@@ -201,6 +205,14 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
             if len(kernel_taps) == len(frame.window) and cell >= 30:
                 tap = max(10, int(cell * 0.26))
                 now.append(Text(x + cell - 5, y + 4 + tap * 0.6, f"×{fmt(kernel_taps[t])}", tap, WINDOW, anchor="end"))
+        for (i, j), weight in zip(frame.window, frame.shade):
+            if weight > 0:
+                now.append(Rect(x_in + j * cell + 3, grid_top + i * cell + cell - 7, (cell - 6) * min(weight, 1.0), 4,
+                                WINDOW, WINDOW, 1))
+        if frame.region is not None:
+            top, left, bottom, right = frame.region
+            now.append(Rect(x_in + (left + 0.5) * cell, grid_top + (top + 0.5) * cell, (right - left) * cell,
+                            (bottom - top) * cell, "none", REGION, 3))
         for i, j in frame.marked:
             now.append(Rect(x_in + j * cell + 5, grid_top + i * cell + 5, cell - 10, cell - 10, "none", POINT, 3))
         for r, c in frame.points:
@@ -243,6 +255,10 @@ def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], floa
         items.append((POINT, a.point_label, False))
     if any(f.marked for f in a.frames):
         items.append(("none", a.mark_label, False))
+    if a.boxes:
+        items.append(("none", a.box_label, True))
+    if any(f.region is not None for f in a.frames):
+        items.append(("none", "bin", False))
     shapes: list[Shape] = []
     x, row = MARGIN, 0
     for fill, label, dashed in items:
@@ -250,7 +266,12 @@ def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], floa
         if x + advance > width - MARGIN and x > MARGIN:
             x, row = MARGIN, row + 1
         top = y + row * 24
-        stroke, sw = (WINDOW, 3) if label == "window" else ((POINT, 3) if fill == "none" else (GRID_LINE, 1))
+        if label == "window":
+            stroke, sw = WINDOW, 3
+        elif fill == "none":
+            stroke, sw = (REGION, 2) if label in (a.box_label, "bin") else (POINT, 3)
+        else:
+            stroke, sw = GRID_LINE, 1
         shapes.append(Rect(x, top, 16, 16, fill, stroke, sw, dashed))
         shapes.append(Text(x + 22, top + 8, label, 12, MUTED, anchor="start"))
         x += advance

@@ -98,6 +98,9 @@ class Frame:
         caption: the arithmetic of this step, checkable by hand.
         points: optional fractional (row, col) sampling points on the input grid.
         marked: optional input cells to single out (e.g. the maximum a max-pool picked).
+        region: optional ``(top, left, bottom, right)`` rectangle on the input grid in
+            pixel-centre coordinates (cell ``(i, j)`` is centred on ``(i, j)``), e.g. a ROI bin.
+        shade: optional weight per ``window`` cell (e.g. bilinear weights), drawn as intensity.
     """
 
     window: tuple[Cell, ...]
@@ -106,6 +109,8 @@ class Frame:
     caption: str
     points: tuple[tuple[float, float], ...] = ()
     marked: tuple[Cell, ...] = ()
+    region: tuple[float, float, float, float] | None = None
+    shade: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,8 @@ class GridAnimation:
     point_label: str = "sampling point"
     mark_label: str = "picked"
     heat: bool = False  # shade written output cells by value (e.g. overlap counts)
+    boxes: tuple[tuple[float, float, float, float], ...] = ()  # fixed rectangles (pixel-centre coordinates)
+    box_label: str = "box"
 
 
 @dataclass(frozen=True)

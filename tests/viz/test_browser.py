@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 from PIL import Image
@@ -36,10 +37,18 @@ def _find() -> str | None:
 def browser() -> str:
     found = _find()
     if found is None and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, env=env, timeout=1200)
-        found = _find()
+        import fcntl
+
+        # pytest-xdist workers may all get here: one installs, the others wait for it
+        with open(os.path.join(tempfile.gettempdir(), "convolab-chromium-install.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = _find()
+            if found is None:
+                env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
+                subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, env=env,
+                               timeout=1200)
+                found = _find()
     if found is None:
         message = "no headless browser: install Debian's chromium (apt-get update && apt-get install -y chromium)"
         if os.environ.get("CI", "").lower() == "true":
