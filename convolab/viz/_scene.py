@@ -247,7 +247,8 @@ def _cell_shapes(x, y, cell, text, fill, ink, size, *, bold=False, dashed=False)
 
 def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], float]:
     """Colour keys, wrapped onto as many rows as the width needs; returns shapes and height."""
-    items = [(FILL[k], LEGEND_TEXT[k], k == PAD) for k in a.legend]
+    present = {k for row in a.input.kinds for k in row} if a.input.kinds else {DATA}
+    items = [(FILL[k], LEGEND_TEXT[k], k == PAD) for k in a.legend if k in present]
     if a.kernel:
         items.append((KERNEL_FILL, "kernel weight", False))
     items += [("none", "window", False), (OUT_NOW, "output being written", False), (OUT_DONE, "output written", False)]

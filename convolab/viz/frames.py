@@ -396,7 +396,7 @@ def _pad_text(padding: PaddingArg, pads) -> str:
 def _pairs_text(pads) -> str:
     if all(a == b for a, b in pads) and len({a for a, _ in pads}) == 1:
         return str(pads[0][0])
-    return str(tuple(pads))
+    return str(pads[0]) if len(pads) == 1 else str(tuple(pads))
 
 
 def conv_transpose_animation(
