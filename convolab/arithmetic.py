@@ -58,6 +58,7 @@ __all__ = [
     "effective_kernel_size",
     "linear_macs",
     "linear_params",
+    "make_divisible",
     "pool_output_size",
     "receptive_fields",
     "resolve_padding",
@@ -526,3 +527,22 @@ def receptive_fields(
             )
         out.append(rf)
     return out
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to the nearest multiple of ``divisor``, never more than 10% below ``value``.
+
+    The width rule of MobileNet/ShuffleNet-style width multipliers (hardware
+    prefers channel counts divisible by 8): ``max(min_value, floor(value/d + 1/2)*d)``,
+    plus ``d`` if that lost more than 10%. ``min_value`` defaults to ``divisor``.
+
+    >>> make_divisible(32 * 0.75), make_divisible(16 * 0.5), make_divisible(1280 * 1.4)
+    (24, 8, 1792)
+    """
+    op = "make_divisible"
+    d = _positive(divisor, "divisor", op)
+    if not value > 0:
+        raise ValueError(f"{op}: value must be > 0, got {value!r}")
+    floor_to = d if min_value is None else _positive(min_value, "min_value", op)
+    rounded = max(floor_to, int(value + d / 2) // d * d)
+    return rounded + d if rounded < 0.9 * value else rounded
