@@ -16,7 +16,9 @@ PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 
 
 def _is_int(value: Any) -> bool:
-    # bool is an int subclass but never a meaningful size.
+    # bool is an int subclass but never a meaningful size; numpy integers count.
+    if type(value) is int:
+        return True
     return isinstance(value, int) and not isinstance(value, bool) or type(value).__name__ in {
         "int64",
         "int32",

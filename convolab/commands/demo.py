@@ -1,8 +1,19 @@
-"""``convolab demo``: the seeds' worked examples, computed by the library."""
+"""``convolab demo``: the README's main job.
+
+The demo is a list of steps (:func:`demo_steps`), each a ``(title, function(context))``; a step
+records what it wrote in ``context.outputs`` and the demo ends by printing where everything is.
+Today: the seeds' worked examples, then training the seed network on the embedded digits to
+>= 97% held-out accuracy with a checkpoint. New steps (a per-layer table before training, a
+picture gallery after it) slot into the list.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -10,10 +21,61 @@ from .. import arithmetic as A
 from ..functional import conv2d, conv_transpose2d
 
 
+# The training recipe of the demo: seed_cnn reaches >= 97% held-out accuracy on the
+# 1,000 held-out embedded digits in 5 epochs: 97.7-98.2% for seeds 0-3, ~14 s of CPU time
+# on one thread (41 s wall on the shared 2-core box at load average 10).
+DEMO_TRAINING = dict(model="seed_cnn", data="digits", epochs=5, batch_size=64, lr=0.05, augment_shift=2)
+QUICK_TRAINING = dict(epochs=1, limit=256)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="show the seeds' worked examples computed by convolab")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random example input")
+    p = sub.add_parser("demo", help="worked examples, then train the seed network on the embedded digits")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example input and of training")
+    p.add_argument("--out", default="convolab-demo", help="folder for the checkpoint and metrics (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=DEMO_TRAINING["epochs"], help="training epochs (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="a few seconds: 256 images, 1 epoch (no accuracy target)")
+    # The seed network's matmuls are too small to gain from more threads, and on a busy machine
+    # extra threads spin against other processes (measured: 6 min with 2 threads vs 30 s with 1).
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s)")
     p.set_defaults(func=run)
+
+
+@dataclass
+class DemoContext:
+    """What the steps share: the options, the output folder, and what each step produced."""
+
+    args: argparse.Namespace
+    out: Path
+    outputs: dict[str, Path] = field(default_factory=dict)  # label -> file or folder, printed at the end
+    results: dict[str, Any] = field(default_factory=dict)  # e.g. "train" -> TrainResult
+
+
+Step = tuple[str, Callable[[DemoContext], None]]
+
+
+def demo_steps() -> list[Step]:
+    """The demo, in order; add a step by inserting a ``(title, function)`` pair."""
+    return [("Worked examples of the seeds", examples_step), ("Training the seed network", train_step)]
+
+
+def examples_step(ctx: DemoContext) -> None:
+    for title, text in worked_examples(ctx.args.seed):
+        print(f"== {title}\n{text}\n")
+
+
+def train_step(ctx: DemoContext) -> None:
+    from .train import report, train
+    from ..train import TrainConfig
+
+    settings = {**DEMO_TRAINING, "epochs": ctx.args.epochs, "seed": ctx.args.seed}
+    if ctx.args.quick:
+        settings.update(QUICK_TRAINING)
+    result = train(TrainConfig(**settings), str(ctx.out / "seed_cnn"), threads=ctx.args.threads)
+    ctx.results["train"] = result
+    print(report(result).splitlines()[0])  # the paths follow in "Where everything is"
+    ctx.outputs.update({
+        "checkpoint": result.checkpoint, "trained weights": result.weights, "training metrics": result.metrics_csv,
+    })
 
 
 def worked_examples(seed: int = 0) -> list[tuple[str, str]]:
@@ -79,6 +141,14 @@ def _grid(t: torch.Tensor) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    for title, text in worked_examples(args.seed):
-        print(f"== {title}\n{text}\n")
+    ctx = DemoContext(args, Path(args.out))
+    for i, (title, step) in enumerate(demo_steps(), 1):
+        print(f"# {i}. {title}\n")
+        step(ctx)
+        print()
+    if ctx.outputs:
+        print("Where everything is:")
+        width = max(map(len, ctx.outputs))
+        for label, path in ctx.outputs.items():
+            print(f"  {label.ljust(width)}  {path}")
     return 0

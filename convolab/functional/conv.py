@@ -9,6 +9,7 @@ fix the number of spatial dims.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -88,26 +89,86 @@ def make_problem(
     input_dilation: tuple[int, ...],
     output_size: tuple[int, ...],
 ) -> Problem:
+    """The :class:`Problem` an algorithm sees for this input (cached: the same layer repeats)."""
     nd = weight.dim() - 2
+    channels_last = nd >= 2 and not x.is_contiguous() and x.is_contiguous(
+        memory_format=torch.channels_last if nd == 2 else torch.channels_last_3d
+    )
+    return _problem(
+        tuple(x.shape), tuple(weight.shape), groups, stride, dilation, padding, input_dilation,
+        output_size, x.dtype, x.device, channels_last,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _problem(x_shape, w_shape, groups, stride, dilation, padding, input_dilation, output_size, dtype, device, channels_last):
     return Problem(
-        ndim=nd,
-        batch=x.shape[0],
-        in_channels=x.shape[1],
-        out_channels=weight.shape[0],
+        ndim=len(w_shape) - 2,
+        batch=x_shape[0],
+        in_channels=x_shape[1],
+        out_channels=w_shape[0],
         groups=groups,
-        input_size=tuple(x.shape[2:]),
-        kernel=tuple(weight.shape[2:]),
+        input_size=x_shape[2:],
+        kernel=w_shape[2:],
         stride=stride,
         dilation=dilation,
         padding=padding,
         input_dilation=input_dilation,
         output_size=output_size,
-        dtype=str(x.dtype),
-        device=str(x.device),
-        channels_last=nd >= 2 and not x.is_contiguous() and x.is_contiguous(
-            memory_format=torch.channels_last if nd == 2 else torch.channels_last_3d
-        ),
+        dtype=str(dtype),
+        device=str(device),
+        channels_last=channels_last,
     )
+
+
+def _freeze(value):
+    """Lists to tuples, recursively, so user arguments can key the plan cache."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _cached(plan, *args):
+    """Call a cached plan; arguments that cannot be hashed go to the uncached function (and its errors)."""
+    try:
+        return plan(*args)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+    args = tuple(_freeze(a) for a in args)  # e.g. lists: hashable once frozen
+    try:
+        return plan(*args)
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+    return plan.__wrapped__(*args)
+
+
+@functools.lru_cache(maxsize=4096)
+def _conv_plan(op, x_shape, w_shape, groups, stride, padding, dilation, padding_mode):
+    """Validate the arguments against the shapes and resolve the geometry (pure, so cached:
+    a model calls the same layer with the same shapes many times)."""
+    nd = len(w_shape) - 2
+    c_in, c_out, kernel = x_shape[1], w_shape[0], w_shape[2:]
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if w_shape[1] * groups != c_in:
+        raise ValueError(
+            f"{op}: expected input with weight.shape[1] * groups = {w_shape[1]} * {groups} = "
+            f"{w_shape[1] * groups} channels, got {c_in} channels "
+            f"(input {list(x_shape)}, weight {list(w_shape)})"
+        )
+    check_groups(c_in, c_out, groups, op)
+    stride_t = positive_tuple(stride, nd, "stride", op)
+    dilation_t = positive_tuple(dilation, nd, "dilation", op)
+    check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
+    spatial = x_shape[2:]
+    pads = arithmetic.resolve_padding(padding, spatial, kernel, stride_t, dilation_t, op=op)
+    out_size = tuple(
+        arithmetic.conv_output_size(i, k, s, p, d, op=op, dim=j + 2)
+        for j, (i, k, s, p, d) in enumerate(zip(spatial, kernel, stride_t, pads, dilation_t))
+    )
+    return stride_t, dilation_t, pads, out_size
 
 
 def conv(
@@ -168,26 +229,10 @@ def conv(
     op = _op or f"conv{nd}d"
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
-    c_in, c_out, kernel = x.shape[1], weight.shape[0], tuple(weight.shape[2:])
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    if weight.shape[1] * groups != c_in:
-        raise ValueError(
-            f"{op}: expected input with weight.shape[1] * groups = {weight.shape[1]} * {groups} = "
-            f"{weight.shape[1] * groups} channels, got {c_in} channels "
-            f"(input {list(input.shape)}, weight {list(weight.shape)})"
-        )
-    check_groups(c_in, c_out, groups, op)
-    _check_bias(op, bias, c_out)
-    stride_t = positive_tuple(stride, nd, "stride", op)
-    dilation_t = positive_tuple(dilation, nd, "dilation", op)
-    check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
-    spatial = tuple(x.shape[2:])
-    pads = arithmetic.resolve_padding(padding, spatial, kernel, stride_t, dilation_t, op=op)
-    out_size = tuple(
-        arithmetic.conv_output_size(i, k, s, p, d, op=op, dim=j + 2)
-        for j, (i, k, s, p, d) in enumerate(zip(spatial, kernel, stride_t, pads, dilation_t))
+    stride_t, dilation_t, pads, out_size = _cached(
+        _conv_plan, op, tuple(x.shape), tuple(weight.shape), groups, stride, padding, dilation, padding_mode
     )
+    _check_bias(op, bias, weight.shape[0])
     if padding_mode != "zeros" and any(b or a for b, a in pads):
         x = _pad_mode(x, pads, padding_mode, op)
         pads = ((0, 0),) * nd

@@ -13,6 +13,7 @@ modes (reflect, ...) have already been applied by the caller.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
@@ -52,6 +53,13 @@ class Problem:
     dtype: str = "torch.float32"
     device: str = "cpu"
     channels_last: bool = False
+
+    @functools.cached_property
+    def symmetric_padding(self) -> Optional[tuple[int, ...]]:
+        """Per-dim padding when it is symmetric and non-negative (what torch's kernels take), else None."""
+        if all(b == a and b >= 0 for b, a in self.padding):
+            return tuple(b for b, _ in self.padding)
+        return None
 
     @property
     def depthwise(self) -> bool:
@@ -109,7 +117,8 @@ def choose(p: Problem) -> str:
 
 def resolve(name: str, p: Problem, op: str) -> Algorithm:
     """Look up an algorithm by name (or choose one for "auto") and check it supports ``p``."""
-    check_choice(name, available_algorithms(), "algorithm", op)
+    if name != "auto" and name not in ALGORITHMS:
+        check_choice(name, available_algorithms(), "algorithm", op)
     if name == "auto":
         name = choose(p)
     algorithm = ALGORITHMS[name]

