@@ -5,7 +5,7 @@
 torch.Size([1, 2, 3, 3])
 """
 
-from . import arithmetic, functional, nn
+from . import analysis, arithmetic, functional, nn
 from .functional import (
     conv,
     conv1d,
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "analysis",
     "arithmetic",
     "conv",
     "conv1d",

@@ -1,0 +1,519 @@
+"""Layer-by-layer summary of any ``nn.Module`` without running it: shapes, receptive fields,
+parameters, MACs and activation memory, computed on meta tensors.
+
+The model is called once through :func:`torch.func.functional_call` with meta
+copies of its parameters and buffers (the model itself is neither copied nor
+changed) under a :class:`~convolab.analysis._propagate.Tracer`, which follows
+every aten op. Forward hooks give the rows: one per module call, in call order.
+
+Conventions (the numbers in the rows):
+
+- **receptive field** of a unit, per spatial dim, in input pixels: ``size``
+  (how many pixels it sees), ``jump`` (distance between adjacent units: the
+  effective stride), ``start`` (centre of the first unit's field; negative in
+  the padding) and ``padding`` (effective padding, ``(size - 1)/2 - start``).
+  A merge (add, concat) takes the union of its branches and reports branches
+  whose centres differ; a unit of a globally pooled or fully connected layer
+  sees the union over the whole map (its jump is then the map's extent).
+  Normalisation statistics and 1-wide
+  broadcast gates (squeeze-and-excitation) are treated as constants.
+- **MACs** (multiply-accumulates): convolutions and matrix products (linear
+  layers), bias excluded: the convention of the published model-zoo "GFLOPS".
+  Normalisation (one per element) and average pooling (one per window
+  element) are counted separately in ``macs_by_kind`` and not in ``macs``.
+- **parameters** of a row are those of its module and its children.
+- **activation bytes**: the size of the row's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_leaves
+
+from .. import arithmetic as A
+from .._args import suggest
+from ..arithmetic import ReceptiveField
+from ._propagate import Field, Frame, Info, PadMode, Tracer
+
+__all__ = [
+    "Row",
+    "Summary",
+    "receptive_field",
+    "register_window_layer",
+    "summary",
+]
+
+ZOO_KINDS = ("conv", "matmul")  # what the published model-zoo GMACs count
+
+InputSize = Union[Sequence[int], Sequence[Sequence[int]], Tensor, Sequence[Tensor]]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One module call.
+
+    Attributes:
+        name: qualified module name (``""`` for the model itself).
+        type: class name of the module.
+        depth: nesting depth (0 for the model).
+        output_shapes: shapes of the tensors the call returned.
+        fields: receptive field per spatial dim of the first output (``None`` when it has no
+            spatial meaning or is unknown; see ``problem``).
+        problem: why the field is unknown (an op not analysed, misaligned branches).
+        params, trainable: parameters of the module and its children.
+        macs: multiply-accumulates of convolutions and matrix products in the call.
+        macs_by_kind: every counted kind: conv, matmul, norm, pool.
+        activation_bytes: bytes of the outputs.
+        notes: conventions applied in this call (gates, misalignment).
+    """
+
+    name: str
+    type: str
+    depth: int
+    output_shapes: tuple[tuple[int, ...], ...]
+    fields: Optional[tuple[ReceptiveField, ...]]
+    problem: Optional[str]
+    params: int
+    trainable: int
+    macs_by_kind: dict[str, int]
+    activation_bytes: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def macs(self) -> int:
+        return sum(self.macs_by_kind.get(k, 0) for k in ZOO_KINDS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "depth": self.depth,
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "receptive_field": None if self.fields is None else [
+                {"size": f.size, "jump": f.jump, "start": f.start, "padding": _clean(f.effective_padding)}
+                for f in self.fields
+            ],
+            "problem": self.problem,
+            "params": self.params,
+            "trainable": self.trainable,
+            "macs": self.macs,
+            "macs_by_kind": dict(sorted(self.macs_by_kind.items())),
+            "activation_bytes": self.activation_bytes,
+            "notes": list(self.notes),
+        }
+
+
+def _clean(x: float) -> Union[int, float]:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The result of :func:`summary`: rows (to ``depth``) and totals over the whole model.
+
+    Render it with ``str(summary)`` (a table 100 columns wide), :meth:`to_markdown`,
+    :meth:`to_dict` or :meth:`to_json`.
+    """
+
+    model: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    rows: tuple[Row, ...]
+    params: int
+    trainable: int
+    macs_by_kind: dict[str, int]
+    activation_bytes: int
+    input_bytes: int
+    param_bytes: int
+    not_analysed: tuple[tuple[str, str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+    depth: Optional[int] = None
+    _all_rows: tuple[Row, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def macs(self) -> int:
+        """Total MACs of convolutions and matrix products (the model-zoo convention)."""
+        return sum(self.macs_by_kind.get(k, 0) for k in ZOO_KINDS)
+
+    def row(self, name: str) -> Row:
+        """The first call of the module named ``name`` (any depth)."""
+        for r in self._all_rows or self.rows:
+            if r.name == name:
+                return r
+        names = [r.name for r in self._all_rows or self.rows]
+        raise ValueError(f"summary: no layer named {name!r}{suggest(name, names)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "input_shapes": [list(s) for s in self.input_shapes],
+            "depth": self.depth,
+            "rows": [r.to_dict() for r in self.rows],
+            "totals": {
+                "params": self.params,
+                "trainable": self.trainable,
+                "macs": self.macs,
+                "macs_by_kind": dict(sorted(self.macs_by_kind.items())),
+                "activation_bytes": self.activation_bytes,
+                "input_bytes": self.input_bytes,
+                "param_bytes": self.param_bytes,
+            },
+            "not_analysed": [{"op": o, "layer": w, "reason": r} for o, w, r in self.not_analysed],
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_markdown(self) -> str:
+        from .format import to_markdown
+
+        return to_markdown(self)
+
+    def to_text(self, width: int = 100) -> str:
+        from .format import to_text
+
+        return to_text(self, width)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+# --------------------------------------------------------------------------- layer rules
+
+WindowRule = Callable[[nn.Module, tuple[int, ...]], Sequence[tuple[int, int, int, int]]]
+_LAYER_RULES: dict[type, WindowRule] = {}
+
+
+def _nominal_window(module: nn.Module, spatial: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    n = len(spatial)
+    k = tuple(module.kernel_size) if not isinstance(module.kernel_size, int) else (module.kernel_size,) * n
+    s = tuple(module.stride) if not isinstance(module.stride, int) else (module.stride,) * n
+    d = tuple(module.dilation) if not isinstance(module.dilation, int) else (module.dilation,) * n
+    pads = A.resolve_padding(module.padding, spatial, k, s, d, op=type(module).__name__)
+    return [(k[j], s[j], pads[j][0], d[j]) for j in range(n)]
+
+
+MacsRule = Callable[[nn.Module, Tensor, Tensor], dict[str, int]]
+_LAYER_MACS: dict[type, MacsRule] = {}
+
+
+def register_window_layer(cls: type, rule: Optional[WindowRule] = None, macs: Optional[MacsRule] = None) -> type:
+    """Give every module of class ``cls`` the field of a plain window (its *nominal* field).
+
+    For layers whose inner ops say nothing about the field a user means, e.g. a
+    deformable convolution (its sampling points move; the literature reports the
+    field of the regular grid). ``rule(module, spatial_size)`` returns
+    ``(kernel, stride, padding_before, dilation)`` per spatial dim; by default it
+    reads the module's ``kernel_size``, ``stride``, ``padding``, ``dilation``.
+    The MACs of the inner ops are counted, unless ``macs(module, input, output)`` gives the
+    layer's own count by kind (``{"conv": ...}``). Usable as a class decorator.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"register_window_layer: expected an nn.Module subclass, got {cls!r}")
+    _LAYER_RULES[cls] = rule or _nominal_window
+    if macs is not None:
+        _LAYER_MACS[cls] = macs
+    return cls
+
+
+def _conv_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
+    """The nominal MACs of a convolab conv module, whichever algorithm ran (im2col on a
+    zero-inserted input does more work than a transposed conv's definition)."""
+    n = len(module.kernel_size)
+    batch = x.shape[0] if x.dim() == n + 2 else 1
+    if getattr(module, "transposed", False):
+        return {"conv": A.conv_transpose_macs(module.in_channels, module.out_channels, module.kernel_size,
+                                              tuple(x.shape[-n:]), module.groups, batch)}
+    return {"conv": A.conv_macs(module.in_channels, module.out_channels, module.kernel_size,
+                                tuple(out.shape[-n:]), module.groups, batch)}
+
+
+def _layer_rule(cls: type, table: dict[type, Any]) -> Any:
+    """The rule of the nearest registered class in ``cls``'s MRO (subclasses inherit it)."""
+    for base in cls.__mro__:
+        rule = table.get(base)
+        if rule is not None:
+            return rule
+    return None
+
+
+def _register_convolab_layers() -> None:
+    from .. import nn as cnn
+    from ..nn.conv import _ConvNd
+
+    # A convolab conv's field is its window whatever algorithm computes it ("direct" sums
+    # shifted slices, "im2col" folds maps): take it from the module, count the ops' MACs.
+    register_window_layer(_ConvNd, macs=_conv_module_macs)
+    for name in ("DeformConv1d", "DeformConv2d", "DeformConv3d"):
+        cls = getattr(cnn, name, None)
+        if isinstance(cls, type):
+            register_window_layer(cls)
+
+
+_register_convolab_layers()
+
+
+# --------------------------------------------------------------------------- the pass
+
+
+def _input_specs(input_size: InputSize, dtype: torch.dtype) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    op = "summary"
+    if isinstance(input_size, Tensor):
+        return [(tuple(input_size.shape), input_size.dtype)]
+    if isinstance(input_size, (str, bytes)) or not isinstance(input_size, Sequence) or not input_size:
+        raise ValueError(f"{op}: input_size must be a shape like (1, 3, 224, 224), a list of shapes "
+                         f"or tensors, got {input_size!r}")
+    items = [input_size] if all(isinstance(v, int) for v in input_size) else list(input_size)
+    out = []
+    for s in items:
+        if isinstance(s, Tensor):
+            out.append((tuple(s.shape), s.dtype))
+            continue
+        if not (isinstance(s, Sequence) and not isinstance(s, str) and len(s) >= 1 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in s)):
+            raise ValueError(f"{op}: input_size must be a shape of ints >= 0 like (1, 3, 224, 224) "
+                             f"(batch and channels first), got {s!r}")
+        out.append((tuple(s), dtype))
+    return out
+
+
+def _run(
+    model: nn.Module, input_size: InputSize, device: Union[str, torch.device], dtype: torch.dtype
+) -> tuple[Tracer, list[dict[str, Any]], list[Tensor]]:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"summary: model must be a torch.nn.Module, got {type(model).__name__}")
+    specs = _input_specs(input_size, dtype)
+    device = torch.device(device)
+    tracer = Tracer()
+    calls: list[dict[str, Any]] = []
+    names = {id(m): n for n, m in model.named_modules()}
+    handles = []
+
+    def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
+        name = names[id(module)]
+        call = {"module": module, "name": name, "frame": Frame()}
+        calls.append(call)
+        tracer.frames.append(call["frame"])
+        tracer.where.append(name)
+        rule = _layer_rule(type(module), _LAYER_RULES)
+        if rule is not None:
+            x = next((a for a in tree_leaves(args) if isinstance(a, Tensor)), None)
+            call["window"] = (rule, x, tracer.get(x))
+            tracer.frozen += 1
+
+    def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        frame = tracer.frames.pop()
+        tracer.where.pop()
+        call = next(c for c in reversed(calls) if c["frame"] is frame)
+        outs = [t for t in tree_leaves(output) if isinstance(t, Tensor)]
+        if "window" in call:
+            tracer.frozen -= 1
+            rule, x, info = call["window"]
+            if outs and info is not None and x is not None:
+                tracer.set(outs[0], _window_info(rule, module, x, info))
+            own = _layer_rule(type(module), _LAYER_MACS)
+            if own is not None and outs and x is not None:
+                frame.macs = dict(own(module, x, outs[0]))
+        parent = tracer.frames[-1]
+        for k, v in frame.macs.items():
+            parent.macs[k] = parent.macs.get(k, 0) + v
+        call["outputs"] = outs
+
+    for m in model.modules():
+        handles.append(m.register_forward_pre_hook(pre))
+        handles.append(m.register_forward_hook(post))
+    training = [(m, m.training) for m in model.modules()]
+    model.eval()  # the inference graph: no batch statistics, dropout is the identity
+    try:
+        state = {
+            k: torch.empty_like(v, device="meta")
+            for k, v in (*model.named_parameters(), *model.named_buffers())
+        } if device.type == "meta" else {}
+        with torch.no_grad(), tracer, PadMode(tracer):
+            if device.type == "meta":
+                inputs = [torch.empty(s, dtype=dt, device="meta") for s, dt in specs]
+                for i, x in enumerate(inputs):
+                    tracer.start_input(x, i)
+                output = torch.func.functional_call(model, state, tuple(inputs))
+            else:
+                inputs = [torch.zeros(s, dtype=dt, device=device) for s, dt in specs]
+                for i, x in enumerate(inputs):
+                    tracer.start_input(x, i)
+                output = model(*inputs)
+    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
+        where = tracer.where[-1] or "<model>"
+        hint = ""
+        if device.type == "meta" and "meta" in str(exc).lower():
+            hint = " (the model reads tensor values, which meta tensors do not have: try device='cpu')"
+        raise ValueError(
+            f"summary: the forward pass of {type(model).__name__} failed in {where!r} for input "
+            f"{[list(s) for s, _ in specs]}: {exc}{hint}"
+        ) from exc
+    finally:
+        for h in handles:
+            h.remove()
+        for m, t in training:
+            m.training = t
+    del output
+    return tracer, calls, inputs
+
+
+def _window_info(rule: WindowRule, module: nn.Module, x: Tensor, info: Info) -> Info:
+    nd = x.dim() - 2
+    windows = rule(module, tuple(x.shape[2:]))
+    dims = list(info.dims)
+    transposed = bool(getattr(module, "transposed", False))
+    for j, (k, s, before, d) in enumerate(windows):
+        f = dims[2 + j]
+        if isinstance(f, Field):
+            rf = f.rf.transposed_conv(k, s, before, d) if transposed else f.rf.conv(k, s, before, d)
+            dims[2 + j] = Field(f.axis, rf)
+    dims[1] = None
+    return Info(tuple(dims[: nd + 2]), info.reduced, info.problem)
+
+
+def summary(
+    model: nn.Module,
+    input_size: InputSize,
+    *,
+    depth: Optional[int] = 3,
+    device: Union[str, torch.device] = "meta",
+    dtype: torch.dtype = torch.float32,
+) -> Summary:
+    """Shapes, receptive fields, parameters and MACs of every layer of ``model``, without running it.
+
+    Args:
+        model (nn.Module): any module built from torch or convolab layers, with branches.
+        input_size: the input shape including the batch, e.g. ``(1, 3, 224, 224)``; a list of
+            shapes (or tensors, whose shapes and dtypes are used) for several inputs. Dims
+            after the first two are spatial.
+        depth (int or None): deepest module nesting to list (0: the model only). Totals always
+            cover the whole model. Default: 3; ``None`` lists every call.
+        device (str): ``"meta"`` (default: no arithmetic, no activation memory) or a real device
+            for models with ops that have no meta kernel (runs a real forward on zeros).
+        dtype: dtype of the inputs (for the activation sizes). Default: float32.
+
+    Returns:
+        Summary: rows (one per module call, in call order) and totals; see the module docstring
+        for the conventions.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+        ValueError: a malformed ``input_size``, or the forward pass fails for that input (the
+            message names the layer).
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        >>> s = summary(net, (1, 3, 32, 32))
+        >>> [(r.name, r.output_shapes[0], r.fields[0].size, r.fields[0].jump) for r in s.rows[1:]]
+        [('0', (1, 8, 32, 32), 3, 1), ('1', (1, 8, 32, 32), 3, 1), ('2', (1, 8, 16, 16), 4, 2)]
+        >>> s.macs, s.params
+        (221184, 224)
+    """
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 0):
+        raise ValueError(f"summary: depth must be an int >= 0 or None, got {depth!r}")
+    tracer, calls, inputs = _run(model, input_size, device, dtype)
+    counts: dict[int, tuple[int, int]] = {}
+
+    def count(m: nn.Module) -> tuple[int, int]:
+        if id(m) not in counts:
+            ps = list(m.parameters())
+            counts[id(m)] = (sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad))
+        return counts[id(m)]
+
+    rows = []
+    leaf_bytes = 0
+    for call in calls:
+        module, name, outs = call["module"], call["name"], call.get("outputs", [])
+        info = tracer.get(outs[0]) if outs else None
+        fields: Optional[tuple[ReceptiveField, ...]] = None
+        problem = None
+        if info is not None:
+            problem = info.problem
+            found = info.fields()
+            fields = tuple(f.rf for f in found) if found and problem is None else None
+        nbytes = sum(t.numel() * t.element_size() for t in outs)
+        if not any(True for _ in module.children()):
+            leaf_bytes += nbytes
+        params, trainable = count(module)
+        rows.append(Row(
+            name=name,
+            type=type(module).__name__,
+            depth=0 if not name else name.count(".") + 1,
+            output_shapes=tuple(tuple(t.shape) for t in outs),
+            fields=fields,
+            problem=problem,
+            params=params,
+            trainable=trainable,
+            macs_by_kind=dict(call["frame"].macs),
+            activation_bytes=nbytes,
+            notes=tuple(call["frame"].notes),
+        ))
+    total_p = list(model.parameters())
+    shown = tuple(r for r in rows if depth is None or r.depth <= depth)
+    return Summary(
+        model=type(model).__name__,
+        input_shapes=tuple(tuple(x.shape) for x in inputs),
+        rows=shown,
+        params=sum(p.numel() for p in total_p),
+        trainable=sum(p.numel() for p in total_p if p.requires_grad),
+        macs_by_kind=dict(tracer.frames[0].macs),
+        activation_bytes=leaf_bytes,
+        input_bytes=sum(x.numel() * x.element_size() for x in inputs),
+        param_bytes=sum(p.numel() * p.element_size() for p in total_p),
+        not_analysed=tuple(dict.fromkeys(tracer.not_analysed)),
+        warnings=tuple(tracer.warnings),
+        depth=depth,
+        _all_rows=tuple(rows),
+    )
+
+
+def receptive_field(
+    model: nn.Module,
+    input_size: InputSize,
+    layer: Optional[Union[str, nn.Module]] = None,
+    *,
+    device: Union[str, torch.device] = "meta",
+) -> tuple[ReceptiveField, ...]:
+    """Receptive field (size, jump, start) per spatial dim of the units of one layer's output.
+
+    Args:
+        model (nn.Module): the network.
+        input_size: as in :func:`summary`, e.g. ``(1, 3, 224, 224)``.
+        layer (str or nn.Module, optional): qualified name (``"layer4"``) or the module itself;
+            default: the model's output. Its first call counts.
+        device: as in :func:`summary`.
+
+    Returns:
+        tuple[ReceptiveField, ...]: one per spatial dim of the input.
+
+    Raises:
+        ValueError: an unknown layer (with the closest names), or a layer whose field is unknown
+            (the message says which op was not analysed or which branches do not align).
+
+    Example:
+        >>> vgg_block = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1),
+        ...                           nn.MaxPool2d(2))
+        >>> receptive_field(vgg_block, (1, 3, 32, 32), "1")
+        (ReceptiveField(size=5, jump=1, start=0.0), ReceptiveField(size=5, jump=1, start=0.0))
+    """
+    s = summary(model, input_size, depth=None, device=device)
+    if isinstance(layer, nn.Module):
+        names = [n for n, m in model.named_modules() if m is layer]
+        if not names:
+            raise ValueError(f"receptive_field: layer {type(layer).__name__} is not a submodule of the model")
+        layer = names[0]
+    try:
+        row = s.row(layer or "")
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("summary:", "receptive_field:", 1)) from None
+    if row.fields is None:
+        why = row.problem or "its output has no spatial dims"
+        raise ValueError(f"receptive_field: the field of {layer or '<model>'!r} is unknown: {why}")
+    return row.fields
