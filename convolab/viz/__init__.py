@@ -21,6 +21,7 @@ from .frames import (
 from .animate import ANIMATIONS, animate
 from .gallery import write_gallery
 from .grids import feature_map_grid, kernel_grid
+from .overlay import receptive_field_data, receptive_field_overlay
 
 __all__ = [
     "ANIMATIONS",
@@ -38,5 +39,7 @@ __all__ = [
     "grouped_conv_animation",
     "kernel_grid",
     "pointwise_animation",
+    "receptive_field_data",
+    "receptive_field_overlay",
     "write_gallery",
 ]
