@@ -70,7 +70,10 @@ def receptive_field_data(model, image, layer: str, unit: Optional[Sequence[int]]
 
     op = "receptive_field_overlay"
     x = _image(image, op)
-    row = summary(model, tuple(x.shape)).row(layer)
+    try:
+        row = summary(model, tuple(x.shape)).row(layer)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("summary:", f"{op}:", 1)) from None
     if row.fields is None:
         raise ValueError(f"{op}: the receptive field of {layer!r} is unknown: "
                          f"{row.problem or 'its output has no spatial dims'}")

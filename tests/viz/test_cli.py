@@ -66,7 +66,7 @@ def test_animate_html_and_png(tmp_path, capsys):
     (["animate", "grouped", "--in-channels", "4", "--out-channels", "6", "--groups", "3", "-o", "a.gif"],
      r"groups \(3\) must divide in_channels \(4\)"),
     (["animate", "conv2d", "--input", "5", "--duration", "5", "-o", "a.gif"], r"--duration must be >= 20"),
-    (["explain", "cov"], r"TOPIC must be one of 'conv', 'receptive-field', 'params', got 'cov'; did you mean 'conv'"),
+    (["explain", "cov"], r"TOPIC must be one of 'conv', 'receptive-field', 'params', 'overlay', 'kernels', 'feature-maps', got 'cov'; did you mean 'conv'"),
     (["explain", "conv", "--stride", "two"], r"--stride must be an int, got 'two'"),
     (["explain", "conv", "--padding", "x"], r"--padding must be an int, got 'x'"),
     (["explain", "conv", "--input", "5x5x3x2"], r"input must be HxWxC"),
@@ -75,6 +75,17 @@ def test_animate_html_and_png(tmp_path, capsys):
     (["explain", "receptive-field"], r"explain receptive-field needs layers"),
     (["explain", "receptive-field", "conv:k=3", "--kernel", "3"], r"option --kernel applies to 'explain conv' only"),
     (["explain", "receptive-field", "conv:k=3", "--input", "0"], r"--input must be >= 1, got 0"),
+    (["explain", "conv", "--model", "seed_cnn"], r"option --model applies to 'explain overlay\|kernels\|feature-maps' only"),
+    (["explain", "kernels", "--model", "seed_cnn", "-o", "k.png"], r"explain kernels needs --layer"),
+    (["explain", "overlay", "--model", "seed_cnn", "--layer", "layer3", "-o", "k.gif"], r"-o must end in .png"),
+    (["explain", "overlay", "--model", "seed_cnn", "--layer", "layer9", "-o", "o.png"],
+     r"receptive_field_overlay: no layer named 'layer9'; did you mean"),
+    (["explain", "feature-maps", "--model", "sed_cnn", "--layer", "layer1", "-o", "f.png"],
+     r"unknown model 'sed_cnn'; did you mean 'seed_cnn'"),
+    (["explain", "kernels", "--model", "seed_cnn", "--layer", "layer1.0", "--image-size", "1x28", "-o", "k.png"],
+     r"--image-size must be CxHxW"),
+    (["explain", "kernels", "--model", "seed_cnn", "--layer", "layer1.0", "--kernel", "3", "-o", "k.png"],
+     r"option --kernel does not apply to 'explain kernels'"),
 ])
 def test_errors_are_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -95,3 +106,11 @@ def test_explain_commands_print(capsys):
     assert code == 0 and "7 = 5 + (3-1)*1" in out
     code, out, _ = _run(capsys, "explain", "params", "conv:c=8,k=3", "fc:n=2", "--input", "5x5x1")
     assert code == 0 and "8*1*3*3 + 8 = 80" in out and "72*2 + 2 = 146" in out and "total parameters: 226" in out
+
+
+@pytest.mark.parametrize("topic,layer", [("overlay", "layer3"), ("kernels", "layer1.0"), ("feature-maps", "layer1")])
+def test_explain_pictures(topic, layer, tmp_path, capsys):
+    out = tmp_path / f"{topic}.png"
+    code, stdout, _ = _run(capsys, "explain", topic, "--model", "seed_cnn", "--layer", layer, "-o", str(out))
+    assert code == 0 and stdout.startswith(f"wrote {out}")
+    assert Image.open(out).format == "PNG"
