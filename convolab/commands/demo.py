@@ -2,9 +2,9 @@
 
 The demo is a list of steps (:func:`demo_steps`), each a ``(title, function(context))``; a step
 records what it wrote in ``context.outputs`` and the demo ends by printing where everything is.
-Today: the seeds' worked examples, then training the seed network on the embedded digits to
->= 97% held-out accuracy with a checkpoint. New steps (a per-layer table before training, a
-picture gallery after it) slot into the list.
+The seeds' worked examples, the seed network's per-layer table (shapes, receptive fields,
+parameters, MACs), then training it on the embedded digits to >= 97% held-out accuracy with
+a checkpoint, and a picture gallery.
 """
 
 from __future__ import annotations
@@ -55,7 +55,23 @@ Step = tuple[str, Callable[[DemoContext], None]]
 
 def demo_steps() -> list[Step]:
     """The demo, in order; add a step by inserting a ``(title, function)`` pair."""
-    return [("Worked examples of the seeds", examples_step), ("Training the seed network", train_step)]
+    return [
+        ("Worked examples of the seeds", examples_step),
+        ("The seed network, layer by layer (computed on meta tensors, nothing runs)", summary_step),
+        ("Training the seed network", train_step),
+    ]
+
+
+def summary_step(ctx: DemoContext) -> None:
+    from ..analysis import summary
+    from ..models import create_model
+
+    table = summary(create_model("seed_cnn"), (1, 1, 28, 28), depth=2)
+    print(table)
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    path = ctx.out / "seed_cnn_summary.md"
+    path.write_text(table.to_markdown())
+    ctx.outputs["per-layer table"] = path
 
 
 def examples_step(ctx: DemoContext) -> None:
