@@ -16,6 +16,21 @@ from .functional import (
     conv_transpose2d,
     conv_transpose3d,
 )
+from .functional import (  # pooling and separable convolutions (issue 3)
+    adaptive_avg_pool,
+    adaptive_max_pool,
+    avg_pool,
+    depthwise_separable_conv,
+    flattened_conv,
+    global_avg_pool,
+    global_max_pool,
+    lp_pool,
+    max_pool,
+    pool,
+    spatial_pyramid_pool,
+    spatially_separable_conv,
+    split_separable_kernel,
+)
 
 __version__ = "0.1.0"
 
@@ -33,4 +48,18 @@ __all__ = [
     "conv_transpose3d",
     "functional",
     "nn",
+    # pooling and separable convolutions (issue 3)
+    "adaptive_avg_pool",
+    "adaptive_max_pool",
+    "avg_pool",
+    "depthwise_separable_conv",
+    "flattened_conv",
+    "global_avg_pool",
+    "global_max_pool",
+    "lp_pool",
+    "max_pool",
+    "pool",
+    "spatial_pyramid_pool",
+    "spatially_separable_conv",
+    "split_separable_kernel",
 ]

@@ -66,6 +66,20 @@ __all__ = [
     "matmul_macs",
     "norm_macs",
     "pool_output_size",
+    # pooling and the separable conv variants (issue 3)
+    "adaptive_pool_bins",
+    "depthwise_separable_macs",
+    "depthwise_separable_params",
+    "flattened_conv_macs",
+    "flattened_conv_params",
+    "pool_macs",
+    "pool_output_shape",
+    "pool_window_counts",
+    "separable_pass_sizes",
+    "spatially_separable_macs",
+    "spatially_separable_params",
+    "spp_features",
+    "spp_window",
     "receptive_fields",
     "resolve_padding",
     "same_padding",
@@ -384,6 +398,324 @@ def pool_output_size(
     if (out - 1) * s >= in_size + before:
         out -= 1
     return out
+
+
+def pool_output_shape(
+    input_size: Sequence[int],
+    kernel_size: IntOrPair,
+    stride: IntOrPair | None = None,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    ceil_mode: bool = False,
+    *,
+    op: str = "pool",
+) -> tuple[int, ...]:
+    """Spatial output shape of an N-d pooling window for any padding spec (``stride`` defaults to the kernel).
+
+    >>> pool_output_shape((5, 5), 2, ceil_mode=True)
+    (3, 3)
+    >>> pool_output_shape((10, 11), 3, stride=2, padding="same")
+    (5, 6)
+    """
+    n = len(input_size)
+    k = positive_tuple(kernel_size, n, "kernel_size", op)
+    s = k if stride is None else positive_tuple(stride, n, "stride", op)
+    d = positive_tuple(dilation, n, "dilation", op)
+    pads = resolve_padding(padding, input_size, k, s, d, op=op)
+    return tuple(
+        pool_output_size(i, kk, ss, pp, dd, ceil_mode, op=op, dim=j + 2)
+        for j, (i, kk, ss, pp, dd) in enumerate(zip(input_size, k, s, pads, d))
+    )
+
+
+def pool_window_counts(
+    in_size: int,
+    kernel_size: int,
+    stride: int | None = None,
+    padding: IntOrPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> tuple[int, ...]:
+    """How many elements each average-pooling window divides by along one dim (PyTorch's rule).
+
+    Window ``o`` covers ``[o*stride - before, o*stride - before + kernel)``; it is clipped
+    to the padded input ``[-before, in + after)`` when ``count_include_pad`` (so a
+    ``ceil_mode`` window hanging past the padding counts only what it covers), else to
+    the input ``[0, in)``. In N-d the divisor is the product of the per-dim counts.
+
+    >>> pool_window_counts(5, 2, ceil_mode=True)            # the last window holds one element
+    (2, 2, 1)
+    >>> pool_window_counts(4, 3, 1, padding=1, count_include_pad=False)
+    (2, 3, 3, 2)
+    """
+    op = "pool_window_counts"
+    k = _positive(kernel_size, "kernel_size", op)
+    s = k if stride is None else _positive(stride, "stride", op)
+    before, after = _pair(padding, op)
+    out = pool_output_size(in_size, k, s, (before, after), 1, ceil_mode, op=op)
+    lo, hi = (-before, in_size + after) if count_include_pad else (0, in_size)
+    return tuple(
+        max(min(o * s - before + k, hi) - max(o * s - before, lo), 0) for o in range(out)
+    )
+
+
+def adaptive_pool_bins(in_size: int, out_size: int) -> tuple[Pair, ...]:
+    """The ``(start, end)`` input range of each adaptive-pooling bin (PyTorch's rule).
+
+    ``start = floor(i*in/out)``, ``end = ceil((i+1)*in/out)``: the bins cover the input,
+    neighbours overlap by at most one element, and ``out > in`` repeats elements.
+
+    >>> adaptive_pool_bins(5, 2)
+    ((0, 3), (2, 5))
+    >>> adaptive_pool_bins(13, 4)
+    ((0, 4), (3, 7), (6, 10), (9, 13))
+    """
+    n = _positive(in_size, "input size", "adaptive_pool_bins")
+    m = _positive(out_size, "output size", "adaptive_pool_bins")
+    return tuple((i * n // m, -(-(i + 1) * n // m)) for i in range(m))
+
+
+def spp_window(in_size: int, level: int, *, op: str = "spp_window", dim: int | None = None) -> Pair:
+    """``(window, stride)`` of one spatial-pyramid level by the SPP paper's rule (He et al., 2014).
+
+    ``window = ceil(a/n)``, ``stride = floor(a/n)`` for an input of size ``a`` and ``n``
+    bins. This gives exactly ``n`` bins only when ``n <= a`` and ``a mod n <= floor(a/n)``
+    (always true for ``a >= n*(n - 1)``); otherwise the rule produces more bins and this
+    function raises rather than return a pyramid of the wrong length. Where it fits, the
+    bins end at ``(n - 1)*stride + window``, which leaves the last ``a mod n - 1`` elements
+    out when ``a mod n >= 2`` (e.g. ``a = 14, n = 4`` ignores the last element); adaptive
+    bins always cover the input.
+
+    >>> spp_window(13, 3), spp_window(13, 4), spp_window(13, 6)   # the paper's conv5 of 13x13
+    ((5, 4), (4, 3), (3, 2))
+    """
+    a = _positive(in_size, "input size", op)
+    n = _positive(level, "level", op)
+    where = f" along dim {dim}" if dim is not None else ""
+    if n > a:
+        raise ValueError(
+            f"{op}: pyramid level {n} is larger than the input ({a}){where}; the paper's bins need "
+            f"level <= input size (use bins='adaptive' for small inputs)"
+        )
+    window, stride = -(-a // n), a // n
+    bins = (a - window) // stride + 1
+    if bins != n:
+        raise ValueError(
+            f"{op}: the paper's bins for level {n} on an input of {a}{where} (window ceil({a}/{n}) = "
+            f"{window}, stride floor({a}/{n}) = {stride}) give {bins} bins, not {n}; they fit only when "
+            f"{a} mod {n} <= {stride} (any input >= {n * (n - 1)} works); use bins='adaptive'"
+        )
+    return window, stride
+
+
+def spp_features(channels: int, levels: Sequence[IntOrPair], ndim: int = 2) -> int:
+    """Length of a spatial-pyramid-pooling vector: ``C * sum(prod(level))`` (independent of the input size).
+
+    >>> spp_features(256, (1, 2, 4))          # 256 * (1 + 4 + 16)
+    5376
+    """
+    op = "spp_features"
+    c = _positive(channels, "channels", op)
+    nd = _positive(ndim, "ndim", op)
+    return c * sum(math.prod(positive_tuple(level, nd, "levels", op)) for level in levels)
+
+
+def pool_macs(channels: int, kernel_size: IntOrPair, output_size: IntOrPair, batch: int = 1) -> int:
+    """Window reads of a pooling layer: ``N * C * prod(out) * prod(k)``.
+
+    Pooling has no multiplies; each window element costs one accumulate or compare, which
+    is what this counts (it is the MAC-like cost that a model summary reports).
+
+    >>> pool_macs(64, 2, (56, 56))
+    802816
+    """
+    op = "pool_macs"
+    outs = output_size if not _is_int(output_size) else (output_size,) * 2
+    k = positive_tuple(kernel_size, len(outs), "kernel_size", op)
+    return (
+        _nonneg(batch, "batch", op) * _positive(channels, "channels", op) * math.prod(k)
+        * math.prod(_nonneg(o, "output_size", op) for o in outs)
+    )
+
+
+def depthwise_separable_params(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    depth_multiplier: int = 1,
+    bias: bool = True,
+    ndim: int = 2,
+) -> int:
+    """Parameters of a depthwise-separable conv: depthwise ``k`` with groups=C_in (C_in*m outputs), then 1x1.
+
+    ``C_in*m*prod(k) + C_in*m*C_out`` plus ``C_in*m + C_out`` biases. Versus the dense
+    conv's ``C_in*C_out*prod(k)`` this is a factor ``1/C_out + 1/prod(k)`` (m = 1, no bias).
+
+    >>> depthwise_separable_params(3, 128, 3, bias=False), conv_params(3, 128, 3, bias=False)
+    (411, 3456)
+    """
+    cin = _positive(in_channels, "in_channels", "depthwise_separable_params")
+    mid = cin * _positive(depth_multiplier, "depth_multiplier", "depthwise_separable_params")
+    return conv_params(cin, mid, kernel_size, cin, bias, ndim) + conv_params(
+        mid, out_channels, 1, 1, bias, ndim
+    )
+
+
+def depthwise_separable_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    output_size: IntOrPair,
+    depth_multiplier: int = 1,
+    batch: int = 1,
+) -> int:
+    """MACs of a depthwise-separable conv (both convs produce ``output_size``).
+
+    >>> depthwise_separable_macs(3, 128, 3, (5, 5)), conv_macs(3, 128, 3, (5, 5))  # the seeds' 7x7x3 example
+    (10275, 86400)
+    """
+    cin = _positive(in_channels, "in_channels", "depthwise_separable_macs")
+    mid = cin * _positive(depth_multiplier, "depth_multiplier", "depthwise_separable_macs")
+    return conv_macs(cin, mid, kernel_size, output_size, cin, batch) + conv_macs(
+        mid, out_channels, 1, output_size, 1, batch
+    )
+
+
+def separable_pass_sizes(
+    input_size: Sequence[int],
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    *,
+    op: str = "separable_pass_sizes",
+) -> tuple[tuple[int, ...], ...]:
+    """Spatial size after each 1-D pass of a spatially separable conv (dim 1 first, then dim 2, ...).
+
+    Pass ``i`` convolves, pads and strides only dim ``i``, so earlier dims are already
+    at their output size and later dims still at their input size. Padding (also
+    "same") is resolved for the full kernel, so the last entry equals the dense conv's
+    output shape.
+
+    >>> separable_pass_sizes((10, 12), 3, stride=2, padding=1)
+    ((5, 12), (5, 6))
+    """
+    n = len(input_size)
+    k = positive_tuple(kernel_size, n, "kernel_size", op)
+    s = positive_tuple(stride, n, "stride", op)
+    d = positive_tuple(dilation, n, "dilation", op)
+    pads = resolve_padding(padding, input_size, k, s, d, op=op)
+    size, sizes = list(input_size), []
+    for j in range(n):
+        size[j] = conv_output_size(input_size[j], k[j], s[j], pads[j], d[j], op=op, dim=j + 2)
+        sizes.append(tuple(size))
+    return tuple(sizes)
+
+
+def _channel_chain(in_channels: int, out_channels: int, mid_channels: int | None, n: int, op: str) -> list[int]:
+    cin = _positive(in_channels, "in_channels", op)
+    cout = _positive(out_channels, "out_channels", op)
+    mid = cout if mid_channels is None else _positive(mid_channels, "mid_channels", op)
+    return [cin] + [mid] * (n - 1) + [cout]
+
+
+def spatially_separable_params(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    mid_channels: int | None = None,
+    groups: int = 1,
+    bias: bool = True,
+    ndim: int = 2,
+) -> int:
+    """Parameters of a spatially separable conv: one 1-D conv per spatial dim (k x 1 then 1 x k).
+
+    Channels run ``C_in -> mid -> ... -> C_out`` (``mid`` defaults to C_out); one bias at
+    the end. With ``C_in = mid = C_out`` the factor versus the dense conv is
+    ``sum(k) / prod(k)`` (2/3 for 3x3: the seeds' 6 instead of 9 multiplications).
+
+    >>> spatially_separable_params(1, 1, 3, bias=False), conv_params(1, 1, 3, bias=False)
+    (6, 9)
+    >>> spatially_separable_params(192, 192, 7, bias=False)      # Inception v3's 1x7 + 7x1
+    516096
+    """
+    op = "spatially_separable_params"
+    k = kernel_size if not _is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
+    chain = _channel_chain(in_channels, out_channels, mid_channels, len(k), op)
+    total = sum(
+        conv_params(chain[j], chain[j + 1], (k[j],), groups, False, 1) for j in range(len(k))
+    )
+    return total + (chain[-1] if bias else 0)
+
+
+def spatially_separable_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    input_size: Sequence[int],
+    stride: IntOrPair = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    mid_channels: int | None = None,
+    groups: int = 1,
+    batch: int = 1,
+) -> int:
+    """MACs of a spatially separable conv, pass by pass at each pass's own output size.
+
+    >>> spatially_separable_macs(1, 1, 3, (5, 5), padding=1), conv_macs(1, 1, 3, (5, 5))
+    (150, 225)
+    """
+    op = "spatially_separable_macs"
+    n = len(input_size)
+    k = positive_tuple(kernel_size, n, "kernel_size", op)
+    chain = _channel_chain(in_channels, out_channels, mid_channels, n, op)
+    sizes = separable_pass_sizes(input_size, k, stride, padding, dilation, op=op)
+    return sum(
+        conv_macs(chain[j], chain[j + 1], (k[j],) + (1,) * (n - 1), sizes[j], groups, batch)
+        for j in range(n)
+    )
+
+
+def flattened_conv_params(
+    in_channels: int, out_channels: int, kernel_size: IntOrPair, bias: bool = True, ndim: int = 2
+) -> int:
+    """Parameters of a flattened conv (Jin et al., 2014): ``C_out*C_in + C_out*sum(k)`` (+ C_out bias).
+
+    A 1-D filter across channels (1x1 conv), then one depthwise 1-D filter per spatial
+    dim, so each output channel's dense filter is the rank-1 outer product of the three.
+
+    >>> flattened_conv_params(64, 64, 3, bias=False), conv_params(64, 64, 3, bias=False)
+    (4480, 36864)
+    """
+    op = "flattened_conv_params"
+    k = kernel_size if not _is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
+    cin = _positive(in_channels, "in_channels", op)
+    cout = _positive(out_channels, "out_channels", op)
+    return cout * cin + cout * sum(positive_tuple(k, len(k), "kernel_size", op)) + (cout if bias else 0)
+
+
+def flattened_conv_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    input_size: Sequence[int],
+    stride: IntOrPair = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    batch: int = 1,
+) -> int:
+    """MACs of a flattened conv: the channel pass at the input size, then each depthwise 1-D pass.
+
+    >>> flattened_conv_macs(3, 8, 3, (5, 5), padding=1)     # 8*3*25 + 8*3*25 + 8*3*25
+    1800
+    """
+    op = "flattened_conv_macs"
+    n = len(input_size)
+    cout = _positive(out_channels, "out_channels", op)
+    channel = conv_macs(in_channels, cout, 1, tuple(input_size), 1, batch)
+    return channel + spatially_separable_macs(
+        cout, cout, kernel_size, input_size, stride, padding, dilation, cout, cout, batch
+    )
 
 
 def conv_params(

@@ -90,3 +90,99 @@ def same_pads_tf(size, kernel, stride, dilation):
     out = -(-size // stride)
     total = max(0, (out - 1) * stride + eff - size)
     return total // 2, total - total // 2
+
+
+# --- pooling (issue 3): torch's documented semantics, written out -----------------------------
+
+
+def _pool_per_dim(value, nd):
+    return (value,) * nd if np.isscalar(value) else tuple(value)
+
+
+def _pool_pad_pairs(padding, nd):
+    if np.isscalar(padding):
+        return [(padding, padding)] * nd
+    return [(p, p) if np.isscalar(p) else tuple(p) for p in padding]
+
+
+def pool_loop(
+    x,
+    kernel,
+    stride=None,
+    padding=0,
+    dilation=1,
+    ceil_mode=False,
+    mode="max",
+    count_include_pad=True,
+    divisor_override=None,
+    reduce=None,
+    pad_value=0.0,
+):
+    """Pooling by definition over [N, C, *S]; returns (values, flat argmax indices or None).
+
+    mode: "max" (padding never wins; indices are the first maximum in scan order, flat over
+    the unpadded spatial dims), "avg" (torch's divisor rule), "reduce" (``reduce(values)`` of
+    the window's elements in row-major order, padding = ``pad_value``), "lp" (sum of x**p
+    over the window, ``reduce`` = p, then the p-th root).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    nd = len(kernel)
+    stride = tuple(kernel) if stride is None else _pool_per_dim(stride, nd)
+    dilation = _pool_per_dim(dilation, nd)
+    pads = _pool_pad_pairs(padding, nd)
+    spatial = x.shape[2:]
+    out_size = []
+    for i in range(nd):
+        span = spatial[i] + sum(pads[i]) - dilation[i] * (kernel[i] - 1) - 1
+        o = (-(-span // stride[i]) if ceil_mode else span // stride[i]) + 1
+        if ceil_mode and (o - 1) * stride[i] >= spatial[i] + pads[i][0]:
+            o -= 1
+        out_size.append(o)
+    n, c = x.shape[:2]
+    out = np.zeros((n, c, *out_size))
+    idx = np.zeros((n, c, *out_size), dtype=np.int64) if mode == "max" else None
+    for b, ch in itertools.product(range(n), range(c)):
+        for pos in itertools.product(*(range(o) for o in out_size)):
+            best, best_i, total, inside, counted, values = -np.inf, -1, 0.0, 0, 1, []
+            for i in range(nd):  # torch counts padding up to the padded input's end, per dim
+                start = pos[i] * stride[i] - pads[i][0]
+                counted *= min(start + kernel[i], spatial[i] + pads[i][1]) - start
+            for tap in itertools.product(*(range(k) for k in kernel)):
+                q = [p * s - pb + t * d for p, s, (pb, _), t, d in zip(pos, stride, pads, tap, dilation)]
+                ok = all(0 <= qq < sz for qq, sz in zip(q, spatial))
+                v = x[(b, ch, *q)] if ok else pad_value
+                values.append(v)
+                if not ok:
+                    continue
+                inside += 1
+                total += v if mode != "lp" else v ** reduce
+                if v > best:
+                    best = v
+                    best_i = int(np.ravel_multi_index(q, spatial))
+            if mode == "max":
+                out[(b, ch, *pos)], idx[(b, ch, *pos)] = best, best_i
+            elif mode == "avg":
+                div = divisor_override or (counted if count_include_pad else inside)
+                out[(b, ch, *pos)] = total / div
+            elif mode == "lp":
+                out[(b, ch, *pos)] = total ** (1.0 / reduce)
+            else:
+                out[(b, ch, *pos)] = reduce(np.array(values))
+    return out, idx
+
+
+def adaptive_pool_loop(x, output_size, mode="max"):
+    """Adaptive pooling by definition: bin i spans [floor(i*in/out), ceil((i+1)*in/out))."""
+    x = np.asarray(x, dtype=np.float64)
+    nd = len(output_size)
+    spatial = x.shape[2:]
+    out = np.zeros((*x.shape[:2], *output_size))
+    for pos in itertools.product(*(range(o) for o in output_size)):
+        region = tuple(
+            slice(int(np.floor(p * s / o)), int(np.ceil((p + 1) * s / o)))
+            for p, s, o in zip(pos, spatial, output_size)
+        )
+        block = x[(slice(None), slice(None), *region)].reshape(*x.shape[:2], -1)
+        out[(slice(None), slice(None), *pos)] = block.max(-1) if mode == "max" else block.mean(-1)
+    assert nd == len(spatial)
+    return out

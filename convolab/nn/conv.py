@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from .. import arithmetic
 from .._args import (
     check_choice,
     check_groups,
@@ -97,6 +98,15 @@ class _ConvNd(nn.Module):
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
+
+    @property
+    def effective_kernel_size(self) -> tuple[int, ...]:
+        """Extent of the dilated (atrous) kernel per dim: ``dilation*(kernel_size - 1) + 1``.
+
+        >>> Conv2d(1, 1, 3, dilation=2).effective_kernel_size
+        (5, 5)
+        """
+        return tuple(arithmetic.effective_kernel_size(k, d) for k, d in zip(self.kernel_size, self.dilation))
 
     def reset_parameters(self) -> None:
         """torch.nn's initialisation, call for call, so equal seeds give equal weights."""
