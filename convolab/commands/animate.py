@@ -16,6 +16,8 @@ from ..cli import UsageError
 # CLI option -> builder keyword, per op; the options an op does not list are rejected.
 _CONV = {"input": "input_size", "kernel": "kernel_size", "stride": "stride", "padding": "padding",
          "dilation": "dilation", "seed": "seed"}
+_POOL = {"input": "input_size", "kernel": "kernel_size", "stride": "stride", "padding": "padding",
+         "ceil_mode": "ceil_mode", "seed": "seed"}
 OPS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     # op: (viz builder, option -> keyword, fixed keywords)
     "conv1d": ("conv", _CONV, {}),
@@ -32,6 +34,11 @@ OPS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "depthwise_separable": ("depthwise_separable", {"in_channels": "in_channels", "out_channels": "out_channels",
                                                     "kernel": "kernel_size", "seed": "seed"}, {}),
     "pointwise": ("pointwise", {"in_channels": "in_channels", "out_channels": "out_channels", "seed": "seed"}, {}),
+    "max_pool1d": ("pool", {**_CONV, "ceil_mode": "ceil_mode"}, {"mode": "max"}),
+    "max_pool2d": ("pool", {**_CONV, "ceil_mode": "ceil_mode"}, {"mode": "max"}),
+    "avg_pool1d": ("pool", {**_POOL, "exclude_pad": "count_include_pad"}, {"mode": "avg"}),
+    "avg_pool2d": ("pool", {**_POOL, "exclude_pad": "count_include_pad"}, {"mode": "avg"}),
+    "spp": ("spp", {"input": "input_size", "levels": "levels", "mode": "mode", "seed": "seed"}, {}),
 }
 FORMATS = (".gif", ".html", ".png")
 MAX_SIDE = 24  # a bigger grid is unreadable in a picture and slow to draw
@@ -55,6 +62,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-channels", dest="out_channels", help="output channels (channel diagrams)")
     p.add_argument("--channels", help="channels (channel_shuffle)")
     p.add_argument("--groups", help="groups (grouped, shuffle, channel_shuffle)")
+    p.add_argument("--ceil-mode", dest="ceil_mode", action="store_true", help="pooling: round the output size up")
+    p.add_argument("--exclude-pad", dest="exclude_pad", action="store_true",
+                   help="avg pooling: divide by the input cells only (count_include_pad=False)")
+    p.add_argument("--levels", help="spp: bins per side of each level, e.g. 1,2,4")
+    p.add_argument("--mode", help="spp: max or avg (default max)")
     p.add_argument("--seed", help="seed of the example values (default 0)")
     p.add_argument("--duration", default="900", help="GIF milliseconds per frame (default 900)")
     p.set_defaults(func=run)
@@ -78,7 +90,7 @@ def _ints(text: str, option: str, ndim: int | None, minimum: int) -> tuple[int, 
 
 
 def _ndim(op: str) -> int | None:
-    return 1 if op.endswith("1d") else (2 if op in ("conv2d", "dilated", "conv_transpose2d", "checkerboard") else None)
+    return 1 if op.endswith("1d") else (2 if op.endswith("2d") or op in ("dilated", "checkerboard", "spp") else None)
 
 
 def _value(option: str, text: str, op: str) -> Any:
@@ -102,6 +114,20 @@ def _value(option: str, text: str, op: str) -> Any:
         return _ints(text, option, nd, 1)
     if option == "seed":
         return _ints(text, option, 1, 0)[0]
+    if option == "ceil_mode":
+        return True
+    if option == "exclude_pad":
+        return False  # count_include_pad
+    if option == "levels":
+        try:
+            levels = tuple(int(t) for t in text.split(","))
+        except ValueError:
+            raise UsageError(f"--levels must be ints joined by ',' (e.g. 1,2,4), got {text!r}") from None
+        if not levels or min(levels) < 1 or max(levels) > MAX_SIDE:
+            raise UsageError(f"--levels must be ints in [1, {MAX_SIDE}], got {text!r}")
+        return levels
+    if option == "mode":
+        return check_choice(text, ("max", "avg"), "--mode", "animate spp")
     return _ints(text, option.replace("_", "-"), 1, 1)[0]  # channel counts and groups
 
 
@@ -113,14 +139,15 @@ def build(args: argparse.Namespace) -> Any:
     builder, options, fixed = OPS[op]
     kwargs: dict[str, Any] = dict(fixed)
     given = [name for name in ("input", "kernel", "stride", "padding", "dilation", "output_padding", "in_channels",
-                               "out_channels", "channels", "groups", "seed") if getattr(args, name) is not None]
+                               "out_channels", "channels", "groups", "ceil_mode", "exclude_pad", "levels", "mode",
+                               "seed") if getattr(args, name) not in (None, False)]
     for name in given:
         if name not in options:
             flags = ", ".join("--" + o.replace("_", "-") for o in options)
             raise UsageError(f"option --{name.replace('_', '-')} does not apply to {op} (its options: {flags})")
         kwargs[options[name]] = _value(name, getattr(args, name), op)
     if "input_size" in options.values() and "input_size" not in kwargs:
-        if builder != "checkerboard":
+        if builder not in ("checkerboard", "spp"):
             raise UsageError(f"{op} needs --input (e.g. --input {'8' if _ndim(op) == 1 else '5x5'})")
     return animate(builder, **kwargs)
 

@@ -19,6 +19,7 @@ from .frames import (
     pointwise_animation,
 )
 from .animate import ANIMATIONS, animate
+from .frames_pool import pool_animation, spp_animation
 from .gallery import write_gallery
 from .grids import feature_map_grid, kernel_grid
 from .overlay import receptive_field_data, receptive_field_overlay
@@ -39,7 +40,9 @@ __all__ = [
     "grouped_conv_animation",
     "kernel_grid",
     "pointwise_animation",
+    "pool_animation",
     "receptive_field_data",
     "receptive_field_overlay",
+    "spp_animation",
     "write_gallery",
 ]

@@ -15,6 +15,7 @@ from .frames import (
     grouped_conv_animation,
     pointwise_animation,
 )
+from .frames_pool import pool_animation, spp_animation
 
 __all__ = ["ANIMATIONS", "animate"]
 
@@ -26,6 +27,8 @@ ANIMATIONS: dict[str, Callable[..., Animation]] = {
     "channel_shuffle": channel_shuffle_animation,
     "depthwise_separable": depthwise_separable_animation,
     "pointwise": pointwise_animation,
+    "pool": pool_animation,
+    "spp": spp_animation,
 }
 
 

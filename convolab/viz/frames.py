@@ -714,9 +714,11 @@ def depthwise_separable_animation(
 ) -> ChannelAnimation:
     """Depthwise conv (groups = C_in, one filter per channel) then a 1x1 pointwise conv.
 
-    The channel view shows the centre pixel of a ``kernel_size`` x ``kernel_size``
-    input; the depthwise stage's edge weight is that pixel's effective weight
-    (the Jacobian), the pointwise stage mixes all channels.
+    Both stages run through :func:`convolab.functional.depthwise_separable_conv`:
+    its ``between`` hook reads the depthwise output (stage 1) and, to measure the
+    pointwise stage on its own, replaces it (stage 2). The channel view shows
+    the centre pixel of a ``kernel_size`` x ``kernel_size`` input with 'same'
+    padding, so each depthwise edge weight is that filter's centre tap.
 
     Example:
         >>> a = depthwise_separable_animation(3, 4)
@@ -725,7 +727,7 @@ def depthwise_separable_animation(
     """
     import torch
 
-    from ..functional import conv
+    from ..functional import depthwise_separable_conv
 
     op = "animate depthwise-separable"
     _check_channels(in_channels, out_channels, 1, op)
@@ -733,20 +735,33 @@ def depthwise_separable_animation(
     gen = _generator(seed)
     x = _channel_input(in_channels, gen)
     wd = _sample_ints((in_channels, 1, k, k), -2, 2, gen, nonzero=True)
+    wp = _sample_ints((out_channels, in_channels, 1, 1), -2, 2, gen, nonzero=True)
+    bp = _sample_ints((out_channels,), -1, 1, gen)
+    centre = torch.zeros(k, k, dtype=torch.float64)
+    centre[k // 2, k // 2] = 1
+
+    def at_centre(v):
+        # channel values at the centre of a zero k x k patch
+        return v.view(1, -1, 1, 1) * centre
 
     def depthwise(v):
-        # the pixel's value at the centre of a zero k x k patch, 'same' padding: only the centre tap reads it
-        centre = torch.zeros(k, k, dtype=v.dtype)
-        centre[k // 2, k // 2] = 1
-        patch = (v.view(1, -1, 1, 1) * centre).to(v.dtype)
-        return conv(patch, wd, None, padding="same", groups=in_channels)[0, :, k // 2, k // 2]
+        mids = []
+        depthwise_separable_conv(at_centre(v), wd, wp, None, bp, padding="same",
+                                 between=lambda mid: mids.append(mid) or mid)
+        return mids[0][0, :, k // 2, k // 2]
 
-    fn2, _ = _conv_stage(in_channels, out_channels, 1, gen, "pointwise 1x1")
+    def pointwise(m):
+        out = depthwise_separable_conv(torch.zeros(1, in_channels, k, k, dtype=m.dtype), wd, wp, None, bp,
+                                       padding="same", between=lambda _: at_centre(m))
+        return out[0, :, k // 2, k // 2]
+
     s1, v1 = _stage_from_op(depthwise, x, f"depthwise {k}x{k} (groups={in_channels})", in_channels)
     s1 = Stage(s1.label, s1.edges, s1.values, tuple(range(in_channels)), s1.bias)
-    s2, _ = _stage_from_op(fn2, v1, "pointwise 1x1", 1)
-    dw = arithmetic.conv_params(in_channels, in_channels, k, in_channels, bias=False)
-    pw = arithmetic.conv_params(in_channels, out_channels, 1, bias=False)
+    s2, out = _stage_from_op(pointwise, v1, "pointwise 1x1", 1)
+    whole = depthwise_separable_conv(at_centre(x), wd, wp, None, bp, padding="same")[0, :, k // 2, k // 2]
+    if not torch.allclose(out, whole):  # the two measured stages must compose to the op
+        raise RuntimeError(f"{op}: stages give {out.tolist()}, the op gives {whole.tolist()}")
+    sep = arithmetic.depthwise_separable_params(in_channels, out_channels, k, bias=False)
     full = arithmetic.conv_params(in_channels, out_channels, k, bias=False)
     return ChannelAnimation(
         op="depthwise-separable",
@@ -755,5 +770,6 @@ def depthwise_separable_animation(
         input_groups=tuple(range(in_channels)),
         stages=(s1, s2),
         frames=_channel_frames([s1, s2], x.tolist()),
-        notes=(f"weights: depthwise {dw} + pointwise {pw} = {dw + pw}  vs  standard {k}x{k} conv {full}",),
+        notes=(f"weights: {in_channels}*{k}*{k} + {in_channels}*{out_channels} = {sep}  vs  standard {k}x{k} conv "
+               f"{out_channels}*{in_channels}*{k}*{k} = {full}",),
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Union
 
 from . import frames as F
+from .frames_pool import pool_animation, spp_animation
 
 # (file stem, builder): the seeds' examples first.
 GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
@@ -20,6 +21,9 @@ GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
     ("grouped_shuffle", lambda: F.grouped_conv_animation(4, 4, 2, shuffle=True)),
     ("depthwise_separable", lambda: F.depthwise_separable_animation(3, 4)),
     ("pointwise_1x1", lambda: F.pointwise_animation(4, 3)),
+    ("max_pool2d", lambda: pool_animation((5, 5), 2, ceil_mode=True)),
+    ("avg_pool2d", lambda: pool_animation((5, 5), 3, 2, padding=1, mode="avg", count_include_pad=False)),
+    ("spp", lambda: spp_animation((5, 5), (1, 2, 3))),
 )
 
 

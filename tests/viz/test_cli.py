@@ -29,6 +29,10 @@ def _run(capsys, *argv):
     (["channel_shuffle", "--channels", "6", "--groups", "3"], 6),
     (["depthwise_separable", "--in-channels", "2", "--out-channels", "3", "--kernel", "3"], 5),
     (["pointwise", "--in-channels", "3", "--out-channels", "2"], 2),
+    (["max_pool2d", "--input", "5", "--kernel", "2", "--ceil-mode"], 9),
+    (["max_pool1d", "--input", "9", "--kernel", "3", "--stride", "2", "--padding", "1"], 5),
+    (["avg_pool2d", "--input", "5", "--kernel", "3", "--stride", "2", "--padding", "1", "--exclude-pad"], 9),
+    (["spp", "--input", "6x5", "--levels", "1,2,3", "--mode", "avg"], 14),
 ])
 def test_animate_gif(argv, frames, tmp_path, capsys):
     out = tmp_path / "a.gif"
@@ -66,6 +70,14 @@ def test_animate_html_and_png(tmp_path, capsys):
     (["animate", "grouped", "--in-channels", "4", "--out-channels", "6", "--groups", "3", "-o", "a.gif"],
      r"groups \(3\) must divide in_channels \(4\)"),
     (["animate", "conv2d", "--input", "5", "--duration", "5", "-o", "a.gif"], r"--duration must be >= 20"),
+    (["animate", "avg_pool2d", "--input", "5", "--dilation", "2", "-o", "a.gif"],
+     r"option --dilation does not apply to avg_pool2d"),
+    (["animate", "spp", "--levels", "1,x", "-o", "a.gif"], r"--levels must be ints joined by ','"),
+    (["animate", "spp", "--levels", "0", "-o", "a.gif"], r"--levels must be ints in \[1, 24\]"),
+    (["animate", "spp", "--mode", "min", "-o", "a.gif"], r"--mode must be one of 'max', 'avg', got 'min'"),
+    (["animate", "conv2d", "--input", "5", "--ceil-mode", "-o", "a.gif"], r"option --ceil-mode does not apply to conv2d"),
+    (["animate", "max_pool2d", "--input", "4", "--kernel", "2", "--padding", "2", "-o", "a.gif"],
+     r"padding \(2, 2\) along dim 2 must be at most half the effective kernel size"),
     (["explain", "cov"], r"TOPIC must be one of 'conv', 'receptive-field', 'params', 'overlay', 'kernels', 'feature-maps', got 'cov'; did you mean 'conv'"),
     (["explain", "conv", "--stride", "two"], r"--stride must be an int, got 'two'"),
     (["explain", "conv", "--padding", "x"], r"--padding must be an int, got 'x'"),

@@ -199,7 +199,7 @@ def test_depthwise_separable_and_pointwise():
     assert {(s, d) for s, d, _ in a.stages[0].edges} == {(c, c) for c in range(3)}
     assert len(a.stages[1].edges) == 15
     assert len(a.frames) == 3 + 5
-    assert "depthwise 27 + pointwise 15 = 42" in a.notes[0] and "135" in a.notes[0]
+    assert "3*3*3 + 3*5 = 42" in a.notes[0] and "5*3*3*3 = 135" in a.notes[0]
     p = pointwise_animation(4, 2)
     assert len(p.stages[0].edges) == 8 and len(p.frames) == 2
     x = torch.tensor(p.inputs, dtype=torch.float64)
