@@ -387,16 +387,29 @@ def pool_output_size(
     3
     >>> pool_output_size(26, 2)              # the seed CNN's first max-pool
     13
+    >>> pool_output_size(2, 3, 2, ceil_mode=True)   # smaller than the kernel: torch gives 1 too
+    1
     """
     s = kernel_size if stride is None else stride
-    floor_out = conv_output_size(in_size, kernel_size, s, padding, dilation, op=op, dim=dim)
     if not ceil_mode:
-        return floor_out
+        return conv_output_size(in_size, kernel_size, s, padding, dilation, op=op, dim=dim)
+    n = _nonneg(in_size, "input size", op)
+    k = _positive(kernel_size, "kernel_size", op)
+    s = _positive(s, "stride", op)
+    d = _positive(dilation, "dilation", op)
     before, after = _pair(padding, op)
-    span = in_size + before + after - dilation * (kernel_size - 1) - 1
+    # rounding up lets the last window hang over the end, even past an input smaller than
+    # the kernel, as long as it starts inside the input or the left padding
+    span = n + before + after - d * (k - 1) - 1
     out = -(-span // s) + 1
-    if (out - 1) * s >= in_size + before:
+    if (out - 1) * s >= n + before:
         out -= 1
+    if out < 1:
+        where = f" along dim {dim}" if dim is not None else ""
+        raise ValueError(
+            f"{op}: output size would be {max(out, 0)}{where} (in={n}, kernel={k}, dilation={d}, "
+            f"padding=({before}, {after}), stride={s}, ceil_mode=True)"
+        )
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -27,4 +28,7 @@ def channel_shuffle(input: Tensor, groups: int) -> Tensor:
     n, c, *rest = input.shape
     if c % groups:
         raise ValueError(f"channel_shuffle: groups ({groups}) must divide channels ({c})")
-    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(input.shape)
+    if rest:  # torch's kernel (same result, one pass); it refuses inputs without spatial dims
+        return F.channel_shuffle(input, groups)
+    # the definition: split channels into [groups, C/groups] and transpose the two axes
+    return input.reshape(n, groups, c // groups).transpose(1, 2).reshape(input.shape)

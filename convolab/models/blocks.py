@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 # The one place that chooses pooling modules for every model family, so
-# convolab's own pooling layers can replace torch's by editing this import.
-from torch.nn import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: F401
+# Every family takes its pooling layers from here: convolab's own (drop-in for torch.nn's).
+from ..nn import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: F401
 
 from .._args import check_choice, positive_tuple
 from ..arithmetic import effective_kernel_size

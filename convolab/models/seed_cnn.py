@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..nn import Conv2d
+from ..nn import Conv2d, MaxPool2d
 from ._registry import register_model
 
 
@@ -18,9 +18,9 @@ class SeedCNN(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         self.layer1 = nn.Sequential(Conv2d(in_channels, 25, kernel_size=3), nn.BatchNorm2d(25), nn.ReLU(inplace=True))
-        self.layer2 = nn.Sequential(nn.MaxPool2d(kernel_size=2, stride=2))
+        self.layer2 = nn.Sequential(MaxPool2d(kernel_size=2, stride=2))
         self.layer3 = nn.Sequential(Conv2d(25, 50, kernel_size=3), nn.BatchNorm2d(50), nn.ReLU(inplace=True))
-        self.layer4 = nn.Sequential(nn.MaxPool2d(kernel_size=2, stride=2))
+        self.layer4 = nn.Sequential(MaxPool2d(kernel_size=2, stride=2))
         self.fc = nn.Sequential(
             nn.Linear(50 * 5 * 5, 1024),
             nn.ReLU(inplace=True),

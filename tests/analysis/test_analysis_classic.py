@@ -15,7 +15,7 @@ each is skipped only while its name is not registered.
 
 from __future__ import annotations
 
-import analysis_classic_nets as C
+from tests.analysis import analysis_classic_nets as C
 import pytest
 import torch
 

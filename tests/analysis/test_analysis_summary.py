@@ -169,7 +169,7 @@ def test_markdown_golden(small):
 
 
 def test_wide_network_table_stays_within_width():
-    import analysis_classic_nets as classic_nets
+    from tests.analysis import analysis_classic_nets as classic_nets
 
     with torch.device("meta"):
         model = classic_nets.resnet50()
