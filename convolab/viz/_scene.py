@@ -26,6 +26,7 @@ OUT_DONE = "#fdd9b5"
 HEAT_HIGH = "#b5430a"  # the darkest shade of a heat-shaded output
 OUT_NOW = "#f28e2b"
 POINT = "#d62728"
+POINT_FILL = "#ff9d9a"  # sampling points: light enough for the number under them to stay legible
 REGION = "#7b3294"  # a ROI bin / box outline (purple: apart from window blue and point red)
 EDGE = "#d0d0d0"
 GROUP_FILLS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
@@ -216,7 +217,15 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
         for i, j in frame.marked:
             now.append(Rect(x_in + j * cell + 5, grid_top + i * cell + 5, cell - 10, cell - 10, "none", POINT, 3))
         for r, c in frame.points:
-            now.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(3, cell * 0.12), POINT))
+            now.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(4, cell * 0.16), POINT_FILL))
+        # a point may sit on a cell's number: write the number again, over the point
+        rows, cols = a.input.shape
+        for i, j in sorted({(round(r), round(c)) for r, c in frame.points}):
+            if 0 <= i < rows and 0 <= j < cols:
+                text = fmt(a.input.values[i][j])
+                kind = a.input.kind((i, j))
+                now.append(Text(x_in + j * cell + cell / 2, grid_top + i * cell + cell / 2, text,
+                                _fit(text, value_size, cell), TEXT[kind]))
         persist: list[Shape] = []
         for (i, j), v in zip(frame.cells, frame.values):
             x, y = x_out + j * cell, grid_top + i * cell
@@ -238,10 +247,15 @@ def _shade(t: float) -> str:
     return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(lo, hi))
 
 
+def _fit(text: str, size: int, cell: float) -> int:
+    """The font size at which ``text`` fits in a cell (monospace: 0.61 em per character)."""
+    return max(8, min(size, int((cell - 8) / (0.62 * max(len(text), 1)))))
+
+
 def _cell_shapes(x, y, cell, text, fill, ink, size, *, bold=False, dashed=False) -> list[Shape]:
     shapes: list[Shape] = [Rect(x, y, cell, cell, fill, GRID_LINE, 1, dashed)]
     if text:
-        shapes.append(Text(x + cell / 2, y + cell / 2, text, size, ink, bold=bold))
+        shapes.append(Text(x + cell / 2, y + cell / 2, text, _fit(text, size, cell), ink, bold=bold))
     return shapes
 
 
@@ -253,7 +267,7 @@ def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], floa
         items.append((KERNEL_FILL, "kernel weight", False))
     items += [("none", "window", False), (OUT_NOW, "output being written", False), (OUT_DONE, "output written", False)]
     if any(f.points for f in a.frames):
-        items.append((POINT, a.point_label, False))
+        items.append((POINT_FILL, a.point_label, False))
     if any(f.marked for f in a.frames):
         items.append(("none", a.mark_label, False))
     if a.boxes:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from ._scene import BACKGROUND, Dot, Line, Rect, Scene, Text, scenes
+from ._scene import BACKGROUND, POINT, Dot, Line, Rect, Scene, Text, scenes
 from .frames import ChannelAnimation, GridAnimation
 
 Animation = Union[GridAnimation, ChannelAnimation]
@@ -61,7 +61,7 @@ def _draw(image, shapes) -> None:
         elif isinstance(s, Line):
             draw.line([(s.x1, s.y1), (s.x2, s.y2)], fill=s.stroke, width=int(s.width))
         elif isinstance(s, Dot):
-            draw.ellipse([s.x - s.r, s.y - s.r, s.x + s.r, s.y + s.r], fill=s.fill, outline="#ffffff")
+            draw.ellipse([s.x - s.r, s.y - s.r, s.x + s.r, s.y + s.r], fill=s.fill, outline=POINT, width=2)
 
 
 def draw_scene(scene: Scene):

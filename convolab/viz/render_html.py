@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
 
-from ._scene import BACKGROUND, Dot, Line, Rect, Scene, Text, scenes
+from ._scene import BACKGROUND, POINT, Dot, Line, Rect, Scene, Text, scenes
 from .frames import ChannelAnimation, GridAnimation
 
 Animation = Union[GridAnimation, ChannelAnimation]
@@ -51,7 +51,8 @@ def svg_shapes(shapes: Sequence) -> str:
                 f'stroke="{s.stroke}" stroke-width="{_num(s.width)}"/>'
             )
         elif isinstance(s, Dot):
-            out.append(f'<circle cx="{_num(s.x)}" cy="{_num(s.y)}" r="{_num(s.r)}" fill="{s.fill}" stroke="#ffffff"/>')
+            out.append(f'<circle cx="{_num(s.x)}" cy="{_num(s.y)}" r="{_num(s.r)}" fill="{s.fill}" stroke="{POINT}" '
+                       f'stroke-width="2"/>')
     return "".join(out)
 
 
