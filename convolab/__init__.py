@@ -15,6 +15,12 @@ from .functional import (
     conv_transpose1d,
     conv_transpose2d,
     conv_transpose3d,
+    deform_conv,
+    deform_conv1d,
+    deform_conv2d,
+    deform_conv3d,
+    roi_align,
+    roi_pool,
 )
 from .functional import (  # pooling and separable convolutions (issue 3)
     adaptive_avg_pool,
@@ -46,6 +52,10 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "deform_conv",
+    "deform_conv1d",
+    "deform_conv2d",
+    "deform_conv3d",
     "functional",
     "nn",
     # pooling and separable convolutions (issue 3)
@@ -62,4 +72,6 @@ __all__ = [
     "spatial_pyramid_pool",
     "spatially_separable_conv",
     "split_separable_kernel",
+    "roi_align",
+    "roi_pool",
 ]

@@ -43,6 +43,8 @@ from .separable import (
     spatially_separable_conv,
     split_separable_kernel,
 )
+from .deform import deform_conv, deform_conv1d, deform_conv2d, deform_conv3d
+from .roi import roi_align, roi_pool
 from .shuffle import channel_shuffle
 
 __all__ = [
@@ -58,6 +60,10 @@ __all__ = [
     "conv_transpose1d",
     "conv_transpose2d",
     "conv_transpose3d",
+    "deform_conv",
+    "deform_conv1d",
+    "deform_conv2d",
+    "deform_conv3d",
     "register_algorithm",
     # pooling (issue 3)
     "adaptive_avg_pool",
@@ -89,4 +95,6 @@ __all__ = [
     "flattened_conv",
     "spatially_separable_conv",
     "split_separable_kernel",
+    "roi_align",
+    "roi_pool",
 ]

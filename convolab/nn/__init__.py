@@ -35,6 +35,18 @@ from .separable import (
     SpatiallySeparableConv2d,
     SpatiallySeparableConv3d,
 )
+from .deform import (
+    DeformConv1d,
+    DeformConv2d,
+    DeformConv3d,
+    ModulatedDeformConv1d,
+    ModulatedDeformConv2d,
+    ModulatedDeformConv3d,
+    PlainDeformConv1d,
+    PlainDeformConv2d,
+    PlainDeformConv3d,
+)
+from .roi import RoIAlign, RoIPool
 from .shuffle import ChannelShuffle
 
 __all__ = [
@@ -76,4 +88,15 @@ __all__ = [
     "SpatialPyramidPool",
     "SpatiallySeparableConv2d",
     "SpatiallySeparableConv3d",
+    "DeformConv1d",
+    "DeformConv2d",
+    "DeformConv3d",
+    "ModulatedDeformConv1d",
+    "ModulatedDeformConv2d",
+    "ModulatedDeformConv3d",
+    "PlainDeformConv1d",
+    "PlainDeformConv2d",
+    "PlainDeformConv3d",
+    "RoIAlign",
+    "RoIPool",
 ]

@@ -1,0 +1,130 @@
+"""Deformable conv 2-D vs torch's dense conv2d at the same shape (float32, 2 threads).
+
+Run: ``python -m benchmarks.deform [--repeats 7] [--quick]``.
+
+The anchor is torch's own dense ``conv2d`` (forward, and forward+backward with
+every input requiring grad); the ratio is ours / anchor (lower is better; the
+targets are <= 4x forward+backward at C=64 and <= 2.5x at C >= 256, <= 3x / 2x
+forward alone). A second table splits our forward+backward into its parts
+(sampling, GEMMs, the sampler's backward scatter) on the same shapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from convolab._bench import interleaved, measure_peak_gflops, print_table
+from convolab.arithmetic import conv_macs
+from convolab.functional import deform_conv2d
+from convolab.functional.deform import _base_positions, _positions, _Sampler
+
+SHAPES = [(8, 64, 56), (4, 256, 28), (2, 512, 14)]
+
+
+def _inputs(n: int, c: int, hw: int, modulated: bool):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, c, hw, hw, generator=g, requires_grad=True)
+    w = (torch.randn(c, c, 3, 3, generator=g) * 0.05).requires_grad_()
+    b = torch.zeros(c, requires_grad=True)
+    off = (torch.randn(n, 18, hw, hw, generator=g) * 2).requires_grad_()
+    mask = torch.rand(n, 9, hw, hw, generator=g).requires_grad_() if modulated else None
+    return x, w, b, off, mask
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="first shape only")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    peak = measure_peak_gflops()
+    rows, parts = [], []
+    for n, c, hw in SHAPES[:1] if args.quick else SHAPES:
+        macs = conv_macs(c, c, (3, 3), (hw, hw), 1, n)
+        for modulated in (False, True):
+            x, w, b, off, mask = _inputs(n, c, hw, modulated)
+            grad = torch.randn(n, c, hw, hw)
+
+            def ours_f():
+                with torch.no_grad():
+                    deform_conv2d(x, off, w, b, mask=mask, padding=1)
+
+            def ours_fb():
+                deform_conv2d(x, off, w, b, mask=mask, padding=1).backward(grad)
+
+            def dense_f():
+                with torch.no_grad():
+                    F.conv2d(x, w, b, padding=1)
+
+            def dense_fb():
+                F.conv2d(x, w, b, padding=1).backward(grad)
+
+            t = interleaved(
+                {"ours_f": ours_f, "dense_f": dense_f, "ours_fb": ours_fb, "dense_fb": dense_fb},
+                repeats=args.repeats,
+            )
+            shape = f"N={n} C={c} {hw}x{hw} 3x3 s1 p1{' +mask' if modulated else ''}"
+            for kind, mult in (("f", 1), ("fb", 3)):
+                ours, anchor = t[f"ours_{kind}"], t[f"dense_{kind}"]
+                gflops = 2 * mult * macs / ours / 1e9
+                rows.append(
+                    (
+                        shape,
+                        "fwd" if kind == "f" else "fwd+bwd",
+                        f"{ours * 1e3:.1f}",
+                        f"{anchor * 1e3:.1f}",
+                        f"{ours / anchor:.2f}x",
+                        f"{gflops:.1f}",
+                        f"{100 * gflops / peak:.0f}%",
+                    )
+                )
+            if modulated:
+                parts.append((shape, *_breakdown(x.detach(), w.detach(), off.detach(), mask, args.repeats)))
+    print_table(
+        "deform_conv2d vs torch dense conv2d (float32; ratio = ours / dense, lower is better)",
+        ["shape", "pass", "ours ms", "dense ms", "ratio", "GFLOP/s", "% peak"],
+        rows,
+        note=f"peak (matmul) {peak:.0f} GFLOP/s in this run; shared machine under load, medians of "
+        f"{args.repeats} interleaved repeats.",
+    )
+    print_table(
+        "where our forward+backward time goes (ms, same shapes, with mask)",
+        ["shape", "sample (fwd)", "GEMM fwd", "2 GEMMs bwd", "sampler bwd (scatter + offset grad)", "mask ops"],
+        parts,
+    )
+
+
+def _breakdown(x, w, off, mask, repeats):
+    """Time each stage of the grid_sample path once, as the autograd function runs them."""
+    n, c, h, wd = x.shape
+    mask = mask.detach()
+    sampler = _Sampler(x, 1)
+    base = _base_positions((h, wd), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), x.dtype, x.device)
+    grid = sampler.grid(_positions(off, base, 1))
+    x_s = sampler.input(x)
+    s = sampler.sample(x_s, grid, n)
+    m = mask.reshape(n, 1, 1, 9, h * wd)
+    wm = w.reshape(1, c, c * 9)
+    go = torch.randn(n, 1, c, h * wd)
+    cols = (s * m).reshape(n, 1, c * 9, h * wd)
+    buf = torch.empty_like(s)
+    t = interleaved(
+        {
+            "sample": lambda: sampler.sample(x_s, grid, n),
+            "gemm": lambda: torch.matmul(wm, cols),
+            "gemm_b": lambda: (torch.matmul(go, cols.transpose(-1, -2)).sum(0), torch.matmul(wm.transpose(1, 2), go)),
+            "sampler_b": lambda: sampler.backward(s, x_s, grid, True, True),
+            # what the mask costs: s*m (forward), sum_c grad*s, then two in-place products (backward)
+            "mask": lambda: (s * m, (s * s).sum(2), torch.mul(s, m, out=buf), torch.mul(s, m, out=buf)),
+        },
+        repeats=max(3, repeats // 2),
+    )
+    return tuple(f"{t[k] * 1e3:.1f}" for k in ("sample", "gemm", "gemm_b", "sampler_b", "mask"))
+
+
+if __name__ == "__main__":
+    main()

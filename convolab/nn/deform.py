@@ -1,0 +1,256 @@
+"""Deformable convolution modules (v1 and v2, 1-3 spatial dims); the maths is on
+:func:`convolab.functional.deform_conv`.
+
+- ``DeformConv1d/2d/3d`` (v1) and ``ModulatedDeformConv1d/2d/3d`` (v2) own their
+  offset (and mask) predictor: a regular conv with the same kernel, stride,
+  padding and dilation, initialised to zero, so a fresh module computes exactly
+  the regular convolution (v1) or half of it plus the bias (v2: the mask starts
+  at sigmoid(0) = 0.5, as in DCNv2).
+- ``PlainDeformConv1d/2d/3d`` take ``offset`` (and optionally ``mask``) as forward
+  inputs, like torchvision's ``ops.DeformConv2d`` (same parameters and
+  ``state_dict`` keys ``weight``, ``bias``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from .._args import check_choice, check_groups, normalize_padding, positive_tuple
+from ..functional.deform import DEFORM_ALGORITHMS, deform_conv
+from .conv import Conv1d, Conv2d, Conv3d
+
+__all__ = [
+    "DeformConv1d",
+    "DeformConv2d",
+    "DeformConv3d",
+    "ModulatedDeformConv1d",
+    "ModulatedDeformConv2d",
+    "ModulatedDeformConv3d",
+    "PlainDeformConv1d",
+    "PlainDeformConv2d",
+    "PlainDeformConv3d",
+]
+
+IntOrTuple = Union[int, Sequence[int]]
+_CONVS = {1: Conv1d, 2: Conv2d, 3: Conv3d}
+
+
+class _DeformConvNd(nn.Module):
+    """Shared logic; subclasses set ``ndim``, ``predicts`` (own the offset conv) and ``modulated``."""
+
+    ndim: int = 2
+    predicts: bool = True
+    modulated: bool = False
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrTuple,
+        stride: IntOrTuple = 1,
+        padding: Any = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+        bias: bool = True,
+        offset_groups: int = 1,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        algorithm: str = "auto",
+    ) -> None:
+        super().__init__()
+        op, n = type(self).__name__, self.ndim
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("offset_groups", offset_groups)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
+        check_groups(in_channels, out_channels, groups, op)
+        if in_channels % offset_groups:
+            raise ValueError(f"{op}: offset_groups ({offset_groups}) must divide in_channels ({in_channels})")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.offset_groups = offset_groups
+        self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", op)
+        self.stride = positive_tuple(stride, n, "stride", op)
+        self.dilation = positive_tuple(dilation, n, "dilation", op)
+        pads = normalize_padding(padding, n, op)
+        self.padding = (
+            padding.lower()
+            if isinstance(padding, str)
+            else tuple(b for b, _ in pads) if all(b == a for b, a in pads) else pads
+        )
+        self.algorithm = check_choice(algorithm, DEFORM_ALGORITHMS, "algorithm", op)
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels, **factory))
+        else:
+            self.register_parameter("bias", None)
+        self._reset_weight()  # before the predictor exists, so equal seeds give torch.nn.Conv's weights
+        if self.predicts:
+            taps = math.prod(self.kernel_size)
+            self.conv_offset = _CONVS[n](
+                in_channels,
+                offset_groups * taps * (n + (1 if self.modulated else 0)),
+                self.kernel_size,
+                self.stride,
+                self.padding,
+                self.dilation,
+                bias=True,
+                **factory,
+            )
+            self._reset_predictor()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's conv initialisation for the weight; zeros for the offset (and mask) predictor."""
+        self._reset_weight()
+        self._reset_predictor()
+
+    def _reset_weight(self) -> None:
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
+            bound = 1 / math.sqrt(fan_in) if fan_in else 0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _reset_predictor(self) -> None:
+        if self.predicts:
+            nn.init.zeros_(self.conv_offset.weight)
+            nn.init.zeros_(self.conv_offset.bias)
+
+    def _deform(self, input: Tensor, offset: Tensor, mask: Optional[Tensor]) -> Tensor:
+        return deform_conv(
+            input,
+            offset,
+            self.weight,
+            self.bias,
+            mask=mask,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            offset_groups=self.offset_groups,
+            algorithm=self.algorithm,
+            _op=type(self).__name__,
+        )
+
+    def forward(self, input: Tensor) -> Tensor:
+        pred = self.conv_offset(input)
+        split = self.ndim * self.offset_groups * math.prod(self.kernel_size)
+        ch = 1 if input.dim() == self.ndim + 2 else 0  # unbatched input has no N
+        offset = pred.narrow(ch, 0, split)
+        mask = torch.sigmoid(pred.narrow(ch, split, pred.shape[ch] - split)) if self.modulated else None
+        return self._deform(input, offset, mask)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        defaults = {"padding": (0,) * self.ndim, "dilation": (1,) * self.ndim, "groups": 1, "offset_groups": 1, "algorithm": "auto"}
+        for name, default in defaults.items():
+            value = getattr(self, name)
+            if value != default:
+                s += f", {name}={value!r}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class _PlainDeformConvNd(_DeformConvNd):
+    predicts = False
+
+    def forward(self, input: Tensor, offset: Tensor, mask: Optional[Tensor] = None) -> Tensor:  # type: ignore[override]
+        return self._deform(input, offset, mask)
+
+
+class DeformConv1d(_DeformConvNd):
+    """1-D deformable conv v1 with its own zero-initialised offset predictor.
+
+    Shape:
+        input ``[N, C_in, L]`` -> output ``[N, C_out, L_out]``; see :func:`convolab.functional.deform_conv`.
+    """
+
+    ndim = 1
+
+
+class DeformConv2d(_DeformConvNd):
+    """2-D deformable conv v1 (Dai et al., 2017) with its own offset predictor (``conv_offset``).
+
+    ``forward(x)`` predicts ``offset = conv_offset(x)`` (``2*offset_groups*kH*kW`` channels,
+    (dy, dx) per tap) and returns ``deform_conv(x, offset, weight, bias, ...)``. A fresh
+    module equals ``Conv2d`` with the same weight and bias.
+
+    Shape:
+        input ``[N, C_in, H, W]`` -> output ``[N, C_out, H_out, W_out]`` with the regular
+        conv's ``H_out = floor((H + before + after - dilation*(kH - 1) - 1) / stride) + 1``.
+
+    Example:
+        >>> DeformConv2d(4, 8, 3, padding=1)(torch.randn(2, 4, 9, 9)).shape
+        torch.Size([2, 8, 9, 9])
+    """
+
+    ndim = 2
+
+
+class DeformConv3d(_DeformConvNd):
+    """3-D deformable conv v1 with its own offset predictor ((dz, dy, dx) per tap).
+
+    Shape:
+        input ``[N, C_in, D, H, W]`` -> output ``[N, C_out, D_out, H_out, W_out]``.
+    """
+
+    ndim = 3
+
+
+class ModulatedDeformConv1d(_DeformConvNd):
+    """1-D deformable conv v2: own offset and mask predictor, mask = sigmoid (0.5 when fresh)."""
+
+    ndim = 1
+    modulated = True
+
+
+class ModulatedDeformConv2d(_DeformConvNd):
+    """2-D deformable conv v2 (Zhu et al., 2019): predicts offsets and a sigmoid modulation mask.
+
+    ``conv_offset`` outputs ``3*offset_groups*kH*kW`` channels: the offsets, then the
+    mask logits. Both start at zero, so a fresh module is half the regular conv plus the bias.
+
+    Example:
+        >>> ModulatedDeformConv2d(4, 8, 3, stride=2, padding=1)(torch.randn(1, 4, 9, 9)).shape
+        torch.Size([1, 8, 5, 5])
+    """
+
+    ndim = 2
+    modulated = True
+
+
+class ModulatedDeformConv3d(_DeformConvNd):
+    """3-D deformable conv v2 with its own offset and mask predictor."""
+
+    ndim = 3
+    modulated = True
+
+
+class PlainDeformConv1d(_PlainDeformConvNd):
+    """1-D deformable conv taking ``forward(input, offset, mask=None)``."""
+
+    ndim = 1
+
+
+class PlainDeformConv2d(_PlainDeformConvNd):
+    """2-D deformable conv taking ``forward(input, offset, mask=None)``, like torchvision's ``DeformConv2d``.
+
+    Example:
+        >>> m = PlainDeformConv2d(4, 8, 3, padding=1)
+        >>> m(torch.randn(2, 4, 9, 9), torch.zeros(2, 18, 9, 9), torch.ones(2, 9, 9, 9)).shape
+        torch.Size([2, 8, 9, 9])
+    """
+
+    ndim = 2
+
+
+class PlainDeformConv3d(_PlainDeformConvNd):
+    """3-D deformable conv taking ``forward(input, offset, mask=None)``."""
+
+    ndim = 3

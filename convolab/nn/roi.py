@@ -1,0 +1,75 @@
+"""ROI pooling modules; the definitions are on :func:`convolab.functional.roi_align` and
+:func:`convolab.functional.roi_pool`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+import torch
+from torch import Tensor, nn
+
+from .._args import positive_tuple
+from ..functional.roi import BoxesArg, check_sampling_ratio, check_spatial_scale, roi_align, roi_pool
+
+__all__ = ["RoIAlign", "RoIPool"]
+
+
+class RoIAlign(nn.Module):
+    """RoI Align (Mask R-CNN) as a module: ``forward(input, boxes)``.
+
+    Shape:
+        input ``[N, C, H, W]``, boxes ``Tensor[K, 5]`` or a list of ``Tensor[L, 4]`` ->
+        output ``[K, C, oh, ow]``.
+
+    Example:
+        >>> RoIAlign(7, spatial_scale=1 / 16, sampling_ratio=2)(torch.randn(2, 8, 50, 68),
+        ...     torch.tensor([[0, 10., 20., 300., 400.], [1, 0., 0., 100., 90.]])).shape
+        torch.Size([2, 8, 7, 7])
+    """
+
+    def __init__(
+        self,
+        output_size: Union[int, Sequence[int]],
+        spatial_scale: float = 1.0,
+        sampling_ratio: int = -1,
+        aligned: bool = False,
+    ) -> None:
+        super().__init__()
+        self.output_size = positive_tuple(output_size, 2, "output_size", "RoIAlign")
+        self.spatial_scale = check_spatial_scale("RoIAlign", spatial_scale)
+        self.sampling_ratio = check_sampling_ratio("RoIAlign", sampling_ratio)
+        self.aligned = bool(aligned)
+
+    def forward(self, input: Tensor, boxes: BoxesArg) -> Tensor:
+        return roi_align(input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned)
+
+    def extra_repr(self) -> str:
+        return (
+            f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+            f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}"
+        )
+
+
+class RoIPool(nn.Module):
+    """RoI max pooling (Fast R-CNN) as a module: ``forward(input, boxes)``.
+
+    Shape:
+        input ``[N, C, H, W]``, boxes ``Tensor[K, 5]`` or a list of ``Tensor[L, 4]`` ->
+        output ``[K, C, oh, ow]``.
+
+    Example:
+        >>> RoIPool((2, 3), 0.5)(torch.randn(1, 4, 16, 16), [torch.tensor([[0., 0., 20., 12.]])]).shape
+        torch.Size([1, 4, 2, 3])
+    """
+
+    def __init__(self, output_size: Union[int, Sequence[int]], spatial_scale: float = 1.0) -> None:
+        super().__init__()
+        self.output_size = positive_tuple(output_size, 2, "output_size", "RoIPool")
+        self.spatial_scale = check_spatial_scale("RoIPool", spatial_scale)
+
+    def forward(self, input: Tensor, boxes: BoxesArg) -> Tensor:
+        return roi_pool(input, boxes, self.output_size, self.spatial_scale)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}, spatial_scale={self.spatial_scale}"
