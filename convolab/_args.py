@@ -132,3 +132,17 @@ def check_groups(in_channels: int, out_channels: int, groups: int, op: str) -> N
         raise ValueError(f"{op}: groups ({groups}) must divide in_channels ({in_channels})")
     if out_channels % groups:
         raise ValueError(f"{op}: groups ({groups}) must divide out_channels ({out_channels})")
+
+
+def check_conv_channels(op: str, input_shape: Sequence[int], weight_shape: Sequence[int], groups: Any, channel_dim: int = 1) -> None:
+    """A conv weight ``[C_out, C_in/groups, *k]`` must fit the input's channels and the groups."""
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    c_in, c_out = input_shape[channel_dim], weight_shape[0]
+    if weight_shape[1] * groups != c_in:
+        raise ValueError(
+            f"{op}: expected input with weight.shape[1] * groups = {weight_shape[1]} * {groups} = "
+            f"{weight_shape[1] * groups} channels, got {c_in} channels "
+            f"(input {list(input_shape)}, weight {list(weight_shape)})"
+        )
+    check_groups(c_in, c_out, groups, op)

@@ -21,6 +21,7 @@ from .. import arithmetic
 from .._args import (
     PaddingArg,
     check_choice,
+    check_conv_channels,
     check_groups,
     normalize_padding,
     ntuple,
@@ -149,16 +150,8 @@ def _conv_plan(op, x_shape, w_shape, groups, stride, padding, dilation, padding_
     """Validate the arguments against the shapes and resolve the geometry (pure, so cached:
     a model calls the same layer with the same shapes many times)."""
     nd = len(w_shape) - 2
-    c_in, c_out, kernel = x_shape[1], w_shape[0], w_shape[2:]
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    if w_shape[1] * groups != c_in:
-        raise ValueError(
-            f"{op}: expected input with weight.shape[1] * groups = {w_shape[1]} * {groups} = "
-            f"{w_shape[1] * groups} channels, got {c_in} channels "
-            f"(input {list(x_shape)}, weight {list(w_shape)})"
-        )
-    check_groups(c_in, c_out, groups, op)
+    kernel = w_shape[2:]
+    check_conv_channels(op, x_shape, w_shape, groups)
     stride_t = positive_tuple(stride, nd, "stride", op)
     dilation_t = positive_tuple(dilation, nd, "dilation", op)
     check_choice(padding_mode, PADDING_MODES, "padding_mode", op)

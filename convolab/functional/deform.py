@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .. import arithmetic
-from .._args import PaddingArg, check_choice, check_groups, positive_tuple
+from .._args import PaddingArg, check_choice, check_conv_channels, positive_tuple
 from .conv import _check_bias, _check_tensors
 
 __all__ = [
@@ -169,7 +169,7 @@ def deform_conv(
 
 def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op) -> dict:
     # tensor types, ranks and dtypes are checked exactly as for the regular conv
-    nd = _check_tensors(_op or "deform_conv", input, weight, bias)
+    nd = _check_tensors(_op or "deform_conv", input, weight, bias, _op is not None)
     op = _op or f"deform_conv{nd}d"
     for name, t in (("offset", offset), ("mask", mask)):
         if t is not None and not isinstance(t, Tensor):
@@ -188,15 +188,7 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
         raise TypeError(f"{op}: expected a floating-point input, got {input.dtype}")
     lead = 0 if unbatched else 1
     c_in, c_out, kernel = input.shape[lead], weight.shape[0], tuple(weight.shape[2:])
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    if weight.shape[1] * groups != c_in:
-        raise ValueError(
-            f"{op}: expected input with weight.shape[1] * groups = {weight.shape[1]} * {groups} = "
-            f"{weight.shape[1] * groups} channels, got {c_in} channels "
-            f"(input {list(input.shape)}, weight {list(weight.shape)})"
-        )
-    check_groups(c_in, c_out, groups, op)
+    check_conv_channels(op, tuple(input.shape), tuple(weight.shape), groups, channel_dim=lead)
     _check_bias(op, bias, c_out)
     stride_t = positive_tuple(stride, nd, "stride", op)
     dilation_t = positive_tuple(dilation, nd, "dilation", op)
