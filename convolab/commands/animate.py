@@ -18,6 +18,7 @@ _CONV = {"input": "input_size", "kernel": "kernel_size", "stride": "stride", "pa
          "dilation": "dilation", "seed": "seed"}
 _POOL = {"input": "input_size", "kernel": "kernel_size", "stride": "stride", "padding": "padding",
          "ceil_mode": "ceil_mode", "seed": "seed"}
+_ROI = {"input": "input_size", "box": "box", "output_size": "output_size", "scale": "spatial_scale", "seed": "seed"}
 OPS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     # op: (viz builder, option -> keyword, fixed keywords)
     "conv1d": ("conv", _CONV, {}),
@@ -39,6 +40,10 @@ OPS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "avg_pool1d": ("pool", {**_POOL, "exclude_pad": "count_include_pad"}, {"mode": "avg"}),
     "avg_pool2d": ("pool", {**_POOL, "exclude_pad": "count_include_pad"}, {"mode": "avg"}),
     "spp": ("spp", {"input": "input_size", "levels": "levels", "mode": "mode", "seed": "seed"}, {}),
+    "deform_conv1d": ("deform_conv", {**_CONV, "max_offset": "max_offset"}, {}),
+    "deform_conv2d": ("deform_conv", {**_CONV, "max_offset": "max_offset"}, {}),
+    "roi_pool": ("roi_pool", _ROI, {}),
+    "roi_align": ("roi_align", {**_ROI, "sampling_ratio": "sampling_ratio", "aligned": "aligned"}, {}),
 }
 FORMATS = (".gif", ".html", ".png")
 MAX_SIDE = 24  # a bigger grid is unreadable in a picture and slow to draw
@@ -67,6 +72,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="avg pooling: divide by the input cells only (count_include_pad=False)")
     p.add_argument("--levels", help="spp: bins per side of each level, e.g. 1,2,4")
     p.add_argument("--mode", help="spp: max or avg (default max)")
+    p.add_argument("--max-offset", dest="max_offset", help="deform_conv: range of the random offsets (default 1)")
+    p.add_argument("--box", help="roi ops: x1,y1,x2,y2 in image coordinates (default 1,1,6,5 / 1.2,0.7,6.1,5.4)")
+    p.add_argument("--output-size", dest="output_size", help="roi ops: bins, e.g. 2 or 2x3 (default 2)")
+    p.add_argument("--scale", help="roi ops: spatial_scale, image to map (default 1)")
+    p.add_argument("--sampling-ratio", dest="sampling_ratio", help="roi_align: samples per bin side (default 2)")
+    p.add_argument("--aligned", action="store_true", help="roi_align: half-pixel aligned boxes")
     p.add_argument("--seed", help="seed of the example values (default 0)")
     p.add_argument("--duration", default="900", help="GIF milliseconds per frame (default 900)")
     p.set_defaults(func=run)
@@ -126,6 +137,24 @@ def _value(option: str, text: str, op: str) -> Any:
         if not levels or min(levels) < 1 or max(levels) > MAX_SIDE:
             raise UsageError(f"--levels must be ints in [1, {MAX_SIDE}], got {text!r}")
         return levels
+    if option in ("max_offset", "scale", "box"):
+        flag = "--" + option.replace("_", "-")
+        rule = "numbers joined by ',' (x1,y1,x2,y2)" if option == "box" else "a number"
+        try:
+            numbers = tuple(float(t) for t in text.split(","))
+        except ValueError:
+            raise UsageError(f"{flag} must be {rule}, got {text!r}") from None
+        if option == "box":
+            return numbers  # the builder and the op check it (4 numbers, x1 <= x2, y1 <= y2)
+        if len(numbers) != 1:
+            raise UsageError(f"{flag} must be {rule}, got {text!r}")
+        return numbers[0]
+    if option == "output_size":
+        return _ints(text, "output-size", 2, 1)
+    if option == "sampling_ratio":
+        return _ints(text, "sampling-ratio", 1, 1)[0]
+    if option == "aligned":
+        return True
     if option == "mode":
         return check_choice(text, ("max", "avg"), "--mode", "animate spp")
     return _ints(text, option.replace("_", "-"), 1, 1)[0]  # channel counts and groups
@@ -140,14 +169,14 @@ def build(args: argparse.Namespace) -> Any:
     kwargs: dict[str, Any] = dict(fixed)
     given = [name for name in ("input", "kernel", "stride", "padding", "dilation", "output_padding", "in_channels",
                                "out_channels", "channels", "groups", "ceil_mode", "exclude_pad", "levels", "mode",
-                               "seed") if getattr(args, name) not in (None, False)]
+                               "max_offset", "box", "output_size", "scale", "sampling_ratio", "aligned", "seed") if getattr(args, name) not in (None, False)]
     for name in given:
         if name not in options:
             flags = ", ".join("--" + o.replace("_", "-") for o in options)
             raise UsageError(f"option --{name.replace('_', '-')} does not apply to {op} (its options: {flags})")
         kwargs[options[name]] = _value(name, getattr(args, name), op)
     if "input_size" in options.values() and "input_size" not in kwargs:
-        if builder not in ("checkerboard", "spp"):
+        if builder not in ("checkerboard", "spp", "roi_pool", "roi_align"):
             raise UsageError(f"{op} needs --input (e.g. --input {'8' if _ndim(op) == 1 else '5x5'})")
     return animate(builder, **kwargs)
 

@@ -20,6 +20,7 @@ from .frames import (
 )
 from .animate import ANIMATIONS, animate
 from .frames_pool import pool_animation, spp_animation
+from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
 from .gallery import write_gallery
 from .grids import feature_map_grid, kernel_grid
 from .overlay import receptive_field_data, receptive_field_overlay
@@ -35,6 +36,7 @@ __all__ = [
     "checkerboard_animation",
     "conv_animation",
     "conv_transpose_animation",
+    "deform_conv_animation",
     "depthwise_separable_animation",
     "feature_map_grid",
     "grouped_conv_animation",
@@ -43,6 +45,8 @@ __all__ = [
     "pool_animation",
     "receptive_field_data",
     "receptive_field_overlay",
+    "roi_align_animation",
+    "roi_pool_animation",
     "spp_animation",
     "write_gallery",
 ]

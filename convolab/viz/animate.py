@@ -16,6 +16,7 @@ from .frames import (
     pointwise_animation,
 )
 from .frames_pool import pool_animation, spp_animation
+from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
 
 __all__ = ["ANIMATIONS", "animate"]
 
@@ -29,6 +30,9 @@ ANIMATIONS: dict[str, Callable[..., Animation]] = {
     "pointwise": pointwise_animation,
     "pool": pool_animation,
     "spp": spp_animation,
+    "deform_conv": deform_conv_animation,
+    "roi_pool": roi_pool_animation,
+    "roi_align": roi_align_animation,
 }
 
 

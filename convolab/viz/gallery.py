@@ -7,6 +7,7 @@ from typing import Callable, Union
 
 from . import frames as F
 from .frames_pool import pool_animation, spp_animation
+from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
 
 # (file stem, builder): the seeds' examples first.
 GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
@@ -24,6 +25,9 @@ GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
     ("max_pool2d", lambda: pool_animation((5, 5), 2, ceil_mode=True)),
     ("avg_pool2d", lambda: pool_animation((5, 5), 3, 2, padding=1, mode="avg", count_include_pad=False)),
     ("spp", lambda: spp_animation((5, 5), (1, 2, 3))),
+    ("deform_conv2d", lambda: deform_conv_animation((5, 5), 3, padding=1)),
+    ("roi_pool", lambda: roi_pool_animation((8, 8), (1.0, 1.0, 6.0, 5.0), 2)),
+    ("roi_align", lambda: roi_align_animation((8, 8), (1.2, 0.7, 6.1, 5.4), 2, sampling_ratio=2)),
 )
 
 

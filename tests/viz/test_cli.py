@@ -33,6 +33,10 @@ def _run(capsys, *argv):
     (["max_pool1d", "--input", "9", "--kernel", "3", "--stride", "2", "--padding", "1"], 5),
     (["avg_pool2d", "--input", "5", "--kernel", "3", "--stride", "2", "--padding", "1", "--exclude-pad"], 9),
     (["spp", "--input", "6x5", "--levels", "1,2,3", "--mode", "avg"], 14),
+    (["deform_conv2d", "--input", "4", "--padding", "1", "--max-offset", "0.5"], 16),
+    (["deform_conv1d", "--input", "6", "--kernel", "3"], 6),
+    (["roi_pool", "--input", "6x7", "--box", "1,1,5,4", "--output-size", "2x3"], 6),
+    (["roi_align", "--box", "0,0,4,4", "--scale", "0.5", "--sampling-ratio", "3", "--aligned"], 4),
 ])
 def test_animate_gif(argv, frames, tmp_path, capsys):
     out = tmp_path / "a.gif"
@@ -78,6 +82,13 @@ def test_animate_html_and_png(tmp_path, capsys):
     (["animate", "conv2d", "--input", "5", "--ceil-mode", "-o", "a.gif"], r"option --ceil-mode does not apply to conv2d"),
     (["animate", "max_pool2d", "--input", "4", "--kernel", "2", "--padding", "2", "-o", "a.gif"],
      r"padding \(2, 2\) along dim 2 must be at most half the effective kernel size"),
+    (["animate", "roi_align", "--box", "4,4,1,1", "-o", "a.gif"], r"roi_align: box 0 has x2 \(1\) < x1 \(4\)"),
+    (["animate", "roi_pool", "--box", "1,2", "-o", "a.gif"], r"animate roi_pool: box must be \(x1, y1, x2, y2\)"),
+    (["animate", "roi_pool", "--scale", "a", "-o", "a.gif"], r"--scale must be a number, got 'a'"),
+    (["animate", "roi_pool", "--aligned", "-o", "a.gif"], r"option --aligned does not apply to roi_pool"),
+    (["animate", "roi_align", "--sampling-ratio", "0", "-o", "a.gif"], r"--sampling-ratio must be >= 1"),
+    (["animate", "deform_conv2d", "--input", "5", "--max-offset", "9", "-o", "a.gif"],
+     r"animate deform_conv: max_offset must be a number in \[0, 3\], got 9.0"),
     (["explain", "cov"], r"TOPIC must be one of 'conv', 'receptive-field', 'params', 'overlay', 'kernels', 'feature-maps', got 'cov'; did you mean 'conv'"),
     (["explain", "conv", "--stride", "two"], r"--stride must be an int, got 'two'"),
     (["explain", "conv", "--padding", "x"], r"--padding must be an int, got 'x'"),
