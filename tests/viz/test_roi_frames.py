@@ -10,18 +10,7 @@ import torch.nn.functional as F
 
 from convolab.viz.frames import DATA
 from convolab.viz.frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
-
-
-def _bilinear_zero(img, r, c):
-    """Deformable conv's rule: bilinear over the 4 corners, corners outside the image read 0."""
-    h, w = len(img), len(img[0])
-    r0, c0 = math.floor(r), math.floor(c)
-    total = 0.0
-    for rr, wr in ((r0, 1 - (r - r0)), (r0 + 1, r - r0)):
-        for cc, wc in ((c0, 1 - (c - c0)), (c0 + 1, c - c0)):
-            if 0 <= rr < h and 0 <= cc < w:
-                total += wr * wc * img[rr][cc]
-    return total
+from tests._reference import _bilinear_roi, _interp_zero, _round_half_away, roi_align_reference, roi_pool_reference
 
 
 def _data(a, shape):
@@ -52,7 +41,7 @@ def test_deform_frames_match_the_bilinear_definition(size, k, s, p):
     taps = [v for row in a.kernel.values for v in row]
     for f in a.frames:
         # the points are on the padded grid: move them back to input coordinates
-        samples = [_bilinear_zero(x.tolist(), r - pad[0], c - pad[1]) for r, c in f.points]
+        samples = [_interp_zero(x.tolist(), tuple(x.shape), [r - pad[0], c - pad[1]]) for r, c in f.points]
         assert sum(t * v for t, v in zip(taps, samples)) + a.bias == pytest.approx(f.values[0], abs=1e-9)
         # the pixels the op reads (measured) are the bilinear corners of the points
         corners = set()
@@ -67,10 +56,6 @@ def test_deform_frames_match_the_bilinear_definition(size, k, s, p):
         assert set(f.window) == corners
 
 
-def _round_half_away(v):
-    return int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
-
-
 @pytest.mark.parametrize("size,box,out,scale", [
     ((8, 8), (1.0, 1.0, 6.0, 5.0), 2, 1.0),
     ((7, 9), (3.0, 2.0, 17.0, 11.0), (3, 2), 0.5),
@@ -80,6 +65,8 @@ def test_roi_pool_matches_the_fast_rcnn_loop(size, box, out, scale):
     a = roi_pool_animation(size, box, out, scale, seed=2)
     x = torch.tensor(a.input.values)
     oh, ow = (out, out) if isinstance(out, int) else out
+    ref, _ = roi_pool_reference(x[None, None], torch.tensor([[0.0, *box]]), (oh, ow), scale)
+    assert [f.values[0] for f in a.frames] == ref.flatten().tolist()
     x1, y1, x2, y2 = (_round_half_away(v * scale) for v in box)
     rh, rw = max(y2 - y1 + 1, 1), max(x2 - x1 + 1, 1)
     assert len(a.frames) == oh * ow
@@ -97,28 +84,16 @@ def test_roi_pool_matches_the_fast_rcnn_loop(size, box, out, scale):
 
 
 def _align_weights(size, y, xx):
-    """torchvision's roi_align bilinear rule for one sample: {pixel: weight}."""
+    """The reference bilinear rule's weight of every pixel for one sample (probed with one-hot maps)."""
     h, w = size
-    if y < -1.0 or y > h or xx < -1.0 or xx > w:
-        return {}
-    y, xx = max(y, 0.0), max(xx, 0.0)
-    y0, x0 = int(y), int(xx)
-    if y0 >= h - 1:
-        y0 = y1 = h - 1
-        y = float(y0)
-    else:
-        y1 = y0 + 1
-    if x0 >= w - 1:
-        x0 = x1 = w - 1
-        xx = float(x0)
-    else:
-        x1 = x0 + 1
-    ly, lx = y - y0, xx - x0
-    out: dict = {}
-    for (r, c), wt in (((y0, x0), (1 - ly) * (1 - lx)), ((y0, x1), (1 - ly) * lx),
-                       ((y1, x0), ly * (1 - lx)), ((y1, x1), ly * lx)):
-        out[(r, c)] = out.get((r, c), 0.0) + wt
-    return out
+    weights = {}
+    for r in range(h):
+        for c in range(w):
+            one_hot = [[1.0 if (i, j) == (r, c) else 0.0 for j in range(w)] for i in range(h)]
+            value = _bilinear_roi(one_hot, h, w, y, xx)
+            if value:
+                weights[(r, c)] = value
+    return weights
 
 
 @pytest.mark.parametrize("size,box,out,scale,ratio,aligned", [
@@ -131,6 +106,9 @@ def test_roi_align_matches_the_mask_rcnn_loop(size, box, out, scale, ratio, alig
     a = roi_align_animation(size, box, out, scale, ratio, aligned, seed=3)
     x = torch.tensor(a.input.values, dtype=torch.float64)
     oh, ow = (out, out) if isinstance(out, int) else out
+    ref = roi_align_reference(x[None, None], torch.tensor([[0.0, *box]], dtype=torch.float64), (oh, ow), scale,
+                              ratio, aligned)
+    assert [f.values[0] for f in a.frames] == pytest.approx(ref.flatten().tolist())
     shift = 0.5 if aligned else 0.0
     bx1, by1, bx2, by2 = (v * scale - shift for v in box)
     rh, rw = by2 - by1, bx2 - bx1
