@@ -25,7 +25,7 @@ from typing import Union
 
 from .. import arithmetic
 from .._args import suggest
-from .frames import fmt
+from .frames import _term, fmt
 
 __all__ = ["Layer", "explain_conv", "explain_params", "explain_receptive_field", "parse_layer", "parse_layers"]
 
@@ -348,10 +348,10 @@ def explain_conv(
                     taps = wt[f, ch].flatten().tolist()
                     s = sum(v * t for v, t in zip(vals, taps))
                     sums.append(s)
-                    terms = " + ".join(f"{fmt(v)}*{fmt(t) if t >= 0 else '(' + fmt(t) + ')'}" for v, t in zip(vals, taps))
+                    terms = " + ".join(f"{_term(v)}*{_term(t)}" for v, t in zip(vals, taps))
                     lines.append(f"  channel {ch}: {terms} = {fmt(s)}")
                 lines.append(
-                    f"  sum: {' + '.join(fmt(s) if s >= 0 else '(' + fmt(s) + ')' for s in sums)} + b{f} ({fmt(float(b[f]))}) "
+                    f"  sum: {' + '.join(_term(s) for s in sums)} + b{f} ({fmt(float(b[f]))}) "
                     f"= {fmt(float(y[f, i, j]))}"
                 )
     return "\n".join(lines)

@@ -240,8 +240,13 @@ def _out_cell(index: tuple[int, ...]) -> Cell:
     return (0, index[0]) if len(index) == 1 else (index[0], index[1])
 
 
+def _term(v: float) -> str:
+    """A number as a factor: negatives in parentheses."""
+    return fmt(v) if v >= 0 else f"({fmt(v)})"
+
+
 def _products(values: Sequence[float], weights: Sequence[float]) -> str:
-    return " + ".join(f"{fmt(v)}·{fmt(w) if w >= 0 else '(' + fmt(w) + ')'}" for v, w in zip(values, weights))
+    return " + ".join(f"{_term(v)}·{_term(w)}" for v, w in zip(values, weights))
 
 
 def _sample_ints(shape, low: int, high: int, gen, *, nonzero: bool = False):

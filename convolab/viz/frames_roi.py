@@ -33,6 +33,7 @@ from .frames import (
     _rows,
     _sample_ints,
     _short,
+    _term,
     fmt,
 )
 
@@ -142,7 +143,7 @@ def deform_conv_animation(
             points.append((0.0, p[0]) if nd == 1 else (p[0], p[1]))
         vals = sampled[(slice(None), *index)].tolist()
         value = float(y[index])
-        terms = " + ".join(f"{fmt(wt) if wt >= 0 else '(' + fmt(wt) + ')'}·{fmt(v)}" for wt, v in zip(w_flat, vals))
+        terms = " + ".join(f"{_term(wt)}·{_term(v)}" for wt, v in zip(w_flat, vals))
         where = ", ".join(f"({fmt(r)}, {fmt(c)})" if nd == 2 else fmt(c) for r, c in points)
         frames.append(Frame(
             window=tuple(cells),
