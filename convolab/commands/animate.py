@@ -52,7 +52,7 @@ MAX_SIDE = 24  # a bigger grid is unreadable in a picture and slow to draw
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "animate",
-        help="animate a convolution (GIF, HTML page or PNG of the last frame)",
+        help="animate a convolution, pooling or ROI op (GIF, HTML page or PNG of the last frame)",
         description="Animate OP frame by frame; every value is the op's real output. OPs: " + ", ".join(OPS),
     )
     p.add_argument("op", metavar="OP", help="one of: " + ", ".join(OPS))

@@ -22,7 +22,7 @@ LAYER_HELP = "layers as KIND:key=value,... (conv: k s p d c g bias; pool: k s p 
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="write out the arithmetic of a conv layer, a receptive field or parameters",
+    p = sub.add_parser("explain", help="write out the arithmetic of a conv layer, a receptive field or parameters; draw a model layer's fields, kernels, maps",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("topic", metavar="TOPIC", help="conv, receptive-field or params")
     p.add_argument("layers", nargs="*", metavar="LAYER", help=LAYER_HELP + " (receptive-field, params)")
