@@ -54,6 +54,7 @@ __all__ = [
     "conv_output_shape",
     "conv_output_size",
     "conv_params",
+    "conv_transpose_equivalent_padding",
     "conv_transpose_macs",
     "conv_transpose_output_shape",
     "conv_transpose_output_size",
@@ -298,6 +299,29 @@ def conv_transpose_output_shape(
         conv_transpose_output_size(i, kk, ss, pp, oo, dd, op=op, dim=j + 2)
         for j, (i, kk, ss, pp, oo, dd) in enumerate(zip(input_size, k, s, pads, o, d))
     )
+
+
+def conv_transpose_equivalent_padding(
+    kernel_size: int, padding: IntOrPair = 0, output_padding: int = 0, dilation: int = 1
+) -> Pair:
+    """(before, after) padding of the zero-inserted input that turns a transposed conv into a conv.
+
+    A transposed conv equals a stride-1 conv (flipped kernel) of the input with
+    ``stride - 1`` zeros inserted between samples, padded by
+    ``dilation*(kernel - 1) - padding`` on each side plus ``output_padding`` after.
+    Negative entries mean cropping.
+
+    >>> conv_transpose_equivalent_padding(3)                      # the seeds' 2x2 -> 4x4: pad 2
+    (2, 2)
+    >>> conv_transpose_equivalent_padding(3, padding=1, output_padding=1)
+    (1, 2)
+    """
+    op = "conv_transpose_equivalent_padding"
+    k = _positive(kernel_size, "kernel_size", op)
+    d = _positive(dilation, "dilation", op)
+    before, after = _pair(padding, op)
+    full = d * (k - 1)
+    return (full - before, full - after + _nonneg(output_padding, "output_padding", op))
 
 
 def transpose_output_padding(

@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 # One entry per subcommand module, in the order `convolab --help` lists them.
-COMMANDS = ["demo", "train", "models", "summary", "bench", "ablate"]
+COMMANDS = ["demo", "train", "models", "summary", "bench", "animate", "explain", "ablate"]
 
 
 class UsageError(Exception):

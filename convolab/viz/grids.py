@@ -1,0 +1,191 @@
+"""Kernel grids and feature-map grids of a model's layers (matplotlib, Agg canvas, no pyplot state)."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+from typing import Optional, Union
+
+from .._args import check_choice
+
+__all__ = ["feature_map_grid", "kernel_grid", "layer_names"]
+
+
+def layer_names(model, kind: str = "any") -> list[str]:
+    """Names of ``model``'s sub-modules (``kind="conv"``: only those with a 4-D ``weight``)."""
+    names = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+        weight = getattr(module, "weight", None)
+        if kind == "any" or (weight is not None and getattr(weight, "dim", lambda: 0)() in (3, 4)):
+            names.append(name)
+    return names
+
+
+def _module(model, layer: str, kind: str, op: str):
+    names = layer_names(model, kind)
+    if not names:
+        raise ValueError(f"{op}: the model has no {'conv ' if kind == 'conv' else ''}layers")
+    check_choice(layer, names, "layer", op)
+    return dict(model.named_modules())[layer]
+
+
+def _figure(tiles: int, cols: int, tile_inches: float, title: str):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = math.ceil(tiles / cols)
+    width = max(cols * tile_inches, 5)
+    fig = Figure(figsize=(width, rows * tile_inches + 0.8), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.suptitle(textwrap.fill(title, int(width * 12)), fontsize=10)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _save(fig, path: Optional[Union[str, Path]]):
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    return fig
+
+
+def kernel_grid(
+    model,
+    layer: str | None = None,
+    path: Optional[Union[str, Path]] = None,
+    *,
+    max_tiles: int = 64,
+    annotate: bool | None = None,
+):
+    """Every (output filter, input channel) slice of a conv layer's weight as a tile.
+
+    A first layer with 3 input channels is shown as one RGB tile per filter (the
+    classic picture of learned edge/colour detectors); otherwise rows are
+    output filters, columns input channels, on a symmetric blue-red scale so 0
+    is white. Small kernels carry their numbers.
+
+    Args:
+        model (nn.Module or Tensor): a model (then ``layer`` names a conv layer) or a
+            weight tensor ``[C_out, C_in/groups, kH, kW]``.
+        layer (str): name from ``model.named_modules()``.
+        path: write a PNG there when given.
+        max_tiles (int): at most this many tiles (the first filters/channels).
+        annotate (bool): print the weights on the cells (default: kernels up to 5x5 and <= 16 tiles).
+
+    Returns:
+        matplotlib.figure.Figure.
+
+    Example:
+        >>> import torch
+        >>> fig = kernel_grid(torch.nn.Conv2d(2, 3, 3), layer=None)
+        >>> sum(ax.get_visible() for ax in fig.axes)
+        6
+    """
+    import torch
+
+    op = "kernel_grid"
+    if isinstance(model, torch.Tensor):
+        weight, name = model, "weight"
+    elif isinstance(model, torch.nn.Module) and layer is None and getattr(model, "weight", None) is not None:
+        weight, name = model.weight, type(model).__name__
+    elif isinstance(model, torch.nn.Module):
+        if layer is None:
+            raise ValueError(f"{op}: layer is required for a model; choices: {', '.join(layer_names(model, 'conv'))}")
+        weight, name = _module(model, layer, "conv", op).weight, layer
+    else:
+        raise TypeError(f"{op}: expected an nn.Module or a weight tensor, got {type(model).__name__}")
+    if weight.dim() != 4:
+        raise ValueError(f"{op}: expected a 2-D conv weight [C_out, C_in/groups, kH, kW], got shape {list(weight.shape)}")
+    if not isinstance(max_tiles, int) or max_tiles < 1:
+        raise ValueError(f"{op}: max_tiles must be an int >= 1, got {max_tiles!r}")
+    w = weight.detach().float().cpu()
+    c_out, c_in, kh, kw = w.shape
+    if c_in == 3:
+        n = min(c_out, max_tiles)
+        cols = min(n, 8)
+        fig, axes = _figure(n, cols, 1.0, f"{name}: {n} of {c_out} filters as RGB ({kh}x{kw})")
+        for i, ax in enumerate(axes.flat[:n]):
+            f = w[i]
+            f = (f - f.min()) / (f.max() - f.min() + 1e-12)
+            ax.set_visible(True)
+            ax.imshow(f.permute(1, 2, 0).numpy(), interpolation="nearest")
+        return _save(fig, path)
+    tiles = [(o, i) for o in range(c_out) for i in range(c_in)][:max_tiles]
+    # one row per filter when the input channels fit on a row, else a plain 8-wide grid
+    cols = c_in if 1 < c_in <= 8 else min(8, len(tiles))
+    limit = float(w.abs().max()) or 1.0
+    annotate = (kh <= 5 and kw <= 5 and len(tiles) <= 16) if annotate is None else annotate
+    fig, axes = _figure(len(tiles), cols, 1.2, f"{name}: {len(tiles)} of {c_out}x{c_in} kernel slices ({kh}x{kw}), "
+                                               f"blue < 0 < red")
+    for ax, (o, i) in zip(axes.flat, tiles):
+        ax.set_visible(True)
+        ax.imshow(w[o, i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"filter {o}" + (f", in {i}" if c_in > 1 else ""), fontsize=7, pad=2)
+        if annotate:
+            for (r, c), v in _cells(w[o, i]):
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if abs(v) > 0.6 * limit else "black")
+    return _save(fig, path)
+
+
+def _cells(t):
+    return (((i, j), float(v)) for i, row in enumerate(t) for j, v in enumerate(row))
+
+
+def feature_map_grid(
+    model,
+    input,
+    layer: str,
+    path: Optional[Union[str, Path]] = None,
+    *,
+    max_maps: int = 32,
+):
+    """The feature maps one layer outputs for ``input`` (first sample), one tile per channel.
+
+    The maps are captured with a forward hook during one ``model(input)`` call
+    (no gradients).
+
+    Example:
+        >>> import torch
+        >>> m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
+        >>> fig = feature_map_grid(m, torch.randn(1, 1, 8, 8), "0")
+        >>> sum(ax.get_visible() for ax in fig.axes)
+        4
+    """
+    import torch
+
+    op = "feature_map_grid"
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{op}: expected an nn.Module, got {type(model).__name__}")
+    if not isinstance(max_maps, int) or max_maps < 1:
+        raise ValueError(f"{op}: max_maps must be an int >= 1, got {max_maps!r}")
+    module = _module(model, layer, "any", op)
+    captured = []
+    handle = module.register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        with torch.no_grad():
+            model(input)
+    finally:
+        handle.remove()
+    out = captured[0] if captured else None
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{op}: layer {layer!r} must output [N, C, H, W] feature maps, got {shape}")
+    maps = out[0].float().cpu()
+    n = min(maps.shape[0], max_maps)
+    cols = min(n, 8)
+    fig, axes = _figure(n, cols, 1.1, f"{layer}: {n} of {maps.shape[0]} feature maps "
+                                      f"({maps.shape[1]}x{maps.shape[2]})")
+    for i, ax in enumerate(axes.flat[:n]):
+        ax.set_visible(True)
+        ax.imshow(maps[i].numpy(), cmap="viridis", interpolation="nearest")
+        ax.set_title(str(i), fontsize=7, pad=2)
+    return _save(fig, path)
