@@ -41,6 +41,28 @@ def ablations() -> None:
         shutil.copy(out / "accuracy_vs_macs.png", IMAGES / f"{name}.png")
 
 
+# The guide's animations, drawn by `convolab animate` (every value is the op's real output).
+ANIMATIONS = {
+    "anim_conv2d": ["conv2d", "--input", "5", "--kernel", "3", "--stride", "2", "--padding", "1"],
+    "anim_conv_transpose2d": ["conv_transpose2d", "--input", "2", "--kernel", "3"],
+    "anim_dilated": ["dilated", "--input", "7", "--kernel", "3", "--dilation", "2"],
+    "anim_deform_conv2d": ["deform_conv2d", "--input", "5", "--kernel", "3"],
+    "anim_depthwise_separable": ["depthwise_separable"],
+    "anim_channel_shuffle": ["channel_shuffle", "--channels", "6", "--groups", "2"],
+    "anim_max_pool2d": ["max_pool2d", "--input", "4", "--kernel", "2", "--stride", "2"],
+    "anim_roi_align": ["roi_align", "--box", "1.2,0.7,6.1,5.4", "--output-size", "2"],
+    "anim_spp": ["spp", "--input", "7"],
+}
+
+
+def animations() -> None:
+    from convolab.cli import main as convolab
+
+    for name, args in ANIMATIONS.items():
+        if convolab(["animate", *args, "-o", str(IMAGES / f"{name}.gif")]) != 0:
+            raise SystemExit(f"convolab animate {' '.join(args)} failed")
+
+
 def checkerboard() -> None:
     """Transposed conv, stride 2, kernel 3: uneven overlap (the checkerboard) vs kernel 4."""
     import matplotlib
@@ -91,6 +113,7 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="skip the ablations")
     args = parser.parse_args()
     IMAGES.mkdir(parents=True, exist_ok=True)
+    animations()
     checkerboard()
     effective_rf()
     if not args.no_train:
