@@ -123,3 +123,4 @@ def resolve(name: str, p: Problem, op: str) -> Algorithm:
 
 
 from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins)
+from . import fft, gemm, winograd  # noqa: E402,F401  (fast algorithms)
