@@ -6,6 +6,7 @@ torch.Size([1, 2, 3, 3])
 """
 
 from . import arithmetic, functional, nn
+from .functional.algorithms import autotune
 from .functional import (
     conv,
     conv1d,
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "arithmetic",
+    "autotune",
     "conv",
     "conv1d",
     "conv2d",

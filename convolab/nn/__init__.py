@@ -1,6 +1,7 @@
 """``nn.Module`` wrappers, thin over :mod:`convolab.functional`."""
 
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .fuse import fuse, fuse_conv_bn
 from .shuffle import ChannelShuffle
 
 __all__ = [
@@ -11,4 +12,6 @@ __all__ = [
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
+    "fuse",
+    "fuse_conv_bn",
 ]

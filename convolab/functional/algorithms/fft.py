@@ -182,17 +182,29 @@ def _space_to_depth(t: Tensor, stride: tuple[int, ...]) -> Tensor:
     return t.reshape(a, c * math.prod(stride), *t.shape[2 + nd:])
 
 
+def _grid_kernel(p: Problem) -> tuple[int, ...]:
+    """Kernel size on the stride grid: the dilated kernel, in taps of ``stride`` (polyphase)."""
+    return tuple(math.ceil((d * (k - 1) + 1) / s) for k, d, s in zip(p.kernel, p.dilation, p.stride))
+
+
+def plan_sizes(p: Problem) -> tuple[tuple[int, ...], int, int]:
+    """``(FFT lengths per dim, number of blocks, number of stride phases)`` fft uses for ``p``.
+
+    The cost model of ``"auto"`` reads it, so model and algorithm cannot disagree.
+    """
+    plans = [_plan(o, k) for o, k in zip(p.output_size, _grid_kernel(p))]
+    return tuple(b for b, _, _ in plans), math.prod(c for _, _, c in plans), math.prod(p.stride)
+
+
 def fft_conv(x: Tensor, weight: Tensor, p: Problem) -> Tensor:
     """The general conv of :mod:`convolab.functional.algorithms` by FFT (no bias)."""
     nd, g, stride, out = p.ndim, p.groups, p.stride, p.output_size
     x = dilate(x, p.input_dilation)
     w = dilate(weight, p.dilation)
+    kernel = _grid_kernel(p)
     strided = any(s > 1 for s in stride)
     if strided:  # polyphase: the kernel padded to a multiple of the stride, phases as channels
-        kernel = tuple(math.ceil(k / s) for k, s in zip(w.shape[2:], stride))
         w = _space_to_depth(pad_pairs(w, [(0, q * s - k) for q, s, k in zip(kernel, stride, w.shape[2:])]), stride)
-    else:
-        kernel = tuple(w.shape[2:])
     plans = [_plan(o, k) for o, k in zip(out, kernel)]
     # one pad (or crop) gives every dim its final length on the stride grid
     total = [(c - 1) * t + b for b, t, c in plans]

@@ -11,6 +11,7 @@ dilation are applied before, groups become a batch of GEMMs.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -43,7 +44,7 @@ class Gemm:
             rows = x.movedim(1, -1).reshape(-1, c)  # a view: channels are contiguous
             y = rows @ w.t() if bias is None else torch.addmm(bias, rows, w.t())
             return y.view(n, *out, o).movedim(-1, 1)  # channels-last result, no copy
-        cols = x.reshape(n, g, c // g, -1)  # [N, g, C/g, positions]
+        cols = x.reshape(n, g, c // g, math.prod(out))  # [N, g, C/g, positions]
         wg = w.view(g, o // g, c // g)
         if g == 1:
             cols, length = cols[:, 0], cols.shape[-1]
