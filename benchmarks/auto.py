@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from convolab._bench import interleaved, measure_peak_gflops, print_table
 from convolab.functional import ALGORITHMS, conv, conv_transpose
 from convolab.functional.algorithms import resolve
-from convolab.functional.algorithms._chooser import autotune
+from convolab.functional.algorithms._auto import autotune
 from convolab.functional.conv import make_problem
 
 
@@ -148,10 +148,10 @@ def run(cases, modes, repeats: int) -> None:
                     return lambda: f().backward(grad)
 
                 fns = {k: step(f) for k, f in _fns(case, xg, wg).items()}
-                times = interleaved(fns, repeats=repeats, warmup=1, min_time=0.0)
+                times = interleaved(fns, repeats=repeats, warmup=1, min_time=0.05)
             else:
                 with torch.no_grad():
-                    times = interleaved(_fns(case, x, w), repeats=repeats, warmup=1, min_time=0.0)
+                    times = interleaved(_fns(case, x, w), repeats=repeats, warmup=1, min_time=0.05)
             anchor_name = min((k for k in times if k != "auto"), key=times.__getitem__)
             anchor = times[anchor_name]
             gflop = 2 * p.macs * (3 if backward else 1) / 1e9
