@@ -92,8 +92,9 @@ class _ConvNd(nn.Module):
             (in_channels, out_channels // groups) if self.transposed else (out_channels, in_channels // groups)
         )
         self.weight = nn.Parameter(torch.empty(*shape, *self.kernel_size, **factory))
-        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
-        if not bias:
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels, **factory))
+        else:
             self.register_parameter("bias", None)
         self.reset_parameters()
 

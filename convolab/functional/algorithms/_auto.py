@@ -54,15 +54,17 @@ class Machine:
         dense_efficiency: fraction of GEMM throughput torch's conv reaches on dense convs.
         depthwise_efficiency: same for depthwise convs of up to ``depthwise_taps`` taps;
             beyond that NCHW kernels slow down in proportion to the taps.
+        depthwise_cl_efficiency: channels-last depthwise forward, any kernel size.
         depthwise_taps: taps up to which depthwise NCHW kernels keep their efficiency.
         margin: another algorithm must be predicted this much faster than native.
     """
 
     gemm_gmacs: float = 60.0
-    fft_gunits: float = 6.0
+    fft_gunits: float = 2.0
     bandwidth_gbs: float = 12.0
     dense_efficiency: float = 0.6
-    depthwise_efficiency: float = 0.25
+    depthwise_efficiency: float = 0.5
+    depthwise_cl_efficiency: float = 0.35
     depthwise_taps: int = 49
     margin: float = 0.75
 
@@ -88,10 +90,13 @@ def _native(p: Problem, channels_last: bool, backward: bool) -> float:
     taps = math.prod(p.kernel)
     cg = p.in_channels // p.groups
     if cg == 1:  # depthwise-like: memory-bound, and NCHW kernels degrade with large kernels
-        rate = m.depthwise_efficiency * m.gemm_gmacs
-        if not channels_last and taps > m.depthwise_taps:
-            rate *= m.depthwise_taps / taps
-        grad_factor = 2 + min(taps, 64) / 4  # torch's depthwise backward is far slower than forward
+        if channels_last:
+            rate = m.depthwise_cl_efficiency * m.gemm_gmacs
+        else:
+            rate = m.depthwise_efficiency * m.gemm_gmacs * min(1.0, m.depthwise_taps / taps)
+        # torch's depthwise backward is far slower than its forward; in channels-last it
+        # keeps growing with the kernel (the weight gradient)
+        grad_factor = 2 + (taps / 8 if channels_last else min(taps, 81) / 2.5)
     else:  # few channels per group (ResNeXt) leave the GEMM short and slow
         rate = m.dense_efficiency * m.gemm_gmacs * (1.0 if p.groups == 1 else min(1.0, cg / 16))
         rate *= 1.2 if channels_last else 1.0
