@@ -38,6 +38,14 @@ def _supported(algorithm: str, nd: int, stride: int, dilation: int) -> bool:
     return True
 
 
+def _tensors(groups: str, nd: int, kernel: tuple[int, ...], transposed: bool = False, batch: int = 2):
+    """float64 input, weight (torch's layout for conv or conv_transpose) and bias of a grid case."""
+    c_in, c_out, g = GROUPS[groups]
+    x = torch.randn(batch, c_in, *SIZES[nd], dtype=torch.float64)
+    shape = (c_in, c_out // g) if transposed else (c_out, c_in // g)
+    return x, torch.randn(*shape, *kernel, dtype=torch.float64), torch.randn(c_out, dtype=torch.float64), g
+
+
 def _check_with_grads(ours, ref, inputs, tol=1e-9):
     leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
     leaves_ref = [t.detach().clone().requires_grad_(True) for t in inputs]
@@ -75,11 +83,8 @@ def _grid(algorithm: str):
     "algorithm,nd,stride,padding,dilation,groups,bias", [c for a in FAST for c in _grid(a)]
 )
 def test_conv_matches_torch(algorithm, nd, stride, padding, dilation, groups, bias):
-    c_in, c_out, g = GROUPS[groups]
     kernel = _kernel(algorithm, nd)
-    x = torch.randn(1 if nd == 3 else 2, c_in, *SIZES[nd], dtype=torch.float64)
-    w = torch.randn(c_out, c_in // g, *kernel, dtype=torch.float64)
-    b = torch.randn(c_out, dtype=torch.float64)
+    x, w, b, g = _tensors(groups, nd, kernel, batch=1 if nd == 3 else 2)
     inputs = [x, w, b] if bias else [x, w]
     if padding in ("pairs", "same"):  # reference: explicit F.pad, then an unpadded torch conv
         if padding == "pairs":
@@ -116,10 +121,7 @@ def _tgrid(algorithm: str):
     "algorithm,nd,stride,padding,output_padding,dilation,groups", [c for a in FAST for c in _tgrid(a)]
 )
 def test_conv_transpose_matches_torch(algorithm, nd, stride, padding, output_padding, dilation, groups):
-    c_in, c_out, g = GROUPS[groups]
-    x = torch.randn(2, c_in, *SIZES[nd], dtype=torch.float64)
-    w = torch.randn(c_in, c_out // g, *_kernel(algorithm, nd), dtype=torch.float64)
-    b = torch.randn(c_out, dtype=torch.float64)
+    x, w, b, g = _tensors(groups, nd, _kernel(algorithm, nd), transposed=True)
     args = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=g)
     if algorithm.startswith("winograd") and stride > 1:  # zero insertion: not Winograd's domain
         with pytest.raises(NotImplementedError, match="winograd needs 3-tap kernels"):

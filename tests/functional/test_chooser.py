@@ -141,6 +141,28 @@ def test_modules_use_the_chooser(monkeypatch):
     assert len(seen) == 1 and seen[0].kernel == (5, 5)
 
 
+def test_set_machine_changes_the_model_and_clears_its_cache():
+    from dataclasses import replace
+
+    p = _problem(2, 8, 128, 128, 128, (56, 56), (7, 7), padding=3)
+    original = _chooser.MACHINE
+    try:
+        with torch.no_grad():
+            assert choose_algorithm(p) != "fft"
+            _chooser.set_machine(replace(original, fft_gunits=1e6, bandwidth_gbs=1e6))
+            assert choose_algorithm(p) == "fft"  # a machine with a free FFT
+    finally:
+        _chooser.set_machine(original)
+    with pytest.raises(TypeError, match="set_machine: expected a Machine, got dict"):
+        _chooser.set_machine({})
+
+
+def test_calibrate_measures_positive_constants():
+    m = _chooser.calibrate()
+    assert m.gemm_gmacs > 0 and m.fft_gunits > 0 and m.bandwidth_gbs > 0
+    assert m.margin == _chooser.MACHINE.margin
+
+
 # --- autotuning and its cache --------------------------------------------------------------------
 
 

@@ -31,7 +31,8 @@ import os
 import statistics
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -40,10 +41,21 @@ import torch
 from . import ALGORITHMS, Problem
 from .fft import plan_sizes
 
-__all__ = ["Machine", "MACHINE", "autotune", "autotune_enabled", "choose_algorithm", "estimate", "tuning_cache"]
+__all__ = [
+    "MACHINE",
+    "Machine",
+    "autotune",
+    "autotune_enabled",
+    "calibrate",
+    "choose_algorithm",
+    "clear_tuning_cache",
+    "estimate",
+    "set_machine",
+    "tuning_cache",
+]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Machine:
     """Per-machine constants of the cost model (defaults measured on the 2-core CI box).
 
@@ -70,6 +82,45 @@ class Machine:
 
 
 MACHINE = Machine()
+
+
+def set_machine(machine: Machine) -> None:
+    """Install new per-machine constants (e.g. measured on the target machine) for the cost model.
+
+    Example:
+        >>> from dataclasses import replace
+        >>> set_machine(replace(MACHINE, gemm_gmacs=60.0))
+    """
+    global MACHINE
+    if not isinstance(machine, Machine):
+        raise TypeError(f"set_machine: expected a Machine, got {type(machine).__name__}")
+    MACHINE = machine
+    _model_choice.cache_clear()
+
+
+def calibrate() -> Machine:
+    """Measure this machine's GEMM, FFT and copy throughput; the efficiencies are kept.
+
+    Takes about a second. Use as ``set_machine(calibrate())``.
+
+    Returns:
+        A :class:`Machine` with ``gemm_gmacs``, ``fft_gunits`` and ``bandwidth_gbs`` measured.
+    """
+    from ..._bench import measure_bandwidth_gbs, measure_peak_gflops
+
+    x = torch.randn(256, 64, 64)
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        torch.fft.irfftn(torch.fft.rfftn(x, dim=(-2, -1)), s=(64, 64), dim=(-2, -1))
+        best = min(best, time.perf_counter() - start)
+    units = 2 * x.numel() * math.log2(64 * 64)  # a forward and an inverse transform
+    return replace(
+        MACHINE,
+        gemm_gmacs=measure_peak_gflops(1024, 3) / 2,
+        fft_gunits=units / best / 1e9,
+        bandwidth_gbs=measure_bandwidth_gbs(64, 3),
+    )
 
 
 def _itemsize(p: Problem) -> int:
@@ -171,6 +222,7 @@ def estimate(name: str, p: Problem, backward: bool = False) -> float:
     return _MODELS[name](p, backward)
 
 
+@lru_cache(maxsize=4096)  # the model is pure given MACHINE; set_machine clears it
 def _model_choice(p: Problem, backward: bool) -> str:
     times = {name: estimate(name, p, backward) for name in _MODELS}
     best = min(times, key=times.__getitem__)
@@ -203,6 +255,9 @@ def autotune(enabled: bool = True, cache_file: Union[str, os.PathLike, None] = N
         enabled (bool): time the candidates once per problem and reuse the fastest. Default: True.
         cache_file (path, optional): JSON file of earlier results; read now if it exists,
             rewritten (atomically) after every new measurement. Default: None (memory only).
+
+    Raises:
+        ValueError: ``cache_file`` exists but does not hold a JSON object.
 
     Example:
         >>> import convolab
