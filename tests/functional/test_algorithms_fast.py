@@ -299,6 +299,19 @@ def test_non_contiguous_and_channels_last_inputs(algorithm, layout):
     torch.testing.assert_close(conv(x, w, padding=1, algorithm=algorithm), ref, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("algorithm", FAST)
+def test_in_place_ops_on_the_result_are_legal(algorithm):
+    """ReLU(inplace=True) right after a conv is everywhere; a custom Function must not return a view."""
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 4, *_kernel(algorithm, 2), dtype=torch.float64, requires_grad=True)
+    y = conv(x, w, algorithm=algorithm).relu_()
+    y.sum().backward()
+    r = F.conv2d(x, w).relu()
+    gx, gw = torch.autograd.grad(r.sum(), (x, w))
+    torch.testing.assert_close(x.grad, gx)
+    torch.testing.assert_close(w.grad, gw)
+
+
 def test_gemm_keeps_channels_last_without_a_copy():
     x = torch.randn(2, 16, 5, 5).contiguous(memory_format=torch.channels_last)
     y = conv(x, torch.randn(8, 16, 1, 1), torch.randn(8), algorithm="gemm")
