@@ -67,6 +67,8 @@ class Machine:
         depthwise_efficiency: same for depthwise convs of up to ``depthwise_taps`` taps;
             beyond that NCHW kernels slow down in proportion to the taps.
         depthwise_cl_efficiency: channels-last depthwise forward, any kernel size.
+        grouped_efficiency, grouped_cl_efficiency: grouped convs (more than one channel
+            per group), NCHW and channels-last.
         depthwise_taps: taps up to which depthwise NCHW kernels keep their efficiency.
         margin: another algorithm must be predicted this much faster than native.
     """
@@ -77,6 +79,8 @@ class Machine:
     dense_efficiency: float = 0.6
     depthwise_efficiency: float = 0.5
     depthwise_cl_efficiency: float = 0.35
+    grouped_efficiency: float = 0.08
+    grouped_cl_efficiency: float = 0.5
     depthwise_taps: int = 49
     margin: float = 0.75
 
@@ -148,9 +152,11 @@ def _native(p: Problem, channels_last: bool, backward: bool) -> float:
         # torch's depthwise backward is far slower than its forward; in channels-last it
         # keeps growing with the kernel (the weight gradient)
         grad_factor = 2 + (taps / 8 if channels_last else min(taps, 81) / 2.5)
-    else:  # few channels per group (ResNeXt) leave the GEMM short and slow
-        rate = m.dense_efficiency * m.gemm_gmacs * (1.0 if p.groups == 1 else min(1.0, cg / 16))
-        rate *= 1.2 if channels_last else 1.0
+    elif p.groups > 1:  # grouped (ResNeXt): oneDNN's NCHW path is ~7x slower than channels-last
+        rate = (m.grouped_cl_efficiency if channels_last else m.grouped_efficiency) * m.gemm_gmacs
+        grad_factor = 2.0
+    else:
+        rate = m.dense_efficiency * m.gemm_gmacs * (1.2 if channels_last else 1.0)
         grad_factor = 2.0
     passes = 1
     if not channels_last and cg > 1 and taps == 1:
