@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -64,26 +63,3 @@ class Native:
 
 
 register_algorithm(Native())
-
-
-class NativeChannelsLast(Native):
-    """``"native_cl"``: torch's kernels run in channels-last memory (converting if needed).
-
-    oneDNN's channels-last kernels are much faster for some problems (depthwise
-    convs with large kernels: 10x and more in forward) even counting the
-    conversion. The result stays channels-last, as torch's own conv returns for
-    channels-last input; values and shape are those of every other algorithm.
-    """
-
-    name = "native_cl"
-    requirement = "native_cl needs 2 or 3 spatial dims (channels-last memory formats exist only there)"
-
-    def supports(self, p: Problem) -> bool:
-        return p.ndim in (2, 3)
-
-    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        fmt = torch.channels_last if p.ndim == 2 else torch.channels_last_3d
-        return super().run(x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt), bias, p)
-
-
-register_algorithm(NativeChannelsLast())
