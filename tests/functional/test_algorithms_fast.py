@@ -61,13 +61,13 @@ def _check_with_grads(ours, ref, inputs, tol=1e-9):
 
 # --- the grid (the foundation's configs): every fast algorithm agrees with torch ----------------
 
-PADDINGS = [0, "per-dim", "same", "pairs"]  # "pairs": asymmetric per side; 1 and "valid" are 
-# the same code path as "per-dim" and 0
+# "pairs": asymmetric per side. 0, 1 and "valid" run the same code as "per-dim" (symmetric pairs).
+PADDINGS = ["per-dim", "same", "pairs"]
 
 
 def _grid(algorithm: str):
-    """fft runs the whole product; the others their own domain with fewer padding forms."""
-    paddings = PADDINGS if algorithm == "fft" else [1, "same", "pairs"]
+    """Every padding form, stride, dilation and group kind, within each algorithm's domain."""
+    paddings = PADDINGS
     dims = [2, 3] if algorithm == "native_cl" else [1, 2, 3]
     cases = []
     for i, (nd, stride, padding, dilation, groups) in enumerate(

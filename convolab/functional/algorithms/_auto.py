@@ -64,12 +64,14 @@ class Machine:
         fft_gunits: real-FFT throughput in G(elements x log2 length)/s.
         bandwidth_gbs: copy bandwidth (read + write), GB/s.
         dense_efficiency: fraction of GEMM throughput torch's conv reaches on dense convs.
-        depthwise_efficiency: same for depthwise convs of up to ``depthwise_taps`` taps;
-            beyond that NCHW kernels slow down in proportion to the taps.
+        depthwise_efficiency: same for depthwise convs (NCHW).
         depthwise_cl_efficiency: channels-last depthwise forward, any kernel size.
         grouped_efficiency, grouped_cl_efficiency: grouped convs (more than one channel
-            per group), NCHW and channels-last.
-        depthwise_taps: taps up to which depthwise NCHW kernels keep their efficiency.
+            per group), NCHW and channels-last; equal on a quiet machine, while under
+            heavy load NCHW suffered several times more.
+        depthwise_width: kernel extent up to which depthwise NCHW kernels keep their
+            efficiency; wider kernels run ``taps / 49`` times slower (measured: fine at
+            13x13, 8x slower than channels-last at 31x31, 5-20x slower than FFT at 257 taps).
         margin: another algorithm must be predicted this much faster than native.
     """
 
@@ -79,9 +81,9 @@ class Machine:
     dense_efficiency: float = 0.6
     depthwise_efficiency: float = 0.5
     depthwise_cl_efficiency: float = 0.35
-    grouped_efficiency: float = 0.08
-    grouped_cl_efficiency: float = 0.5
-    depthwise_taps: int = 49
+    grouped_efficiency: float = 0.3
+    grouped_cl_efficiency: float = 0.3
+    depthwise_width: int = 15
     margin: float = 0.75
 
 
@@ -148,11 +150,13 @@ def _native(p: Problem, channels_last: bool, backward: bool) -> float:
         if channels_last:
             rate = m.depthwise_cl_efficiency * m.gemm_gmacs
         else:
-            rate = m.depthwise_efficiency * m.gemm_gmacs * min(1.0, m.depthwise_taps / taps)
+            rate = m.depthwise_efficiency * m.gemm_gmacs
+            if max(p.kernel) > m.depthwise_width:
+                rate *= min(1.0, 49 / taps)
         # torch's depthwise backward is far slower than its forward; in channels-last it
         # keeps growing with the kernel (the weight gradient)
         grad_factor = 2 + (taps / 8 if channels_last else min(taps, 81) / 2.5)
-    elif p.groups > 1:  # grouped (ResNeXt): oneDNN's NCHW path is ~7x slower than channels-last
+    elif p.groups > 1:  # grouped (ResNeXt): few channels per group make short GEMMs
         rate = (m.grouped_cl_efficiency if channels_last else m.grouped_efficiency) * m.gemm_gmacs
         grad_factor = 2.0
     else:
