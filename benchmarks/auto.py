@@ -23,9 +23,8 @@ import torch.nn.functional as F
 
 from convolab._bench import interleaved, measure_peak_gflops, print_table
 from convolab.functional import ALGORITHMS, conv, conv_transpose
-from convolab.functional.algorithms import resolve
-from convolab.functional.algorithms._auto import autotune
-from convolab.functional.conv import make_problem
+from convolab.functional.algorithms import set_chooser
+from convolab.functional.algorithms._auto import autotune, choose_algorithm
 
 
 @dataclass(frozen=True)
@@ -103,30 +102,23 @@ def _fns(case: Case, x: torch.Tensor, w: torch.Tensor, algorithm: str = "auto"):
     return fns
 
 
-def _chosen(case: Case, x: torch.Tensor, w: torch.Tensor) -> str:
-    """The algorithm "auto" picks for this case in the current grad mode (tunes it if enabled)."""
-    from convolab.arithmetic import conv_output_size, conv_transpose_output_size
+def _chosen(case: Case, x: torch.Tensor, w: torch.Tensor):
+    """Run the case once under a recording chooser: (algorithm "auto" picked, its Problem).
 
-    nd = case.nd
-    if case.transposed:
-        full = [case.dilation * (k - 1) for k in case.weight[2:]]
-        pads = tuple((f - case.padding, f - case.padding) for f in full)
-        out = tuple(
-            conv_transpose_output_size(i, k, case.stride, case.padding, 0, case.dilation)
-            for i, k in zip(case.input[2:], case.weight[2:])
-        )
-        wt = torch.empty(case.weight[1] * case.groups, case.weight[0] // case.groups, *case.weight[2:])
-        p = make_problem(x, wt, case.groups, (1,) * nd, (case.dilation,) * nd, pads, (case.stride,) * nd, out)
-    else:
-        out = tuple(
-            conv_output_size(i, k, case.stride, case.padding, case.dilation)
-            for i, k in zip(case.input[2:], case.weight[2:])
-        )
-        p = make_problem(
-            x, w, case.groups, (case.stride,) * nd, (case.dilation,) * nd,
-            ((case.padding, case.padding),) * nd, (1,) * nd, out,
-        )
-    return resolve("auto", p, "bench").name, p
+    Tunes the case first when autotuning is on, so tuning time stays out of the timings.
+    """
+    seen = []
+
+    def record(p):
+        seen.append((choose_algorithm(p), p))
+        return seen[-1][0]
+
+    set_chooser(record)
+    try:
+        _fns(case, x, w)["auto"]()
+    finally:
+        set_chooser(choose_algorithm)
+    return seen[-1]
 
 
 def run(cases, modes, repeats: int) -> None:

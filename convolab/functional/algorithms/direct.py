@@ -38,7 +38,7 @@ class Direct:
             xs = x[(Ellipsis, *index)].reshape(n, g, cg, length)
             wt = w[..., t]
             # depthwise (one input channel per group) is a broadcast multiply, not a GEMM
-            term = xs * wt.unsqueeze(-1) if cg == 1 else wt @ xs
+            term = xs * wt if cg == 1 else wt @ xs
             acc = term if acc is None else acc + term
         out = acc.reshape(n, p.out_channels, *p.output_size)
         if bias is not None:
