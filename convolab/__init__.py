@@ -6,6 +6,7 @@ torch.Size([1, 2, 3, 3])
 """
 
 from . import analysis, arithmetic, functional, nn
+from .functional.algorithms import autotune
 from .functional import (
     conv,
     conv1d,
@@ -44,6 +45,7 @@ __all__ = [
     "__version__",
     "analysis",
     "arithmetic",
+    "autotune",
     "conv",
     "conv1d",
     "conv2d",

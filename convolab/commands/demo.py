@@ -59,7 +59,16 @@ def demo_steps() -> list[Step]:
         ("Worked examples of the seeds", examples_step),
         ("The seed network, layer by layer (computed on meta tensors, nothing runs)", summary_step),
         ("Training the seed network", train_step),
+        ("A gallery of pictures: every convolution and pooling, animated", gallery_step),
     ]
+
+
+def gallery_step(ctx: DemoContext) -> None:
+    from ..viz import write_gallery
+
+    paths = write_gallery(ctx.out / "gallery")
+    print(f"{len(paths) - 1} animations and an HTML page with all of them (open it in a browser)")
+    ctx.outputs["picture gallery"] = paths[-1]
 
 
 def summary_step(ctx: DemoContext) -> None:

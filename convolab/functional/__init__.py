@@ -1,6 +1,6 @@
 """Tensor operators: one general convolution at the centre, the variants as parameterisations."""
 
-from .algorithms import ALGORITHMS, Problem, available_algorithms, register_algorithm
+from .algorithms import ALGORITHMS, Problem, autotune, available_algorithms, register_algorithm
 from .conv import (
     conv,
     conv1d,
@@ -50,6 +50,7 @@ from .shuffle import channel_shuffle
 __all__ = [
     "ALGORITHMS",
     "Problem",
+    "autotune",
     "available_algorithms",
     "channel_shuffle",
     "conv",

@@ -334,8 +334,10 @@ def conv_transpose(
     out_size = arithmetic.conv_transpose_output_shape(
         spatial, kernel, stride_t, pads, out_pad, dilation_t, op=op
     )
-    full = [d * (k - 1) for k, d in zip(kernel, dilation_t)]
-    general_pads = tuple((f - b, f - a + o) for f, (b, a), o in zip(full, pads, out_pad))
+    general_pads = tuple(
+        arithmetic.conv_transpose_equivalent_padding(k, pp, o, d)
+        for k, pp, o, d in zip(kernel, pads, out_pad, dilation_t)
+    )
     w = transposed_weight(weight, groups)
     p = make_problem(x, w, groups, (1,) * nd, dilation_t, general_pads, stride_t, out_size)
     out = resolve(algorithm, p, op).run(x, w, bias, p)

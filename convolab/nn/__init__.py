@@ -47,6 +47,7 @@ from .deform import (
     PlainDeformConv3d,
 )
 from .roi import RoIAlign, RoIPool
+from .fuse import fuse, fuse_conv_bn
 from .shuffle import ChannelShuffle
 
 __all__ = [
@@ -99,4 +100,6 @@ __all__ = [
     "PlainDeformConv3d",
     "RoIAlign",
     "RoIPool",
+    "fuse",
+    "fuse_conv_bn",
 ]

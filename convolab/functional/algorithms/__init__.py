@@ -132,3 +132,7 @@ def resolve(name: str, p: Problem, op: str) -> Algorithm:
 
 
 from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins)
+from . import fft, gemm, native_cl, winograd  # noqa: E402,F401  (fast algorithms)
+from ._auto import autotune, choose_algorithm  # noqa: E402
+
+set_chooser(choose_algorithm)
