@@ -158,3 +158,41 @@ def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, monkeypatch)
     fresh = ablate("seed_cnn", "conv=dilated", **{**settings, "out": tmp_path / "b"})
     assert calls == [False, True, False]
     assert resumed.rows[0].accuracies == fresh.rows[0].accuracies
+
+
+def _register(monkeypatch, name, build):
+    from convolab.models import _registry
+
+    monkeypatch.setitem(_registry._MODELS, name, build)
+
+
+def test_variants_that_do_not_apply_to_the_base_are_named(monkeypatch):
+    _register(monkeypatch, "tiny_plain", lambda num_classes=10, in_channels=1: nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, num_classes)))
+    _register(monkeypatch, "tiny_pooled", lambda num_classes=10, in_channels=1: nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    _register(monkeypatch, "tiny_linear", lambda num_classes=10: nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes)))
+    with pytest.raises(ValueError, match=r"ablate: norm=none: the base network has no conv -> BatchNorm2d -> activation"):
+        build_variant("tiny_plain", "norm", "none")
+    with pytest.raises(ValueError, match=r"ablate: downsample=avgpool: the base network has no max pooling layer"):
+        build_variant("tiny_plain", "downsample", "avgpool")
+    with pytest.raises(ValueError, match=r"ablate: head=spp: no linear layer follows the feature map '1'"):
+        build_variant("tiny_pooled", "head", "spp")
+    with pytest.raises(ValueError, match=r"ablate: cannot tell the input channels of 'tiny_linear'"):
+        build_variant("tiny_linear", "head", "max")
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    with pytest.raises(ValueError, match=r"ablate: head: the base network has no child module that returns a feature map"):
+        axes()["head"]["max"](linear, Probe.of(linear, (1, 1, 28, 28)))
+    # a variant that applies: the plain conv net's only conv is its stem, so conv swaps leave it as is
+    assert isinstance(build_variant("tiny_plain", "conv", "flattened")[0], nn.Conv2d)
+
+
+def test_bad_settings_are_named(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"ablate: expected at least one variant to compare, got none"):
+        parse_swaps([])
+    with pytest.raises(ValueError, match=r"ablate: threads must be >= 1, got 0"):
+        ablate(swaps="conv=standard", out=tmp_path, threads=0)
+    assert main(["ablate", "--seeds", "0", "--out", str(tmp_path)]) == 2
+    assert "convolab ablate: error: --seeds must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["ablate", "--threads", "0", "--out", str(tmp_path)]) == 2
+    assert "convolab ablate: error: --threads must be >= 1, got 0" in capsys.readouterr().err
