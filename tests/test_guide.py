@@ -7,7 +7,8 @@
 
 Blocks run in a scratch folder that links ``docs/``, so the guide's relative paths work and
 what it writes lands in the scratch folder. Every picture the guide shows must exist and be
-written by docs/make_images.py.
+written by docs/make_images.py. After a deliberate change of an output, regenerate the guide's
+outputs with ``python docs/refresh_guide.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run_pycon(body: str, globs: dict, name: str, line: int) -> None:
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     runner.run(test, out=report.write, clear_globs=False)
     globs.update(test.globs)  # a DocTest runs in a copy; later blocks see this block's names
-    assert runner.failures == 0, f"{name}:{line}: the guide's output is out of date\n{report.getvalue()}"
+    assert runner.failures == 0, f"{name}:{line}: the guide's output is out of date (python docs/refresh_guide.py)\n{report.getvalue()}"
 
 
 def console_commands(body: str) -> list[tuple[str, str]]:
