@@ -9,7 +9,9 @@ than the theoretical field.
 
 from __future__ import annotations
 
-from typing import Union
+from collections.abc import Sequence
+
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -24,12 +26,15 @@ class _Reached(Exception):
 
 
 def effective_receptive_field(
-    model: nn.Module, input: Tensor, layer: Union[str, nn.Module, None] = None
+    model: nn.Module,
+    input: Tensor,
+    layer: Union[str, nn.Module, None] = None,
+    unit: Optional[Sequence[int]] = None,
 ) -> Tensor:
-    """Heatmap of ``|d unit / d input|`` for the centre unit of ``layer``'s output.
+    """Heatmap of ``|d unit / d input|`` for one unit of ``layer``'s output (default: the centre).
 
-    Definition: with ``y`` the layer's output ``[N, C, *S]`` and ``c`` its spatial
-    centre (``S // 2`` per dim), the map is ``sum_{n, k} |d (sum_c' y[n, c', c]) / d x[n, k]|``
+    Definition: with ``y`` the layer's output ``[N, C, *S]`` and ``c`` the unit's
+    spatial index (default ``S // 2`` per dim), the map is ``sum_{n, k} |d (sum_c' y[n, c', c]) / d x[n, k]|``
     over the batch and input channels, normalised to sum 1. Averaging over a
     batch of (random or real) inputs gives the expected effective field. The
     model runs in eval mode (restored afterwards) and stops after ``layer``;
@@ -40,6 +45,8 @@ def effective_receptive_field(
         input (Tensor[N, C, *spatial]): the input(s) to probe with.
         layer (str or nn.Module, optional): qualified module name or the module itself;
             default: the model's output.
+        unit (sequence of ints, optional): spatial index of the unit in the layer's output;
+            default: its centre.
 
     Returns:
         Tensor[*spatial]: non-negative, sums to 1 (all zeros if the unit does not depend
@@ -102,7 +109,13 @@ def effective_receptive_field(
     y = captured[0]
     if y.dim() < 3:
         raise ValueError(f"{op}: the output of {layer!r} has no spatial dims (shape {list(y.shape)})")
-    centre = (slice(None), slice(None), *(s // 2 for s in y.shape[2:]))
+    size = tuple(y.shape[2:])
+    index = tuple(s // 2 for s in size) if unit is None else tuple(unit)
+    if len(index) != len(size) or any(
+        not isinstance(u, int) or isinstance(u, bool) or not 0 <= u < s for u, s in zip(index, size)
+    ):
+        raise ValueError(f"{op}: unit must be {len(size)} indices inside the output {size}, got {unit!r}")
+    centre = (slice(None), slice(None), *index)
     if not y.requires_grad:
         return torch.zeros(x.shape[2:], dtype=x.dtype)
     (grad,) = torch.autograd.grad(y[centre].sum(), x, allow_unused=True)

@@ -117,6 +117,15 @@ class _ConvNd(nn.Module):
                 bound = 1 / math.sqrt(fan_in)
                 nn.init.uniform_(self.bias, -bound, bound)
 
+    def fuse(self, bn: nn.Module) -> "_ConvNd":
+        """A new conv equal to ``bn(self(x))`` in inference (batch norm folded into the weights).
+
+        See :func:`convolab.nn.fuse_conv_bn`.
+        """
+        from .fuse import fuse_conv_bn  # fuse imports this module
+
+        return fuse_conv_bn(self, bn)
+
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         defaults = {

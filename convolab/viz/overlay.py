@@ -55,9 +55,8 @@ def _image(image, op: str):
 def receptive_field_data(model, image, layer: str, unit: Optional[Sequence[int]] = None) -> FieldOverlay:
     """The theoretical and effective field of ``unit`` of ``layer`` for ``image``.
 
-    The effective field is measured at the centre unit (``output_size // 2``, as
-    :func:`convolab.analysis.effective_receptive_field` defines it), so ``unit``
-    must be that centre when given.
+    ``unit`` is the spatial index in the layer's output (default: its centre); the
+    effective field is measured at that same unit.
 
     Example:
         >>> import torch
@@ -82,11 +81,8 @@ def receptive_field_data(model, image, layer: str, unit: Optional[Sequence[int]]
     unit = centre if unit is None else tuple(unit)
     if len(unit) != len(out) or any(not isinstance(u, int) or not 0 <= u < s for u, s in zip(unit, out)):
         raise ValueError(f"{op}: unit must be {len(out)} indices inside the output {out}, got {unit!r}")
-    if unit != centre:
-        raise ValueError(f"{op}: the effective field is measured at the centre unit {centre} of the "
-                         f"output {out}, got unit {unit}")
     box = tuple(tuple(float(v) for v in rf.slice(u).bounds) for rf, u in zip(row.fields, unit))
-    heat = effective_receptive_field(model, x, layer)
+    heat = effective_receptive_field(model, x, layer, unit=unit)
     return FieldOverlay(layer, unit, out, box, tuple(row.fields), heat)
 
 

@@ -85,3 +85,19 @@ def test_errors():
     flat = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Flatten())
     with pytest.raises(ValueError, match=r"the output of '1' has no spatial dims \(shape \[1, 4\]\)"):
         effective_receptive_field(flat, torch.ones(1, 1, 4, 4), "1")
+
+
+def test_effective_field_of_a_chosen_unit_is_where_the_unit_looks():
+    import torch
+    from torch import nn
+
+    from convolab.analysis import effective_receptive_field
+
+    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3))  # field 5x5, output 5x5 on 9x9
+    heat = effective_receptive_field(net, torch.randn(2, 1, 9, 9), unit=(0, 4))
+    rows, cols = torch.nonzero(heat, as_tuple=True)
+    assert (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())) == (0, 4, 4, 8)
+    import pytest
+
+    with pytest.raises(ValueError, match=r"effective_receptive_field: unit must be 2 indices inside the output \(5, 5\)"):
+        effective_receptive_field(net, torch.randn(1, 1, 9, 9), unit=(5, 0))

@@ -77,3 +77,14 @@ def test_errors():
         fuse_conv_bn(conv, nn.BatchNorm2d(4))
     with pytest.raises(ValueError, match="fuse_conv_bn: bn must track running statistics"):
         fuse_conv_bn(conv, nn.BatchNorm2d(8, track_running_stats=False))
+
+
+def test_fuse_method_on_conv_modules_equals_conv_then_bn():
+    import convolab.nn as cnn
+
+    conv, bn = cnn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.eval()
+    x = torch.randn(2, 3, 6, 6)
+    torch.testing.assert_close(conv.fuse(bn)(x), bn(conv(x)), rtol=1e-5, atol=1e-5)

@@ -41,10 +41,19 @@ def test_seed_cnn_overlay():
     assert float(outside.sum()) == 0.0
 
 
+@pytest.mark.parametrize("unit", [(0, 0), (2, 7), (10, 10)])
+def test_any_unit_effective_field_lies_in_its_theoretical_box(unit):
+    model = create_model("seed_cnn")
+    d = receptive_field_data(model, torch.randn(1, 28, 28), "layer3", unit=unit)
+    assert d.unit == unit
+    (r0, r1), (c0, c1) = d.box
+    inside = d.heat[max(int(r0), 0):int(r1) + 1, max(int(c0), 0):int(c1) + 1]
+    assert float(inside.sum()) == pytest.approx(1.0)  # all of the gradient falls in the box
+    assert float(d.heat.sum()) == pytest.approx(1.0)
+
+
 def test_overlay_errors():
     net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Flatten())
-    with pytest.raises(ValueError, match=r"receptive_field_overlay: the effective field is measured at the centre unit \(1, 1\)"):
-        receptive_field_data(net, torch.randn(1, 5, 5), "0", unit=(0, 0))
     with pytest.raises(ValueError, match=r"receptive_field_overlay: unit must be 2 indices inside the output \(3, 3\)"):
         receptive_field_data(net, torch.randn(1, 5, 5), "0", unit=(5, 0))
     with pytest.raises(TypeError, match=r"receptive_field_overlay: image must be a floating-point tensor"):

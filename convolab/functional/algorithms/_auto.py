@@ -123,7 +123,7 @@ def calibrate() -> Machine:
     units = 2 * x.numel() * math.log2(64 * 64)  # a forward and an inverse transform
     return replace(
         MACHINE,
-        gemm_gmacs=measure_peak_gflops(1024, 3) / 2,
+        gemm_gmacs=measure_peak_gflops((1024,), 3) / 2,
         fft_gunits=units / best / 1e9,
         bandwidth_gbs=measure_bandwidth_gbs(64, 3),
     )
