@@ -19,6 +19,7 @@ FORBIDDEN = {
     "viz": {"train", "cli", "commands"},
     "data": {"cli", "commands", "viz"},
     "train": {"cli", "commands", "viz"},
+    "ablation": {"cli", "commands", "viz"},
 }
 
 

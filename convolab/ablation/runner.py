@@ -27,7 +27,7 @@ from .._bench import interleaved
 from ..analysis import summary
 from ..data import DataSplit, load_dataset
 from .._args import suggest
-from ..models import _registry, list_models, register_model
+from ..models import list_models, register_model, unregister_model
 from ..train import Callback, TrainConfig, build_model, fit
 from ..train.checkpoint import atomic_write_text
 from .table import AblationRow, AblationTable
@@ -78,12 +78,12 @@ def _registered(base: str, axis: str, value: str, image_size: tuple[int, int]) -
         return build_variant(base, axis, value, image_size, **kwargs)
 
     builder.__name__ = name
-    _registry._MODELS.pop(name, None)
+    unregister_model(name)
     register_model(builder)
     try:
         yield name
     finally:
-        _registry._MODELS.pop(name, None)
+        unregister_model(name)
 
 
 class _Progress(Callback):

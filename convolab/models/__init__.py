@@ -2,7 +2,7 @@
 
 from . import seed_cnn  # noqa: F401  (registers its builders)
 from . import alexnet, googlenet, hourglass, inception, mobilenet, resnet, shufflenet, vgg  # noqa: F401  (register)
-from ._registry import create_model, list_models, register_model
+from ._registry import create_model, list_models, register_model, unregister_model
 from .backbone import FeatureExtractor, feature_extractor, freeze_except_head, reset_head
 from .blocks import ConvNormAct, FlattenLinear, GlobalPoolLinear, SPPLinear
 
@@ -17,5 +17,6 @@ __all__ = [
     "freeze_except_head",
     "list_models",
     "register_model",
+    "unregister_model",
     "reset_head",
 ]

@@ -21,6 +21,11 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+def unregister_model(name: str) -> None:
+    """Remove a builder (used for temporary registrations, e.g. ablation variants); no error if absent."""
+    _MODELS.pop(name, None)
+
+
 def list_models() -> list[str]:
     """Registered model names, sorted."""
     return sorted(_MODELS)
