@@ -94,10 +94,11 @@ def deform_conv(
     Memory: the default "grid_sample" path materialises at most
     ``max(COLUMNS_BUDGET, C_in*prod(kernel))`` column elements at a time
     (``COLUMNS_BUDGET = 2**24``, 64 MiB in float32), chunking over the batch
-    and then over output positions; backward holds about three such buffers.
+    and then over output positions; backward holds at most three such buffers.
     When the whole problem fits in one chunk the forward columns are kept for
-    the backward (no recomputation); otherwise the backward recomputes them
-    chunk by chunk. The "gather" path materialises everything (reference only).
+    the backward (no recomputation; two buffers, unmasked and masked, when the
+    mask needs a gradient) and the backward writes its gradients into them;
+    otherwise the backward recomputes them chunk by chunk. The "gather" path materialises everything (reference only).
     Positions are handed to the sampler as normalised coordinates, which costs
     a relative rounding error of about ``size * eps`` pixel (1e-5 px for a
     100-pixel float32 input).
@@ -379,6 +380,11 @@ class _Sampler:
 
 
 class _DeformConvFunction(torch.autograd.Function):
+    # Large fresh buffers are costly here: beyond glibc's 32 MiB mmap ceiling each one is mapped and
+    # page-faulted anew (a 58 MB columns buffer costs ~40 ms, 4x the multiply that fills it). So the
+    # backward reuses the forward's column buffers for grad_s and the grad_mask product instead of
+    # allocating them, and the mask products run in place whenever their input is not needed again.
+
     @staticmethod
     def forward(ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry) -> Tensor:
         stride, pads, dilation, groups, og = geometry
@@ -391,20 +397,26 @@ class _DeformConvFunction(torch.autograd.Function):
         w = weight.reshape(groups, weight.shape[0] // groups, -1)
         out = x.new_empty(n, weight.shape[0], length)
         chunks = _chunks(n, c * taps, length)
+        keep = len(chunks) == 1 and any(ctx.needs_input_grad[:4])
+        keep_unmasked = keep and mask is not None and ctx.needs_input_grad[2]  # grad_mask reads them
         kept = None
         for n0, n1, l0, l1 in chunks:
             nb = n1 - n0
             pos = _positions(offset[n0:n1], base, og)[..., l0:l1, :]
-            x_s = sampler.input(x[n0:n1])
-            s = sampler.sample(x_s, sampler.grid(pos), nb)
-            kept = s if len(chunks) == 1 and any(ctx.needs_input_grad[:4]) else None
+            s = sampler.sample(sampler.input(x[n0:n1]), sampler.grid(pos), nb)
+            cols = s
             if mask is not None:
                 m = mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
-                s = s * m if kept is not None else s.mul_(m)  # in place unless kept for backward
-            cols = s.reshape(nb, groups, w.shape[2], l1 - l0)
-            out[n0:n1, :, l0:l1] = torch.matmul(w, cols).reshape(nb, -1, l1 - l0)
+                cols = s * m if keep_unmasked else s.mul_(m)
+            cols = cols.reshape(nb, groups, w.shape[2], l1 - l0)
+            if l1 - l0 == length:
+                torch.matmul(w, cols, out=out[n0:n1].view(nb, groups, w.shape[1], length))
+            else:
+                out[n0:n1, :, l0:l1] = torch.matmul(w, cols).reshape(nb, -1, l1 - l0)
+            if keep:
+                kept = (s if keep_unmasked else None, cols)
         ctx.geometry, ctx.chunks = geometry, chunks
-        ctx.kept = kept  # unmasked columns when they fit in one chunk
+        ctx.kept = kept  # (unmasked columns if grad_mask needs them, masked columns) when they fit in one chunk
         ctx.save_for_backward(x, offset, mask, weight)
         return out.reshape(n, weight.shape[0], *out_size)
 
@@ -425,31 +437,43 @@ class _DeformConvFunction(torch.autograd.Function):
         grad_off = x.new_zeros(n, og, taps, length, nd) if need_off else None
         grad_mask = x.new_zeros(n, og, taps, length) if need_mask else None
         grad_w = torch.zeros_like(w) if need_w else None
+        kept, ctx.kept = ctx.kept, None  # overwritten below; a second backward recomputes the columns
         for n0, n1, l0, l1 in ctx.chunks:
             nb, lc = n1 - n0, l1 - l0
             pos = _positions(offset[n0:n1], base, og)[..., l0:l1, :]
             x_s = sampler.input(x[n0:n1])
             grid = sampler.grid(pos)
-            s = ctx.kept if ctx.kept is not None else sampler.sample(x_s, grid, nb)
-            ctx.kept = None  # s is overwritten below; a second backward recomputes it
             m = None if mask is None else mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
+            if kept is not None:
+                unmasked, cols = kept
+            else:
+                s = sampler.sample(x_s, grid, nb)
+                unmasked = s if m is not None and need_mask else None
+                cols = s if m is None else None if need_mask else s.mul_(m)
             go = go_all[n0:n1, ..., l0:l1]
-            grad_s = None
-            if need_x or need_off or need_mask:
-                grad_s = torch.matmul(w.transpose(1, 2), go).reshape(s.shape)  # [nb, G, Cg, K, Lc]
-                if m is not None and need_mask:
-                    grad_mask[n0:n1, ..., l0:l1] = (grad_s * s).sum(2)
             if need_w:
-                sm = s if m is None else s.mul_(m)  # the unmasked s is not needed any more
-                grad_w += torch.matmul(go, sm.reshape(nb, groups, w.shape[2], lc).transpose(-1, -2)).sum(0)
-            if need_x or need_off:
-                if m is not None:
-                    grad_s.mul_(m)
-                gx, gpos = sampler.backward(grad_s, x_s, grid, need_x, need_off)
-                if need_x:
-                    grad_x[n0:n1] += gx.reshape(nb, c, *x.shape[2:])
-                if need_off:
-                    grad_off[n0:n1, ..., l0:l1, :] = gpos.reshape(nb, og, taps, lc, nd)
+                if cols is None:
+                    cols = unmasked * m
+                cols = cols.reshape(nb, groups, w.shape[2], lc)
+                grad_w += torch.matmul(go, cols.transpose(-1, -2)).sum(0)
+            if need_x or need_off or need_mask:
+                # the masked columns are dead now: grad_s = W^T grad_out goes into their buffer
+                shape = (nb, groups, w.shape[2], lc)
+                if cols is not None and cols is not unmasked:
+                    grad_s = torch.matmul(w.transpose(1, 2), go, out=cols.reshape(shape))
+                else:
+                    grad_s = torch.matmul(w.transpose(1, 2), go)
+                grad_s = grad_s.reshape(nb, og, c // og, taps, lc)
+                if unmasked is not None:  # sum_c grad_s * columns, the product overwriting the columns
+                    grad_mask[n0:n1, ..., l0:l1] = torch.mul(grad_s, unmasked, out=unmasked).sum(2)
+                if need_x or need_off:
+                    if m is not None:
+                        grad_s.mul_(m)
+                    gx, gpos = sampler.backward(grad_s, x_s, grid, need_x, need_off)
+                    if need_x:
+                        grad_x[n0:n1] += gx.reshape(nb, c, *x.shape[2:])
+                    if need_off:
+                        grad_off[n0:n1, ..., l0:l1, :] = gpos.reshape(nb, og, taps, lc, nd)
         if need_off:
             grad_off = grad_off.transpose(-1, -2).reshape(offset.shape)
         if need_mask:
