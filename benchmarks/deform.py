@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from convolab._bench import interleaved, measure_peak_gflops, print_table
 from convolab.arithmetic import conv_macs
 from convolab.functional import deform_conv2d
-from convolab.functional.deform import _base_positions, _positions, _Sampler
+from convolab.functional.deform import _base_positions, _Sampler
 
 SHAPES = [(8, 64, 56), (4, 256, 28), (2, 512, 14)]
 
@@ -104,7 +104,7 @@ def _breakdown(x, w, off, mask, repeats):
     mask = mask.detach()
     sampler = _Sampler(x, 1)
     base = _base_positions((h, wd), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), x.dtype, x.device)
-    grid = sampler.grid(_positions(off, base, 1))
+    grid = sampler.grid(off, base)
     x_s = sampler.input(x)
     s = sampler.sample(x_s, grid, n)
     m = mask.reshape(n, 1, 1, 9, h * wd)

@@ -54,6 +54,11 @@ DEFORM_ALGORITHMS = ("auto", "grid_sample", "gather")
 #: 2**24 elements = 64 MiB in float32. A chunk never holds fewer than one output position.
 COLUMNS_BUDGET = 1 << 24
 
+# Columns block of a forward that keeps nothing for backward: 2**22 elements = 16 MiB in float32,
+# under glibc's 32 MiB mmap ceiling, so each block reuses the previous block's heap memory instead
+# of mapping and page-faulting a fresh buffer (see _DeformConvFunction).
+TRANSIENT_BUDGET = 1 << 22
+
 
 def deform_conv(
     input: Tensor,
@@ -158,7 +163,9 @@ def deform_conv(
     if algorithm == "gather":
         out = _deform_conv_gather(input, offset, mask, weight, geometry)
     else:
-        out = _DeformConvFunction.apply(input, offset, mask, weight, geometry)
+        # inside forward needs_input_grad ignores no_grad mode: say whether a backward can follow
+        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, offset, mask, weight))
+        out = _DeformConvFunction.apply(input, offset, mask, weight, geometry, grad)
     if bias is not None:
         out = out + bias.view(-1, *([1] * len(out_size)))
     return out.squeeze(0) if unbatched else out
@@ -326,15 +333,16 @@ def _gemm(cols: Tensor, weight: Tensor, groups: int) -> Tensor:
 # the fast path: torch's grid sampler in a chunked custom autograd function
 
 
-def _chunks(n: int, per_position: int, length: int) -> list[tuple[int, int, int, int]]:
-    """(n0, n1, l0, l1) blocks whose columns hold at most max(COLUMNS_BUDGET, per_position) elements."""
+def _chunks(n: int, per_position: int, length: int, budget: Optional[int] = None) -> list[tuple[int, int, int, int]]:
+    """(n0, n1, l0, l1) blocks whose columns hold at most max(budget, per_position) elements."""
+    budget = COLUMNS_BUDGET if budget is None else budget
     per_sample = per_position * length
-    if per_sample * n <= COLUMNS_BUDGET:
+    if per_sample * n <= budget:
         return [(0, n, 0, length)]
-    if per_sample <= COLUMNS_BUDGET:
-        step = COLUMNS_BUDGET // per_sample
+    if per_sample <= budget:
+        step = budget // per_sample
         return [(a, min(a + step, n), 0, length) for a in range(0, n, step)]
-    step = max(COLUMNS_BUDGET // per_position, 1)
+    step = max(budget // per_position, 1)
     return [(b, b + 1, a, min(a + step, length)) for b in range(n) for a in range(0, length, step)]
 
 
@@ -355,13 +363,26 @@ class _Sampler:
         x = x.reshape(x.shape[0] * self.og, self.cg, *self.spatial)
         return x.unsqueeze(2) if self.nd == 1 else x
 
-    def grid(self, pos: Tensor) -> Tensor:
-        nb, g, k, length, _ = pos.shape
-        grid = torch.addcmul(self.shift, pos.flip(-1), self.scale)
-        if self.nd == 1:  # y = 0 is the centre of the single row
-            grid = torch.cat([grid, torch.zeros_like(grid)], -1)
-        grid = grid.reshape(nb * g, k, length, grid.shape[-1])
-        return grid.unsqueeze(1) if self.nd == 3 else grid
+    def grid(self, offset: Tensor, base: Tensor) -> Tensor:
+        """The sampler's grid [N*G, (1,) K, L, 2 or 3] of the points ``base + offset``.
+
+        From offset [N, G*K*d, *out] and base [K, L, d] (see :func:`_positions`) in two passes
+        over an offset-sized tensor: one strided copy puts the coordinates last in the sampler's
+        (x, y, z) order, one in-place ``shift + scale*base + scale*offset`` normalises them.
+        """
+        taps, length, nd = base.shape
+        off = offset.reshape(offset.shape[0], self.og, taps, nd, length)
+        comps = [off[:, :, :, i] for i in reversed(range(nd))]
+        base_grid = torch.addcmul(self.shift, base.flip(-1), self.scale)  # [K, L, d]: tiny
+        scale = self.scale
+        if nd == 1:  # y = 0 is the centre of the single row
+            comps.append(torch.zeros_like(comps[0]))
+            base_grid = torch.cat([base_grid, torch.zeros_like(base_grid)], -1)
+            scale = torch.cat([scale, torch.zeros_like(scale)])
+        grid = torch.stack(comps, -1)
+        torch.addcmul(base_grid, grid, scale, out=grid)
+        grid = grid.reshape(-1, taps, length, grid.shape[-1])
+        return grid.unsqueeze(1) if nd == 3 else grid
 
     def sample(self, x_s: Tensor, grid: Tensor, nb: int) -> Tensor:
         """Columns Tensor[nb, G, Cg, K, L]."""
@@ -386,7 +407,9 @@ class _DeformConvFunction(torch.autograd.Function):
     # allocating them, and the mask products run in place whenever their input is not needed again.
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry) -> Tensor:
+    def forward(
+        ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry, grad: bool
+    ) -> Tensor:
         stride, pads, dilation, groups, og = geometry
         n, c = x.shape[:2]
         kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
@@ -397,13 +420,15 @@ class _DeformConvFunction(torch.autograd.Function):
         w = weight.reshape(groups, weight.shape[0] // groups, -1)
         out = x.new_empty(n, weight.shape[0], length)
         chunks = _chunks(n, c * taps, length)
-        keep = len(chunks) == 1 and any(ctx.needs_input_grad[:4])
+        keep = grad and len(chunks) == 1
+        if not keep:  # nothing kept: small blocks recycle one heap buffer instead of mapping a fresh one
+            chunks = _chunks(n, c * taps, length, min(COLUMNS_BUDGET, TRANSIENT_BUDGET))
         keep_unmasked = keep and mask is not None and ctx.needs_input_grad[2]  # grad_mask reads them
         kept = None
+        grid = sampler.grid(offset, base)  # as small as the offsets: made once
         for n0, n1, l0, l1 in chunks:
             nb = n1 - n0
-            pos = _positions(offset[n0:n1], base, og)[..., l0:l1, :]
-            s = sampler.sample(sampler.input(x[n0:n1]), sampler.grid(pos), nb)
+            s = sampler.sample(sampler.input(x[n0:n1]), grid[n0 * og : n1 * og, ..., l0:l1, :], nb)
             cols = s
             if mask is not None:
                 m = mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
@@ -438,11 +463,11 @@ class _DeformConvFunction(torch.autograd.Function):
         grad_mask = x.new_zeros(n, og, taps, length) if need_mask else None
         grad_w = torch.zeros_like(w) if need_w else None
         kept, ctx.kept = ctx.kept, None  # overwritten below; a second backward recomputes the columns
+        grid_all = sampler.grid(offset, base)
         for n0, n1, l0, l1 in ctx.chunks:
             nb, lc = n1 - n0, l1 - l0
-            pos = _positions(offset[n0:n1], base, og)[..., l0:l1, :]
             x_s = sampler.input(x[n0:n1])
-            grid = sampler.grid(pos)
+            grid = grid_all[n0 * og : n1 * og, ..., l0:l1, :]
             m = None if mask is None else mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
             if kept is not None:
                 unmasked, cols = kept
@@ -480,7 +505,7 @@ class _DeformConvFunction(torch.autograd.Function):
             grad_mask = grad_mask.reshape(mask.shape)
         if need_w:
             grad_w = grad_w.reshape(weight.shape)
-        return grad_x, grad_off, grad_mask, grad_w, None
+        return grad_x, grad_off, grad_mask, grad_w, None, None
 
 
 def _fixed(nd: int, name: str):
