@@ -101,9 +101,11 @@ def deform_conv(
     (``COLUMNS_BUDGET = 2**24``, 64 MiB in float32), chunking over the batch
     and then over output positions; backward holds at most three such buffers.
     When the whole problem fits in one chunk the forward columns are kept for
-    the backward (no recomputation; two buffers, unmasked and masked, when the
-    mask needs a gradient) and the backward writes its gradients into them;
-    otherwise the backward recomputes them chunk by chunk. The "gather" path materialises everything (reference only).
+    the backward (no recomputation; unmasked when the mask needs a gradient)
+    and the backward writes its gradients into them; otherwise the backward
+    recomputes them chunk by chunk. Transient buffers are made in blocks of at
+    most ``TRANSIENT_BUDGET = 2**22`` elements (16 MiB in float32). The
+    "gather" path materialises everything (reference only).
     Positions are handed to the sampler as normalised coordinates, which costs
     a relative rounding error of about ``size * eps`` pixel (1e-5 px for a
     100-pixel float32 input).
@@ -426,9 +428,16 @@ class _DeformConvFunction(torch.autograd.Function):
         keep_unmasked = keep and mask is not None and ctx.needs_input_grad[2]  # grad_mask reads them
         kept = None
         grid = sampler.grid(offset, base)  # as small as the offsets: made once
+        if keep_unmasked:
+            # keep the unmasked columns whole; their masked copy is made block by block (heap-sized)
+            kept = (sampler.sample(sampler.input(x), grid, n), None)
+            chunks = _chunks(n, c * taps, length, min(COLUMNS_BUDGET, TRANSIENT_BUDGET))
         for n0, n1, l0, l1 in chunks:
             nb = n1 - n0
-            s = sampler.sample(sampler.input(x[n0:n1]), grid[n0 * og : n1 * og, ..., l0:l1, :], nb)
+            if keep_unmasked:
+                s = kept[0][n0:n1, ..., l0:l1]
+            else:
+                s = sampler.sample(sampler.input(x[n0:n1]), grid[n0 * og : n1 * og, ..., l0:l1, :], nb)
             cols = s
             if mask is not None:
                 m = mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
@@ -438,8 +447,8 @@ class _DeformConvFunction(torch.autograd.Function):
                 torch.matmul(w, cols, out=out[n0:n1].view(nb, groups, w.shape[1], length))
             else:
                 out[n0:n1, :, l0:l1] = torch.matmul(w, cols).reshape(nb, -1, l1 - l0)
-            if keep:
-                kept = (s if keep_unmasked else None, cols)
+            if keep and not keep_unmasked:
+                kept = (None, cols)
         ctx.geometry, ctx.chunks = geometry, chunks
         ctx.kept = kept  # (unmasked columns if grad_mask needs them, masked columns) when they fit in one chunk
         ctx.save_for_backward(x, offset, mask, weight)
@@ -471,6 +480,8 @@ class _DeformConvFunction(torch.autograd.Function):
             m = None if mask is None else mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
             if kept is not None:
                 unmasked, cols = kept
+                if cols is None:  # unmasked columns only: work on blocks of them (see forward)
+                    unmasked = unmasked[n0:n1, ..., l0:l1]
             else:
                 s = sampler.sample(x_s, grid, nb)
                 unmasked = s if m is not None and need_mask else None
