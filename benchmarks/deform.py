@@ -118,8 +118,14 @@ def _breakdown(x, w, off, mask, repeats):
             "gemm": lambda: torch.matmul(wm, cols),
             "gemm_b": lambda: (torch.matmul(go, cols.transpose(-1, -2)).sum(0), torch.matmul(wm.transpose(1, 2), go)),
             "sampler_b": lambda: sampler.backward(s, x_s, grid, True, True),
-            # what the mask costs: s*m (forward), sum_c grad*s, then two in-place products (backward)
-            "mask": lambda: (s * m, (s * s).sum(2), torch.mul(s, m, out=buf), torch.mul(s, m, out=buf)),
+            # what the mask costs, all into existing buffers as the function runs them: s*m (forward
+            # GEMM operand, remade in the backward for grad_weight), sum_c grad*s, grad*m in place
+            "mask": lambda: (
+                torch.mul(s, m, out=buf),
+                torch.mul(s, m, out=buf),
+                torch.mul(buf, s, out=buf).sum(2),
+                buf.mul_(m),
+            ),
         },
         repeats=max(3, repeats // 2),
     )

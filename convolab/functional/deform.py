@@ -54,9 +54,12 @@ DEFORM_ALGORITHMS = ("auto", "grid_sample", "gather")
 #: 2**24 elements = 64 MiB in float32. A chunk never holds fewer than one output position.
 COLUMNS_BUDGET = 1 << 24
 
-# Columns block of a forward that keeps nothing for backward: 2**22 elements = 16 MiB in float32,
-# under glibc's 32 MiB mmap ceiling, so each block reuses the previous block's heap memory instead
-# of mapping and page-faulting a fresh buffer (see _DeformConvFunction).
+# Transient column buffers (a forward that keeps nothing, the masked copy of kept columns): glibc
+# recycles heap blocks up to its 32 MiB mmap ceiling, but maps and page-faults a larger buffer afresh
+# on every call (~40 ms for 58 MB here, 4x the multiply that fills it). So columns of up to
+# HEAP_BUDGET elements (28 MiB in float32) are made whole, and larger ones in blocks of
+# TRANSIENT_BUDGET elements (16 MiB) that reuse each other's memory (and stay in cache for the GEMM).
+HEAP_BUDGET = 7 << 20
 TRANSIENT_BUDGET = 1 << 22
 
 
@@ -103,9 +106,10 @@ def deform_conv(
     When the whole problem fits in one chunk the forward columns are kept for
     the backward (no recomputation; unmasked when the mask needs a gradient)
     and the backward writes its gradients into them; otherwise the backward
-    recomputes them chunk by chunk. Transient buffers are made in blocks of at
-    most ``TRANSIENT_BUDGET = 2**22`` elements (16 MiB in float32). The
-    "gather" path materialises everything (reference only).
+    recomputes them chunk by chunk. Buffers not kept are made whole up to
+    ``HEAP_BUDGET`` (28 MiB in float32) and in blocks of ``TRANSIENT_BUDGET =
+    2**22`` elements (16 MiB) above it. The "gather" path materialises
+    everything (reference only).
     Positions are handed to the sampler as normalised coordinates, which costs
     a relative rounding error of about ``size * eps`` pixel (1e-5 px for a
     100-pixel float32 input).
@@ -348,6 +352,13 @@ def _chunks(n: int, per_position: int, length: int, budget: Optional[int] = None
     return [(b, b + 1, a, min(a + step, length)) for b in range(n) for a in range(0, length, step)]
 
 
+def _transient_chunks(n: int, per_position: int, length: int) -> list[tuple[int, int, int, int]]:
+    """Blocks for buffers not kept: whole up to HEAP_BUDGET elements, else TRANSIENT_BUDGET-sized."""
+    if n * per_position * length <= HEAP_BUDGET:
+        return _chunks(n, per_position, length)
+    return _chunks(n, per_position, length, min(COLUMNS_BUDGET, TRANSIENT_BUDGET))
+
+
 class _Sampler:
     """Feeds [N, G, K, L, d] pixel positions to torch's grid sampler (zeros outside, align_corners=False)."""
 
@@ -424,14 +435,14 @@ class _DeformConvFunction(torch.autograd.Function):
         chunks = _chunks(n, c * taps, length)
         keep = grad and len(chunks) == 1
         if not keep:  # nothing kept: small blocks recycle one heap buffer instead of mapping a fresh one
-            chunks = _chunks(n, c * taps, length, min(COLUMNS_BUDGET, TRANSIENT_BUDGET))
+            chunks = _transient_chunks(n, c * taps, length)
         keep_unmasked = keep and mask is not None and ctx.needs_input_grad[2]  # grad_mask reads them
         kept = None
         grid = sampler.grid(offset, base)  # as small as the offsets: made once
         if keep_unmasked:
             # keep the unmasked columns whole; their masked copy is made block by block (heap-sized)
             kept = (sampler.sample(sampler.input(x), grid, n), None)
-            chunks = _chunks(n, c * taps, length, min(COLUMNS_BUDGET, TRANSIENT_BUDGET))
+            chunks = _transient_chunks(n, c * taps, length)
         for n0, n1, l0, l1 in chunks:
             nb = n1 - n0
             if keep_unmasked:
