@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from convolab._bench import interleaved, measure_peak_gflops, print_table
 from convolab.arithmetic import conv_macs
 from convolab.functional import deform_conv2d
-from convolab.functional.deform import _base_positions, _positions, _Sampler
+from convolab.functional.deform import _base_positions, _Sampler
 
 SHAPES = [(8, 64, 56), (4, 256, 28), (2, 512, 14)]
 
@@ -104,7 +104,7 @@ def _breakdown(x, w, off, mask, repeats):
     mask = mask.detach()
     sampler = _Sampler(x, 1)
     base = _base_positions((h, wd), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), x.dtype, x.device)
-    grid = sampler.grid(_positions(off, base, 1))
+    grid = sampler.grid(off, base)
     x_s = sampler.input(x)
     s = sampler.sample(x_s, grid, n)
     m = mask.reshape(n, 1, 1, 9, h * wd)
@@ -118,8 +118,14 @@ def _breakdown(x, w, off, mask, repeats):
             "gemm": lambda: torch.matmul(wm, cols),
             "gemm_b": lambda: (torch.matmul(go, cols.transpose(-1, -2)).sum(0), torch.matmul(wm.transpose(1, 2), go)),
             "sampler_b": lambda: sampler.backward(s, x_s, grid, True, True),
-            # what the mask costs: s*m (forward), sum_c grad*s, then two in-place products (backward)
-            "mask": lambda: (s * m, (s * s).sum(2), torch.mul(s, m, out=buf), torch.mul(s, m, out=buf)),
+            # what the mask costs, all into existing buffers as the function runs them: s*m (forward
+            # GEMM operand, remade in the backward for grad_weight), sum_c grad*s, grad*m in place
+            "mask": lambda: (
+                torch.mul(s, m, out=buf),
+                torch.mul(s, m, out=buf),
+                torch.mul(buf, s, out=buf).sum(2),
+                buf.mul_(m),
+            ),
         },
         repeats=max(3, repeats // 2),
     )

@@ -54,6 +54,14 @@ DEFORM_ALGORITHMS = ("auto", "grid_sample", "gather")
 #: 2**24 elements = 64 MiB in float32. A chunk never holds fewer than one output position.
 COLUMNS_BUDGET = 1 << 24
 
+# Transient column buffers (a forward that keeps nothing, the masked copy of kept columns): glibc
+# recycles heap blocks up to its 32 MiB mmap ceiling, but maps and page-faults a larger buffer afresh
+# on every call (~40 ms for 58 MB here, 4x the multiply that fills it). So columns of up to
+# HEAP_BUDGET elements (28 MiB in float32) are made whole, and larger ones in blocks of
+# TRANSIENT_BUDGET elements (16 MiB) that reuse each other's memory (and stay in cache for the GEMM).
+HEAP_BUDGET = 7 << 20
+TRANSIENT_BUDGET = 1 << 22
+
 
 def deform_conv(
     input: Tensor,
@@ -94,10 +102,14 @@ def deform_conv(
     Memory: the default "grid_sample" path materialises at most
     ``max(COLUMNS_BUDGET, C_in*prod(kernel))`` column elements at a time
     (``COLUMNS_BUDGET = 2**24``, 64 MiB in float32), chunking over the batch
-    and then over output positions; backward holds about three such buffers.
+    and then over output positions; backward holds at most three such buffers.
     When the whole problem fits in one chunk the forward columns are kept for
-    the backward (no recomputation); otherwise the backward recomputes them
-    chunk by chunk. The "gather" path materialises everything (reference only).
+    the backward (no recomputation; unmasked when the mask needs a gradient)
+    and the backward writes its gradients into them; otherwise the backward
+    recomputes them chunk by chunk. Buffers not kept are made whole up to
+    ``HEAP_BUDGET`` (28 MiB in float32) and in blocks of ``TRANSIENT_BUDGET =
+    2**22`` elements (16 MiB) above it. The "gather" path materialises
+    everything (reference only).
     Positions are handed to the sampler as normalised coordinates, which costs
     a relative rounding error of about ``size * eps`` pixel (1e-5 px for a
     100-pixel float32 input).
@@ -157,7 +169,9 @@ def deform_conv(
     if algorithm == "gather":
         out = _deform_conv_gather(input, offset, mask, weight, geometry)
     else:
-        out = _DeformConvFunction.apply(input, offset, mask, weight, geometry)
+        # inside forward needs_input_grad ignores no_grad mode: say whether a backward can follow
+        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, offset, mask, weight))
+        out = _DeformConvFunction.apply(input, offset, mask, weight, geometry, grad)
     if bias is not None:
         out = out + bias.view(-1, *([1] * len(out_size)))
     return out.squeeze(0) if unbatched else out
@@ -325,16 +339,24 @@ def _gemm(cols: Tensor, weight: Tensor, groups: int) -> Tensor:
 # the fast path: torch's grid sampler in a chunked custom autograd function
 
 
-def _chunks(n: int, per_position: int, length: int) -> list[tuple[int, int, int, int]]:
-    """(n0, n1, l0, l1) blocks whose columns hold at most max(COLUMNS_BUDGET, per_position) elements."""
+def _chunks(n: int, per_position: int, length: int, budget: Optional[int] = None) -> list[tuple[int, int, int, int]]:
+    """(n0, n1, l0, l1) blocks whose columns hold at most max(budget, per_position) elements."""
+    budget = COLUMNS_BUDGET if budget is None else budget
     per_sample = per_position * length
-    if per_sample * n <= COLUMNS_BUDGET:
+    if per_sample * n <= budget:
         return [(0, n, 0, length)]
-    if per_sample <= COLUMNS_BUDGET:
-        step = COLUMNS_BUDGET // per_sample
+    if per_sample <= budget:
+        step = budget // per_sample
         return [(a, min(a + step, n), 0, length) for a in range(0, n, step)]
-    step = max(COLUMNS_BUDGET // per_position, 1)
+    step = max(budget // per_position, 1)
     return [(b, b + 1, a, min(a + step, length)) for b in range(n) for a in range(0, length, step)]
+
+
+def _transient_chunks(n: int, per_position: int, length: int) -> list[tuple[int, int, int, int]]:
+    """Blocks for buffers not kept: whole up to HEAP_BUDGET elements, else TRANSIENT_BUDGET-sized."""
+    if n * per_position * length <= HEAP_BUDGET:
+        return _chunks(n, per_position, length)
+    return _chunks(n, per_position, length, min(COLUMNS_BUDGET, TRANSIENT_BUDGET))
 
 
 class _Sampler:
@@ -354,13 +376,26 @@ class _Sampler:
         x = x.reshape(x.shape[0] * self.og, self.cg, *self.spatial)
         return x.unsqueeze(2) if self.nd == 1 else x
 
-    def grid(self, pos: Tensor) -> Tensor:
-        nb, g, k, length, _ = pos.shape
-        grid = torch.addcmul(self.shift, pos.flip(-1), self.scale)
-        if self.nd == 1:  # y = 0 is the centre of the single row
-            grid = torch.cat([grid, torch.zeros_like(grid)], -1)
-        grid = grid.reshape(nb * g, k, length, grid.shape[-1])
-        return grid.unsqueeze(1) if self.nd == 3 else grid
+    def grid(self, offset: Tensor, base: Tensor) -> Tensor:
+        """The sampler's grid [N*G, (1,) K, L, 2 or 3] of the points ``base + offset``.
+
+        From offset [N, G*K*d, *out] and base [K, L, d] (see :func:`_positions`) in two passes
+        over an offset-sized tensor: one strided copy puts the coordinates last in the sampler's
+        (x, y, z) order, one in-place ``shift + scale*base + scale*offset`` normalises them.
+        """
+        taps, length, nd = base.shape
+        off = offset.reshape(offset.shape[0], self.og, taps, nd, length)
+        comps = [off[:, :, :, i] for i in reversed(range(nd))]
+        base_grid = torch.addcmul(self.shift, base.flip(-1), self.scale)  # [K, L, d]: tiny
+        scale = self.scale
+        if nd == 1:  # y = 0 is the centre of the single row
+            comps.append(torch.zeros_like(comps[0]))
+            base_grid = torch.cat([base_grid, torch.zeros_like(base_grid)], -1)
+            scale = torch.cat([scale, torch.zeros_like(scale)])
+        grid = torch.stack(comps, -1)
+        torch.addcmul(base_grid, grid, scale, out=grid)
+        grid = grid.reshape(-1, taps, length, grid.shape[-1])
+        return grid.unsqueeze(1) if nd == 3 else grid
 
     def sample(self, x_s: Tensor, grid: Tensor, nb: int) -> Tensor:
         """Columns Tensor[nb, G, Cg, K, L]."""
@@ -379,8 +414,15 @@ class _Sampler:
 
 
 class _DeformConvFunction(torch.autograd.Function):
+    # Large fresh buffers are costly here: beyond glibc's 32 MiB mmap ceiling each one is mapped and
+    # page-faulted anew (a 58 MB columns buffer costs ~40 ms, 4x the multiply that fills it). So the
+    # backward reuses the forward's column buffers for grad_s and the grad_mask product instead of
+    # allocating them, and the mask products run in place whenever their input is not needed again.
+
     @staticmethod
-    def forward(ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry) -> Tensor:
+    def forward(
+        ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry, grad: bool
+    ) -> Tensor:
         stride, pads, dilation, groups, og = geometry
         n, c = x.shape[:2]
         kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
@@ -391,20 +433,35 @@ class _DeformConvFunction(torch.autograd.Function):
         w = weight.reshape(groups, weight.shape[0] // groups, -1)
         out = x.new_empty(n, weight.shape[0], length)
         chunks = _chunks(n, c * taps, length)
+        keep = grad and len(chunks) == 1
+        if not keep:  # nothing kept: small blocks recycle one heap buffer instead of mapping a fresh one
+            chunks = _transient_chunks(n, c * taps, length)
+        keep_unmasked = keep and mask is not None and ctx.needs_input_grad[2]  # grad_mask reads them
         kept = None
+        grid = sampler.grid(offset, base)  # as small as the offsets: made once
+        if keep_unmasked:
+            # keep the unmasked columns whole; their masked copy is made block by block (heap-sized)
+            kept = (sampler.sample(sampler.input(x), grid, n), None)
+            chunks = _transient_chunks(n, c * taps, length)
         for n0, n1, l0, l1 in chunks:
             nb = n1 - n0
-            pos = _positions(offset[n0:n1], base, og)[..., l0:l1, :]
-            x_s = sampler.input(x[n0:n1])
-            s = sampler.sample(x_s, sampler.grid(pos), nb)
-            kept = s if len(chunks) == 1 and any(ctx.needs_input_grad[:4]) else None
+            if keep_unmasked:
+                s = kept[0][n0:n1, ..., l0:l1]
+            else:
+                s = sampler.sample(sampler.input(x[n0:n1]), grid[n0 * og : n1 * og, ..., l0:l1, :], nb)
+            cols = s
             if mask is not None:
                 m = mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
-                s = s * m if kept is not None else s.mul_(m)  # in place unless kept for backward
-            cols = s.reshape(nb, groups, w.shape[2], l1 - l0)
-            out[n0:n1, :, l0:l1] = torch.matmul(w, cols).reshape(nb, -1, l1 - l0)
+                cols = s * m if keep_unmasked else s.mul_(m)
+            cols = cols.reshape(nb, groups, w.shape[2], l1 - l0)
+            if l1 - l0 == length:
+                torch.matmul(w, cols, out=out[n0:n1].view(nb, groups, w.shape[1], length))
+            else:
+                out[n0:n1, :, l0:l1] = torch.matmul(w, cols).reshape(nb, -1, l1 - l0)
+            if keep and not keep_unmasked:
+                kept = (None, cols)
         ctx.geometry, ctx.chunks = geometry, chunks
-        ctx.kept = kept  # unmasked columns when they fit in one chunk
+        ctx.kept = kept  # (unmasked columns if grad_mask needs them, masked columns) when they fit in one chunk
         ctx.save_for_backward(x, offset, mask, weight)
         return out.reshape(n, weight.shape[0], *out_size)
 
@@ -425,38 +482,52 @@ class _DeformConvFunction(torch.autograd.Function):
         grad_off = x.new_zeros(n, og, taps, length, nd) if need_off else None
         grad_mask = x.new_zeros(n, og, taps, length) if need_mask else None
         grad_w = torch.zeros_like(w) if need_w else None
+        kept, ctx.kept = ctx.kept, None  # overwritten below; a second backward recomputes the columns
+        grid_all = sampler.grid(offset, base)
         for n0, n1, l0, l1 in ctx.chunks:
             nb, lc = n1 - n0, l1 - l0
-            pos = _positions(offset[n0:n1], base, og)[..., l0:l1, :]
             x_s = sampler.input(x[n0:n1])
-            grid = sampler.grid(pos)
-            s = ctx.kept if ctx.kept is not None else sampler.sample(x_s, grid, nb)
-            ctx.kept = None  # s is overwritten below; a second backward recomputes it
+            grid = grid_all[n0 * og : n1 * og, ..., l0:l1, :]
             m = None if mask is None else mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
+            if kept is not None:
+                unmasked, cols = kept
+                if cols is None:  # unmasked columns only: work on blocks of them (see forward)
+                    unmasked = unmasked[n0:n1, ..., l0:l1]
+            else:
+                s = sampler.sample(x_s, grid, nb)
+                unmasked = s if m is not None and need_mask else None
+                cols = s if m is None else None if need_mask else s.mul_(m)
             go = go_all[n0:n1, ..., l0:l1]
-            grad_s = None
-            if need_x or need_off or need_mask:
-                grad_s = torch.matmul(w.transpose(1, 2), go).reshape(s.shape)  # [nb, G, Cg, K, Lc]
-                if m is not None and need_mask:
-                    grad_mask[n0:n1, ..., l0:l1] = (grad_s * s).sum(2)
             if need_w:
-                sm = s if m is None else s.mul_(m)  # the unmasked s is not needed any more
-                grad_w += torch.matmul(go, sm.reshape(nb, groups, w.shape[2], lc).transpose(-1, -2)).sum(0)
-            if need_x or need_off:
-                if m is not None:
-                    grad_s.mul_(m)
-                gx, gpos = sampler.backward(grad_s, x_s, grid, need_x, need_off)
-                if need_x:
-                    grad_x[n0:n1] += gx.reshape(nb, c, *x.shape[2:])
-                if need_off:
-                    grad_off[n0:n1, ..., l0:l1, :] = gpos.reshape(nb, og, taps, lc, nd)
+                if cols is None:
+                    cols = unmasked * m
+                cols = cols.reshape(nb, groups, w.shape[2], lc)
+                grad_w += torch.matmul(go, cols.transpose(-1, -2)).sum(0)
+            if need_x or need_off or need_mask:
+                # the masked columns are dead now: grad_s = W^T grad_out goes into their buffer
+                shape = (nb, groups, w.shape[2], lc)
+                if cols is not None and cols is not unmasked:
+                    grad_s = torch.matmul(w.transpose(1, 2), go, out=cols.reshape(shape))
+                else:
+                    grad_s = torch.matmul(w.transpose(1, 2), go)
+                grad_s = grad_s.reshape(nb, og, c // og, taps, lc)
+                if unmasked is not None:  # sum_c grad_s * columns, the product overwriting the columns
+                    grad_mask[n0:n1, ..., l0:l1] = torch.mul(grad_s, unmasked, out=unmasked).sum(2)
+                if need_x or need_off:
+                    if m is not None:
+                        grad_s.mul_(m)
+                    gx, gpos = sampler.backward(grad_s, x_s, grid, need_x, need_off)
+                    if need_x:
+                        grad_x[n0:n1] += gx.reshape(nb, c, *x.shape[2:])
+                    if need_off:
+                        grad_off[n0:n1, ..., l0:l1, :] = gpos.reshape(nb, og, taps, lc, nd)
         if need_off:
             grad_off = grad_off.transpose(-1, -2).reshape(offset.shape)
         if need_mask:
             grad_mask = grad_mask.reshape(mask.shape)
         if need_w:
             grad_w = grad_w.reshape(weight.shape)
-        return grad_x, grad_off, grad_mask, grad_w, None
+        return grad_x, grad_off, grad_mask, grad_w, None, None
 
 
 def _fixed(nd: int, name: str):

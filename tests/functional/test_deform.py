@@ -223,3 +223,23 @@ def test_backward_twice_with_retained_graph_gives_the_same_gradients():
     second = torch.autograd.grad(out.sum(), ts)
     for a, b_ in zip(first, second):
         torch.testing.assert_close(a, b_)
+
+
+@pytest.mark.parametrize("budget", [None, 2000])
+@pytest.mark.parametrize("wanted", [(0, 1, 2, 3), (0, 1), (2,), (3,), (2, 3), (0, 3)])
+def test_gradients_of_any_subset_of_inputs_match_the_full_backward(monkeypatch, budget, wanted):
+    # the backward reuses column buffers differently depending on which gradients are needed
+    x, w, _, ref, off_shape, mask_shape = _problem(2, 8, 4, og=2, n=3)
+    off, mask = torch.randn(off_shape, dtype=x.dtype), torch.rand(mask_shape, dtype=x.dtype)
+    grad = torch.randn(ref.shape, dtype=x.dtype)
+    full = [t.clone().requires_grad_() for t in (x, off, mask, w)]
+    deform_conv2d(full[0], full[1], full[3], mask=full[2], padding=1).backward(grad)
+    if budget is not None:
+        monkeypatch.setattr(deform_module, "COLUMNS_BUDGET", budget)
+    ts = [t.clone().requires_grad_(i in wanted) for i, t in enumerate((x, off, mask, w))]
+    deform_conv2d(ts[0], ts[1], ts[3], mask=ts[2], padding=1).backward(grad)
+    for i in range(4):
+        if i in wanted:
+            torch.testing.assert_close(ts[i].grad, full[i].grad)
+        else:
+            assert ts[i].grad is None
