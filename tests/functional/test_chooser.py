@@ -81,12 +81,15 @@ def test_native_keeps_the_shapes_where_it_is_strong(p, grad):
         assert choose_algorithm(p) == "native"
 
 
-def test_1x1_forward_goes_to_gemm_and_training_stays_native():
+def test_1x1_stays_native_without_autotuning():
+    """Measured on a quiet machine: native 1x1 runs at 76-94% of matmul peak, gemm and
+    native_cl lost (0.73-0.90x), so the model keeps native; autotune may still pick gemm."""
     p = _problem(2, 4, 256, 64, 1, (56, 56), (1, 1))
     with torch.no_grad():
-        assert choose_algorithm(p) == "gemm"
+        assert choose_algorithm(p) == "native"
     with torch.enable_grad():
-        assert choose_algorithm(p) in ("native", "native_cl")
+        assert choose_algorithm(p) == "native"
+    assert ALGORITHMS["gemm"].supports(p)
 
 
 def test_other_devices_dtypes_and_empty_batches_get_native():
