@@ -90,13 +90,17 @@ def make_problem(
     input_dilation: tuple[int, ...],
     output_size: tuple[int, ...],
 ) -> Problem:
-    """The :class:`Problem` an algorithm sees for this input (cached: the same layer repeats)."""
-    nd = weight.dim() - 2
+    """The :class:`Problem` an algorithm sees for this input (cached: the same layer repeats).
+
+    ``weight`` is the conv-layout weight ``[C_out, C_in/groups, *k]`` or just its shape.
+    """
+    w_shape = tuple(weight.shape) if isinstance(weight, Tensor) else tuple(weight)
+    nd = len(w_shape) - 2
     channels_last = nd >= 2 and not x.is_contiguous() and x.is_contiguous(
         memory_format=torch.channels_last if nd == 2 else torch.channels_last_3d
     )
     return _problem(
-        tuple(x.shape), tuple(weight.shape), groups, stride, dilation, padding, input_dilation,
+        tuple(x.shape), w_shape, groups, stride, dilation, padding, input_dilation,
         output_size, x.dtype, x.device, channels_last,
     )
 
@@ -338,9 +342,16 @@ def conv_transpose(
         arithmetic.conv_transpose_equivalent_padding(k, pp, o, d)
         for k, pp, o, d in zip(kernel, pads, out_pad, dilation_t)
     )
-    w = transposed_weight(weight, groups)
-    p = make_problem(x, w, groups, (1,) * nd, dilation_t, general_pads, stride_t, out_size)
-    out = resolve(algorithm, p, op).run(x, w, bias, p)
+    conv_shape = (c_out, c_in // groups, *kernel)  # the weight's shape in the conv layout
+    p = make_problem(x, conv_shape, groups, (1,) * nd, dilation_t, general_pads, stride_t, out_size)
+    chosen = resolve(algorithm, p, op)
+    # an algorithm that runs transposed convs itself (native: torch's kernel) takes the weight
+    # as given and skips the flip-and-swap into the conv layout, and back
+    run_transposed = getattr(chosen, "run_transposed", None)
+    if run_transposed is not None:
+        out = run_transposed(x, weight, bias, p)
+    else:
+        out = chosen.run(x, transposed_weight(weight, groups), bias, p)
     return out.squeeze(0) if unbatched else out
 
 

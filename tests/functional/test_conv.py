@@ -344,3 +344,15 @@ def test_unsupported_algorithm_raises_not_implemented():
             conv(X2, W2, groups=2, stride=2, algorithm="only_stride_one_test")
     finally:
         del ALGORITHMS["only_stride_one_test"]
+
+
+@pytest.mark.parametrize("algorithm", ["native", "native_cl"])
+def test_transposed_fast_path_keeps_layout_and_values(algorithm):
+    """conv_transpose hands native kernels the weight as given (no flip-and-swap round trip)."""
+    x = torch.randn(2, 4, 5, 6, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    y = conv_transpose(x, w, None, 2, ((2, 0), (1, 1)), 0, 2 // 2, algorithm=algorithm)
+    ref = conv_transpose_loop(x.numpy(), w.numpy(), None, 2, ((2, 0), (1, 1)))
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-10)
+    if algorithm == "native_cl":
+        assert y.is_contiguous(memory_format=torch.channels_last)

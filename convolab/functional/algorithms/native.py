@@ -44,7 +44,11 @@ class Native:
         if any(s != 1 for s in p.stride):  # not produced by the public ops; stay correct anyway
             x = pad_pairs(dilate(x, p.input_dilation), p.padding)
             return _CONV[p.ndim](x, weight, bias, p.stride, 0, p.dilation, p.groups)
-        wt = transposed_weight(weight, p.groups)
+        return self.run_transposed(x, transposed_weight(weight, p.groups), bias, p)
+
+    def run_transposed(self, x: Tensor, wt: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        """The problem of a transposed conv, with its weight in torch's transposed layout
+        ``[C_in, C_out/groups, *k]`` (what ``conv_transpose`` was given): torch's own kernel."""
         full = [d * (k - 1) for k, d in zip(p.kernel, p.dilation)]
         # conv_transpose(padding=q, output_padding=o) equals zero insertion, then padding
         # (full - q, full - q + o), then conv with the flipped weight.

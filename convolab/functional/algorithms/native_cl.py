@@ -29,5 +29,11 @@ class NativeChannelsLast(Native):
         fmt = torch.channels_last if p.ndim == 2 else torch.channels_last_3d
         return super().run(x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt), bias, p)
 
+    def run_transposed(self, x: Tensor, wt: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        fmt = torch.channels_last if p.ndim == 2 else torch.channels_last_3d
+        return super().run_transposed(
+            x.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt), bias, p
+        )
+
 
 register_algorithm(NativeChannelsLast())
