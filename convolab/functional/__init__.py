@@ -11,6 +11,7 @@ from .conv import (
     conv_transpose2d,
     conv_transpose3d,
 )
+from .pool import __all__ as _POOL_ALL
 from .pool import (
     adaptive_avg_pool,
     adaptive_avg_pool1d,
@@ -66,31 +67,7 @@ __all__ = [
     "deform_conv2d",
     "deform_conv3d",
     "register_algorithm",
-    # pooling (issue 3)
-    "adaptive_avg_pool",
-    "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d",
-    "adaptive_max_pool",
-    "adaptive_max_pool1d",
-    "adaptive_max_pool2d",
-    "adaptive_max_pool3d",
-    "avg_pool",
-    "avg_pool1d",
-    "avg_pool2d",
-    "avg_pool3d",
-    "global_avg_pool",
-    "global_max_pool",
-    "lp_pool",
-    "lp_pool1d",
-    "lp_pool2d",
-    "lp_pool3d",
-    "max_pool",
-    "max_pool1d",
-    "max_pool2d",
-    "max_pool3d",
-    "pool",
-    "spatial_pyramid_pool",
+    *_POOL_ALL,  # pooling: whatever convolab.functional.pool exports
     # separable convolutions (issue 3)
     "depthwise_separable_conv",
     "flattened_conv",
