@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from convolab._bench import interleaved, measure_peak_gflops, print_table
 from convolab.arithmetic import conv_macs
 from convolab.functional import deform_conv2d
-from convolab.functional.deform import _base_positions, _Sampler
 
 SHAPES = [(8, 64, 56), (4, 256, 28), (2, 512, 14)]
 
@@ -83,7 +82,7 @@ def main(argv=None) -> None:
                     )
                 )
             if modulated:
-                parts.append((shape, *_breakdown(x.detach(), w.detach(), off.detach(), mask, args.repeats)))
+                parts.append((shape, *_breakdown(x, w, off, mask, grad, args.repeats)))
     print_table(
         "deform_conv2d vs torch dense conv2d (float32; ratio = ours / dense, lower is better)",
         ["shape", "pass", "ours ms", "dense ms", "ratio", "GFLOP/s", "% peak"],
@@ -92,44 +91,35 @@ def main(argv=None) -> None:
         f"{args.repeats} interleaved repeats.",
     )
     print_table(
-        "where our forward+backward time goes (ms, same shapes, with mask)",
-        ["shape", "sample (fwd)", "GEMM fwd", "2 GEMMs bwd", "sampler bwd (scatter + offset grad)", "mask ops"],
+        "where our forward+backward time goes (ms of self CPU time per stage, profiler; same shapes, with mask)",
+        ["shape", *(name for name, _ in _STAGES), "other (points, chain rule, copies)"],
         parts,
     )
 
 
-def _breakdown(x, w, off, mask, repeats):
-    """Time each stage of the grid_sample path once, as the autograd function runs them."""
-    n, c, h, wd = x.shape
-    mask = mask.detach()
-    sampler = _Sampler(x, 1)
-    base = _base_positions((h, wd), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), x.dtype, x.device)
-    grid = sampler.grid(off, base)
-    x_s = sampler.input(x)
-    s = sampler.sample(x_s, grid, n)
-    m = mask.reshape(n, 1, 1, 9, h * wd)
-    wm = w.reshape(1, c, c * 9)
-    go = torch.randn(n, 1, c, h * wd)
-    cols = (s * m).reshape(n, 1, c * 9, h * wd)
-    buf = torch.empty_like(s)
-    t = interleaved(
-        {
-            "sample": lambda: sampler.sample(x_s, grid, n),
-            "gemm": lambda: torch.matmul(wm, cols),
-            "gemm_b": lambda: (torch.matmul(go, cols.transpose(-1, -2)).sum(0), torch.matmul(wm.transpose(1, 2), go)),
-            "sampler_b": lambda: sampler.backward(s, x_s, grid, True, True),
-            # what the mask costs, all into existing buffers as the function runs them: s*m (forward
-            # GEMM operand, remade in the backward for grad_weight), sum_c grad*s, grad*m in place
-            "mask": lambda: (
-                torch.mul(s, m, out=buf),
-                torch.mul(s, m, out=buf),
-                torch.mul(buf, s, out=buf).sum(2),
-                buf.mul_(m),
-            ),
-        },
-        repeats=max(3, repeats // 2),
-    )
-    return tuple(f"{t[k] * 1e3:.1f}" for k in ("sample", "gemm", "gemm_b", "sampler_b", "mask"))
+# op-name groups of the profile: (column title, substrings of aten op names), first match wins
+_STAGES = (
+    ("GEMMs", ("mm",)),
+    ("embedding_bag (columns, transposed sums)", ("embedding_bag_forward_only", "_embedding_bag(", "embedding_bag_dense")),
+    ("corner-weight grads", ("per_sample_weights_backward",)),
+    ("sort + unique", ("sort", "unique")),
+    ("index_add", ("index_add",)),
+)
+
+
+def _breakdown(x, w, off, mask, grad, repeats):
+    """Self CPU time per stage of one forward+backward, from torch's profiler (ms, median of runs)."""
+    ins = [t.detach().clone().requires_grad_() for t in (x, off, w, mask)]
+    runs = []
+    for _ in range(max(3, repeats // 2)):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            deform_conv2d(ins[0], ins[1], ins[2], mask=ins[3], padding=1).backward(grad)
+        totals = dict.fromkeys([name for name, _ in _STAGES] + ["other (points, chain rule, copies)"], 0.0)
+        for ev in prof.key_averages():
+            stage = next((name for name, keys in _STAGES if any(k in ev.key + "(" for k in keys)), None)
+            totals[stage or "other (points, chain rule, copies)"] += ev.self_cpu_time_total / 1e3
+        runs.append(totals)
+    return tuple(f"{sorted(r[k] for r in runs)[len(runs) // 2]:.1f}" for k in runs[0])
 
 
 if __name__ == "__main__":

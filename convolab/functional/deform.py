@@ -11,12 +11,17 @@ between the weight and the matrix of sampled columns (the im2col algorithm of
 
 Two implementations share the sampling positions:
 
-- ``algorithm="grid_sample"`` (the default): torch's vectorised grid sampler
-  fills the columns, chunked so memory is bounded, inside a custom autograd
-  function whose backward calls the sampler's own backward (the scatter of the
-  corner weights into the input gradient and the interpolation-weight
-  derivatives for the offsets) plus two GEMMs, and recomputes the columns
-  chunk by chunk when they did not fit in one chunk.
+- ``algorithm="embedding_bag"`` (the default): the interpolation is a sparse
+  matrix with ``2**d`` weighted entries per (position, tap), applied to the
+  channels-last rows of the zero-padded input by ``torch.nn.functional.embedding_bag``
+  (one fused gather-and-weight kernel; the mask is folded into the weights).
+  The columns come out as rows ``[positions, taps*C]`` chunk by chunk, each
+  chunk feeding one GEMM while it is still in cache. The custom backward
+  remakes the columns for the weight gradient, gets the corner-weight
+  gradients (hence offsets and mask) from embedding_bag's own per-sample-weight
+  kernel, and applies the transposed map for the input gradient: the chunk's
+  entries sorted by the input row they read and summed per row, again with
+  embedding_bag.
 - ``algorithm="gather"``: the readable reference. The 2**d corners of every
   sampling point are gathered and weighted explicitly, and plain autograd
   differentiates through it. It materialises the whole columns matrix.
@@ -48,19 +53,13 @@ __all__ = [
 ]
 
 IntOrTuple = Union[int, Sequence[int]]
-DEFORM_ALGORITHMS = ("auto", "grid_sample", "gather")
+DEFORM_ALGORITHMS = ("auto", "embedding_bag", "gather")
 
-#: Largest columns buffer (in elements) the "grid_sample" path materialises at once:
-#: 2**24 elements = 64 MiB in float32. A chunk never holds fewer than one output position.
-COLUMNS_BUDGET = 1 << 24
-
-# Transient column buffers (a forward that keeps nothing, the masked copy of kept columns): glibc
-# recycles heap blocks up to its 32 MiB mmap ceiling, but maps and page-faults a larger buffer afresh
-# on every call (~40 ms for 58 MB here, 4x the multiply that fills it). So columns of up to
-# HEAP_BUDGET elements (28 MiB in float32) are made whole, and larger ones in blocks of
-# TRANSIENT_BUDGET elements (16 MiB) that reuse each other's memory (and stay in cache for the GEMM).
-HEAP_BUDGET = 7 << 20
-TRANSIENT_BUDGET = 1 << 22
+#: Largest columns chunk (in elements) the "embedding_bag" path makes at once: 2**20 elements,
+#: 4 MiB in float32, so a chunk is still in cache when its GEMM reads it and its buffer is
+#: recycled from the heap instead of being mapped and page-faulted afresh every call.
+#: A chunk never holds fewer than one output position.
+COLUMNS_BUDGET = 1 << 20
 
 
 def deform_conv(
@@ -99,20 +98,13 @@ def deform_conv(
     dims: ``dx`` in 1-D, ``(dy, dx)`` in 2-D, ``(dz, dy, dx)`` in 3-D. The mask
     channels are ordered ``(offset_group, tap)``.
 
-    Memory: the default "grid_sample" path materialises at most
-    ``max(COLUMNS_BUDGET, C_in*prod(kernel))`` column elements at a time
-    (``COLUMNS_BUDGET = 2**24``, 64 MiB in float32), chunking over the batch
-    and then over output positions; backward holds at most three such buffers.
-    When the whole problem fits in one chunk the forward columns are kept for
-    the backward (no recomputation; unmasked when the mask needs a gradient)
-    and the backward writes its gradients into them; otherwise the backward
-    recomputes them chunk by chunk. Buffers not kept are made whole up to
-    ``HEAP_BUDGET`` (28 MiB in float32) and in blocks of ``TRANSIENT_BUDGET =
-    2**22`` elements (16 MiB) above it. The "gather" path materialises
+    Memory: the default "embedding_bag" path makes the columns in chunks of at most
+    ``max(COLUMNS_BUDGET, C_in*prod(kernel))`` elements (``COLUMNS_BUDGET = 2**20``,
+    4 MiB in float32) and keeps none of them; its backward holds one columns chunk and one
+    gradient chunk at a time. Beyond the input-sized padded copy it keeps, for the backward,
+    ``2**d`` int32 indices and ``2**d`` weights per (sample, output position, tap, offset
+    group), i.e. ``2**d`` times the size of the offsets. The "gather" path materialises
     everything (reference only).
-    Positions are handed to the sampler as normalised coordinates, which costs
-    a relative rounding error of about ``size * eps`` pixel (1e-5 px for a
-    100-pixel float32 input).
 
     Args:
         input (Tensor[N, C_in, *spatial] or Tensor[C_in, *spatial]): 1-3 spatial dims.
@@ -131,7 +123,7 @@ def deform_conv(
         offset_groups (int, optional): channel blocks with their own offsets (torchvision's
             ``n_offset_grps``, mmcv's ``deform_groups``). Default: inferred from
             ``offset.shape[1]``.
-        algorithm (str): "auto" (= "grid_sample"), "grid_sample" or "gather" (reference).
+        algorithm (str): "auto" (= "embedding_bag"), "embedding_bag" or "gather" (reference).
 
     Returns:
         Tensor[N, C_out, *out] (unbatched in, unbatched out).
@@ -168,12 +160,12 @@ def deform_conv(
     geometry = (spec["stride"], spec["pads"], spec["dilation"], spec["groups"], spec["offset_groups"])
     if algorithm == "gather":
         out = _deform_conv_gather(input, offset, mask, weight, geometry)
+        if bias is not None:
+            out = out + bias.view(-1, *([1] * len(out_size)))
     else:
         # inside forward needs_input_grad ignores no_grad mode: say whether a backward can follow
-        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, offset, mask, weight))
-        out = _DeformConvFunction.apply(input, offset, mask, weight, geometry, grad)
-    if bias is not None:
-        out = out + bias.view(-1, *([1] * len(out_size)))
+        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, offset, mask, weight, bias))
+        out = _DeformConvFunction.apply(input, offset, mask, weight, bias, geometry, grad)
     return out.squeeze(0) if unbatched else out
 
 
@@ -336,198 +328,251 @@ def _gemm(cols: Tensor, weight: Tensor, groups: int) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# the fast path: torch's grid sampler in a chunked custom autograd function
+# the fast path: interpolation as a sparse matrix applied by embedding_bag
 
 
-def _chunks(n: int, per_position: int, length: int, budget: Optional[int] = None) -> list[tuple[int, int, int, int]]:
-    """(n0, n1, l0, l1) blocks whose columns hold at most max(budget, per_position) elements."""
-    budget = COLUMNS_BUDGET if budget is None else budget
-    per_sample = per_position * length
-    if per_sample * n <= budget:
-        return [(0, n, 0, length)]
-    if per_sample <= budget:
-        step = budget // per_sample
-        return [(a, min(a + step, n), 0, length) for a in range(0, n, step)]
-    step = max(budget // per_position, 1)
-    return [(b, b + 1, a, min(a + step, length)) for b in range(n) for a in range(0, length, step)]
+class _Points:
+    """Where every (sample, output position, tap, offset group) reads, as embedding_bag wants it.
 
+    The input becomes a table of channel rows: zero-padded by one pixel before and two after
+    each spatial dim, channels last, one row of ``Cg`` channels per (sample, pixel, offset
+    group). A sampling point clamped to ``[-1, size]`` then has all of its ``2**d`` corners
+    inside the padded table, and every corner outside the input reads a zero row, so the
+    interpolation needs no bounds masks: clamping changes nothing, since a point beyond
+    ``-1`` or ``size`` reads only zeros either way, and it zeroes the offset gradient there.
 
-def _transient_chunks(n: int, per_position: int, length: int) -> list[tuple[int, int, int, int]]:
-    """Blocks for buffers not kept: whole up to HEAP_BUDGET elements, else TRANSIENT_BUDGET-sized."""
-    if n * per_position * length <= HEAP_BUDGET:
-        return _chunks(n, per_position, length)
-    return _chunks(n, per_position, length, min(COLUMNS_BUDGET, TRANSIENT_BUDGET))
+    Bags are ordered (sample, position, tap, group), so ``embedding_bag`` yields the columns
+    as rows ``[N*L, K*C]`` (tap-major, channel-minor) ready for one GEMM per chunk.
+    """
 
+    def __init__(self, x: Tensor, offset: Tensor, mask: Optional[Tensor], kernel, geometry) -> None:
+        stride, pads, dilation, _, og = geometry
+        n, c = x.shape[:2]
+        spatial, out_size = tuple(x.shape[2:]), tuple(offset.shape[2:])
+        nd, taps, length = len(spatial), math.prod(kernel), math.prod(out_size)
+        self.shape = (n, length, taps, og)
+        self.nd, self.og, self.cg, self.spatial = nd, og, c // og, spatial
+        self.corners = 1 << nd
+        padded = tuple(s + 3 for s in spatial)
+        rows = n * math.prod(padded) * og
+        self.rows = rows
+        itype = torch.int32 if rows < 2**31 else torch.int64
+        # row strides of the padded table per spatial dim (in rows of Cg channels)
+        strides = [og * math.prod(padded[d + 1 :]) for d in range(nd)]
+        self.padded = padded
 
-class _Sampler:
-    """Feeds [N, G, K, L, d] pixel positions to torch's grid sampler (zeros outside, align_corners=False)."""
+        # per dim: the sampling points [N, L, K, G] (offsets plus the regular grid), clamped, split
+        # into the low corner and the fraction; the first corner's row sums (low_d + 1) * stride_d
+        base = _base_positions(out_size, kernel, stride, pads, dilation, x.dtype, x.device).transpose(0, 1)  # [L, K, d]
+        off = offset.reshape(n, og, taps, nd, length)
+        self.frac, self.live = [], []
+        first = None
+        for d in range(nd):
+            pos = torch.add(off[:, :, :, d].permute(0, 3, 2, 1), base[..., d, None], out=x.new_empty(self.shape))
+            clamped = pos.clamp(-1, spatial[d])
+            self.live.append(clamped == pos)  # where the offset gradient flows (clamp's convention)
+            low = clamped.floor()
+            self.frac.append(clamped.sub_(low))
+            term = low.to(itype).mul_(strides[d])
+            first = term if first is None else first.add_(term)
+        sample_base = torch.arange(n, dtype=itype, device=x.device) * (rows // n)
+        group_base = torch.arange(og, dtype=itype, device=x.device) + sum(strides)
+        first.add_(sample_base.view(n, 1, 1, 1)).add_(group_base)
+        # corners in bit order, dim 0's bit the slowest; planes of B values stacked last (each op
+        # then runs on contiguous memory: broadcasting over a trailing dim of 2 is ~8x slower)
+        shifts = [sum(strides[d] for d in range(nd) if bits[d]) for bits in self.corner_bits()]
+        self.index = torch.stack([first + s_ if s_ else first for s_ in shifts], -1).view(-1, self.corners)
+        self.mask = None if mask is None else mask.reshape(n, og, taps, length).permute(0, 3, 2, 1).contiguous()
+        self.weights = torch.stack(self.corner_weights(self.mask), -1).view(-1, self.corners)  # [B, 2**d]
 
-    def __init__(self, x: Tensor, offset_groups: int) -> None:
-        self.nd = x.dim() - 2
-        self.spatial = tuple(x.shape[2:])
-        self.og = offset_groups
-        self.cg = x.shape[1] // offset_groups
-        # pixel p sits at normalised (2p + 1)/size - 1; dims reversed: the sampler wants (x, y, z)
-        sizes = torch.tensor(self.spatial[::-1], dtype=x.dtype, device=x.device)
-        self.scale, self.shift = 2 / sizes, 1 / sizes - 1
+    def corner_bits(self) -> list[tuple[int, ...]]:
+        return list(itertools.product((0, 1), repeat=self.nd))
 
-    def input(self, x: Tensor) -> Tensor:
-        """[nb, C, *spatial] -> the sampler's [nb*G, Cg, (1,) *spatial] (1-D runs as 2-D with H = 1)."""
-        x = x.reshape(x.shape[0] * self.og, self.cg, *self.spatial)
-        return x.unsqueeze(2) if self.nd == 1 else x
+    def pair(self, d: int) -> tuple[Tensor, Tensor]:
+        """The linear weights (1 - frac, frac) of the low and high corner along dim d, [N, L, K, G] each."""
+        return 1 - self.frac[d], self.frac[d]
 
-    def grid(self, offset: Tensor, base: Tensor) -> Tensor:
-        """The sampler's grid [N*G, (1,) K, L, 2 or 3] of the points ``base + offset``.
+    def corner_weights(self, mask: Optional[Tensor]) -> list[Tensor]:
+        """The 2**d interpolation weights (products over dims of one of each pair), times ``mask``."""
+        planes = [mask]
+        for d in range(self.nd):
+            low, high = self.pair(d)
+            planes = [q if p is None else p * q for p in planes for q in (low, high)]
+        return planes
 
-        From offset [N, G*K*d, *out] and base [K, L, d] (see :func:`_positions`) in two passes
-        over an offset-sized tensor: one strided copy puts the coordinates last in the sampler's
-        (x, y, z) order, one in-place ``shift + scale*base + scale*offset`` normalises them.
+    def table(self, x: Tensor) -> Tensor:
+        """The zero-padded channels-last rows [N*prod(padded)*G, Cg] of ``x``."""
+        pad = [p for _ in range(self.nd) for p in (1, 2)]
+        xp = F.pad(x, pad)
+        return xp.movedim(1, -1).reshape(self.rows, self.cg)
+
+    def untable(self, grad_table: Tensor, like: Tensor) -> Tensor:
+        """The inverse of :meth:`table` for a gradient: crop the padding, channels back in dim 1."""
+        g = grad_table.view(like.shape[0], *self.padded, like.shape[1])
+        g = g[(slice(None), *(slice(1, s + 1) for s in self.spatial))].movedim(-1, 1)
+        return g.contiguous(memory_format=_memory_format(like))
+
+    def offset_and_mask_grads(self, grad_weights: Tensor, need_off: bool, need_mask: bool):
+        """Chain d loss / d corner weight [B, 2**d] back to the offsets and the mask.
+
+        The corner weight is ``mask * prod_d pair_d[bit_d]``, so summing the gradient planes
+        over every dim but d with their weights leaves two planes whose difference, times the
+        mask, is d loss / d frac_d; summing over all dims gives d loss / d mask.
         """
-        taps, length, nd = base.shape
-        off = offset.reshape(offset.shape[0], self.og, taps, nd, length)
-        comps = [off[:, :, :, i] for i in reversed(range(nd))]
-        base_grid = torch.addcmul(self.shift, base.flip(-1), self.scale)  # [K, L, d]: tiny
-        scale = self.scale
-        if nd == 1:  # y = 0 is the centre of the single row
-            comps.append(torch.zeros_like(comps[0]))
-            base_grid = torch.cat([base_grid, torch.zeros_like(base_grid)], -1)
-            scale = torch.cat([scale, torch.zeros_like(scale)])
-        grid = torch.stack(comps, -1)
-        torch.addcmul(base_grid, grid, scale, out=grid)
-        grid = grid.reshape(-1, taps, length, grid.shape[-1])
-        return grid.unsqueeze(1) if nd == 3 else grid
+        n, length, taps, og = self.shape
+        planes = dict(zip(self.corner_bits(), grad_weights.view(*self.shape, self.corners).unbind(-1)))
 
-    def sample(self, x_s: Tensor, grid: Tensor, nb: int) -> Tensor:
-        """Columns Tensor[nb, G, Cg, K, L]."""
-        s = torch.grid_sampler(x_s, grid, 0, 0, False)
-        return s.reshape(nb, self.og, self.cg, grid.shape[-3], grid.shape[-2])
+        def contract(planes: dict, d: int) -> dict:
+            low, high = self.pair(d)
+            out = {}
+            for bits, g in planes.items():
+                key = bits[:d] + bits[d + 1 :]
+                out[key] = torch.addcmul(out[key], g, high) if key in out else g * low
+            return out
 
-    def backward(self, grad_s: Tensor, x_s: Tensor, grid: Tensor, need_x: bool, need_pos: bool):
-        grad_s = grad_s.reshape(x_s.shape[0], self.cg, *grid.shape[1:-1])
-        fn = torch.ops.aten.grid_sampler_3d_backward if self.nd == 3 else torch.ops.aten.grid_sampler_2d_backward
-        gx, ggrid = fn(grad_s, x_s, grid, 0, 0, False, [need_x, need_pos])
-        if need_pos:
-            ncoord = grid.shape[-1]
-            ggrid = ggrid.reshape(-1, self.og, grid.shape[-3], grid.shape[-2], ncoord)[..., : self.nd]
-            ggrid = (ggrid * self.scale).flip(-1)  # d grid / d pixel, back in (z, y, x) order
-        return gx, ggrid
+        grad_off = grad_mask = None
+        if need_mask:
+            summed = planes
+            for d in reversed(range(self.nd)):
+                summed = contract(summed, d)
+            grad_mask = summed[()].permute(0, 3, 2, 1).reshape(n, og * taps, length)
+        if need_off:
+            grad_off = grad_weights.new_empty(n, og, taps, self.nd, length)
+            for d in range(self.nd):
+                summed = planes
+                for e in reversed(range(self.nd)):
+                    if e != d:
+                        summed = contract(summed, e)
+                keys = [k for k in summed]  # the two bits of dim d after the others are gone
+                part = summed[keys[1]] - summed[keys[0]]
+                if self.mask is not None:
+                    part.mul_(self.mask)
+                grad_off[:, :, :, d] = part.mul_(self.live[d]).permute(0, 3, 2, 1)
+            grad_off = grad_off.reshape(n, og * taps * self.nd, length)
+        return grad_off, grad_mask
+
+
+def _memory_format(t: Tensor) -> torch.memory_format:
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
+        return torch.channels_last
+    if t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d) and not t.is_contiguous():
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+def _row_chunks(n_rows: int, per_row: int) -> list[tuple[int, int]]:
+    """(r0, r1) blocks of output rows whose columns hold at most max(COLUMNS_BUDGET, per_row) elements."""
+    step = max(COLUMNS_BUDGET // per_row, 1)
+    return [(r, min(r + step, n_rows)) for r in range(0, n_rows, step)]
+
+
+def _flat_weight(weight: Tensor, groups: int) -> Tensor:
+    """weight [C_out, C/groups, *kernel] -> [groups, C_out/groups, K*C/groups] in (tap, channel) order."""
+    w = weight.flatten(2).transpose(1, 2)  # [C_out, K, C/groups]
+    return w.reshape(groups, weight.shape[0] // groups, -1)
+
+
+def _columns_gemm(cols: Tensor, w: Tensor, taps: int, out: Tensor) -> None:
+    """out [r, C_out] = columns [r, K*C] (tap, channel) times the flat weight [groups, O_g, K*C_g]."""
+    groups = w.shape[0]
+    if groups == 1:
+        torch.mm(cols, w[0].t(), out=out)
+        return
+    r = cols.shape[0]
+    c = cols.view(r, taps, groups, -1).permute(2, 0, 1, 3).reshape(groups, r, -1)  # per-group columns
+    out.view(r, groups, -1).copy_(torch.bmm(c, w.transpose(1, 2)).transpose(0, 1))
 
 
 class _DeformConvFunction(torch.autograd.Function):
-    # Large fresh buffers are costly here: beyond glibc's 32 MiB mmap ceiling each one is mapped and
-    # page-faulted anew (a 58 MB columns buffer costs ~40 ms, 4x the multiply that fills it). So the
-    # backward reuses the forward's column buffers for grad_s and the grad_mask product instead of
-    # allocating them, and the mask products run in place whenever their input is not needed again.
+    # The columns are made chunk by chunk (COLUMNS_BUDGET elements, cache-sized) and never kept:
+    # the backward remakes them, which costs less than one memory pass over them, while keeping
+    # or allocating a large buffer costs page faults every call (glibc maps buffers over 32 MiB
+    # afresh). The input gradient is the transposed sparse map applied the same way: the chunk's
+    # entries sorted by input row and summed per row with embedding_bag.
 
     @staticmethod
-    def forward(
-        ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry, grad: bool
-    ) -> Tensor:
+    def forward(ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, bias: Optional[Tensor], geometry, grad: bool) -> Tensor:
         stride, pads, dilation, groups, og = geometry
         n, c = x.shape[:2]
         kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
         taps, length = math.prod(kernel), math.prod(out_size)
-        x = x.contiguous()
-        sampler = _Sampler(x, og)
-        base = _base_positions(out_size, kernel, stride, pads, dilation, x.dtype, x.device)
-        w = weight.reshape(groups, weight.shape[0] // groups, -1)
-        out = x.new_empty(n, weight.shape[0], length)
-        chunks = _chunks(n, c * taps, length)
-        keep = grad and len(chunks) == 1
-        if not keep:  # nothing kept: small blocks recycle one heap buffer instead of mapping a fresh one
-            chunks = _transient_chunks(n, c * taps, length)
-        keep_unmasked = keep and mask is not None and ctx.needs_input_grad[2]  # grad_mask reads them
-        kept = None
-        grid = sampler.grid(offset, base)  # as small as the offsets: made once
-        if keep_unmasked:
-            # keep the unmasked columns whole; their masked copy is made block by block (heap-sized)
-            kept = (sampler.sample(sampler.input(x), grid, n), None)
-            chunks = _transient_chunks(n, c * taps, length)
-        for n0, n1, l0, l1 in chunks:
-            nb = n1 - n0
-            if keep_unmasked:
-                s = kept[0][n0:n1, ..., l0:l1]
-            else:
-                s = sampler.sample(sampler.input(x[n0:n1]), grid[n0 * og : n1 * og, ..., l0:l1, :], nb)
-            cols = s
-            if mask is not None:
-                m = mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
-                cols = s * m if keep_unmasked else s.mul_(m)
-            cols = cols.reshape(nb, groups, w.shape[2], l1 - l0)
-            if l1 - l0 == length:
-                torch.matmul(w, cols, out=out[n0:n1].view(nb, groups, w.shape[1], length))
-            else:
-                out[n0:n1, :, l0:l1] = torch.matmul(w, cols).reshape(nb, -1, l1 - l0)
-            if keep and not keep_unmasked:
-                kept = (None, cols)
-        ctx.geometry, ctx.chunks = geometry, chunks
-        ctx.kept = kept  # (unmasked columns if grad_mask needs them, masked columns) when they fit in one chunk
-        ctx.save_for_backward(x, offset, mask, weight)
-        return out.reshape(n, weight.shape[0], *out_size)
+        pts = _Points(x, offset, mask, kernel, geometry)
+        table = pts.table(x)
+        w = _flat_weight(weight, groups)
+        out = x.new_empty(n * length, weight.shape[0])
+        bags = taps * og  # bags per output row
+        for r0, r1 in _row_chunks(n * length, taps * c):
+            cols = F.embedding_bag(pts.index[r0 * bags : r1 * bags], table, per_sample_weights=pts.weights[r0 * bags : r1 * bags], mode="sum")
+            _columns_gemm(cols.view(r1 - r0, -1), w, taps, out[r0:r1])
+        if bias is not None:
+            out += bias
+        if grad:
+            ctx.geometry, ctx.pts, ctx.table = geometry, pts, table
+            ctx.shapes = (offset.shape, None if mask is None else mask.shape)
+            ctx.save_for_backward(x, weight)
+        out = out.view(n, *out_size, -1).movedim(-1, 1)
+        return out.contiguous(memory_format=_memory_format(x))
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor):
-        x, offset, mask, weight = ctx.saved_tensors
-        stride, pads, dilation, groups, og = ctx.geometry
-        need_x, need_off, need_mask, need_w = ctx.needs_input_grad[:4]
+        x, weight = ctx.saved_tensors
+        pts, table, geometry = ctx.pts, ctx.table, ctx.geometry
+        groups = geometry[3]
+        need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
         n, c = x.shape[:2]
-        kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
-        taps, length, nd = math.prod(kernel), math.prod(out_size), len(kernel)
-        sampler = _Sampler(x, og)
-        base = _base_positions(out_size, kernel, stride, pads, dilation, x.dtype, x.device)
-        w = weight.reshape(groups, weight.shape[0] // groups, -1)
-        go_all = grad_out.reshape(n, groups, w.shape[1], length)
-        grad_x = torch.zeros_like(x) if need_x else None
-        grad_off = x.new_zeros(n, og, taps, length, nd) if need_off else None
-        grad_mask = x.new_zeros(n, og, taps, length) if need_mask else None
+        taps = math.prod(weight.shape[2:])
+        length = grad_out[0, 0].numel()
+        bags, corners = taps * pts.og, pts.corners
+        go = grad_out.movedim(1, -1).reshape(n * length, -1)  # rows [N*L, C_out]
+        w = _flat_weight(weight, groups)
         grad_w = torch.zeros_like(w) if need_w else None
-        kept, ctx.kept = ctx.kept, None  # overwritten below; a second backward recomputes the columns
-        grid_all = sampler.grid(offset, base)
-        for n0, n1, l0, l1 in ctx.chunks:
-            nb, lc = n1 - n0, l1 - l0
-            x_s = sampler.input(x[n0:n1])
-            grid = grid_all[n0 * og : n1 * og, ..., l0:l1, :]
-            m = None if mask is None else mask[n0:n1].reshape(nb, og, 1, taps, length)[..., l0:l1]
-            if kept is not None:
-                unmasked, cols = kept
-                if cols is None:  # unmasked columns only: work on blocks of them (see forward)
-                    unmasked = unmasked[n0:n1, ..., l0:l1]
-            else:
-                s = sampler.sample(x_s, grid, nb)
-                unmasked = s if m is not None and need_mask else None
-                cols = s if m is None else None if need_mask else s.mul_(m)
-            go = go_all[n0:n1, ..., l0:l1]
+        grad_table = torch.zeros_like(table) if need_x else None
+        grad_weights = pts.weights.new_empty(pts.weights.shape) if need_off or need_mask else None
+        itype = pts.index.dtype
+        for r0, r1 in _row_chunks(n * length, taps * c):
+            b0, b1 = r0 * bags, r1 * bags
+            index, weights = pts.index[b0:b1], pts.weights[b0:b1]
+            go_c = go[r0:r1]
             if need_w:
-                if cols is None:
-                    cols = unmasked * m
-                cols = cols.reshape(nb, groups, w.shape[2], lc)
-                grad_w += torch.matmul(go, cols.transpose(-1, -2)).sum(0)
-            if need_x or need_off or need_mask:
-                # the masked columns are dead now: grad_s = W^T grad_out goes into their buffer
-                shape = (nb, groups, w.shape[2], lc)
-                if cols is not None and cols is not unmasked:
-                    grad_s = torch.matmul(w.transpose(1, 2), go, out=cols.reshape(shape))
-                else:
-                    grad_s = torch.matmul(w.transpose(1, 2), go)
-                grad_s = grad_s.reshape(nb, og, c // og, taps, lc)
-                if unmasked is not None:  # sum_c grad_s * columns, the product overwriting the columns
-                    grad_mask[n0:n1, ..., l0:l1] = torch.mul(grad_s, unmasked, out=unmasked).sum(2)
-                if need_x or need_off:
-                    if m is not None:
-                        grad_s.mul_(m)
-                    gx, gpos = sampler.backward(grad_s, x_s, grid, need_x, need_off)
-                    if need_x:
-                        grad_x[n0:n1] += gx.reshape(nb, c, *x.shape[2:])
-                    if need_off:
-                        grad_off[n0:n1, ..., l0:l1, :] = gpos.reshape(nb, og, taps, lc, nd)
-        if need_off:
-            grad_off = grad_off.transpose(-1, -2).reshape(offset.shape)
-        if need_mask:
-            grad_mask = grad_mask.reshape(mask.shape)
+                cols = F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
+                cols = cols.view(r1 - r0, taps, groups, -1).transpose(1, 2).reshape(r1 - r0, groups, -1)
+                go_g = go_c.view(r1 - r0, groups, -1)
+                grad_w.baddbmm_(go_g.transpose(0, 1).transpose(1, 2), cols.transpose(0, 1))
+            if not (need_x or need_off or need_mask):
+                continue
+            # grad of the columns [r, K*C] = go [r, C_out] x W, back in (tap, channel) order
+            gcols = torch.bmm(go_c.view(r1 - r0, groups, -1).transpose(0, 1), w)  # [groups, r, K*C_g]
+            gcols = gcols.view(groups, r1 - r0, taps, -1).permute(1, 2, 0, 3).reshape(-1, pts.cg)  # [bags, Cg]
+            flat = index.reshape(-1)
+            if need_off or need_mask:
+                offsets = torch.arange(0, flat.numel(), corners, dtype=itype, device=x.device)
+                owner = torch.arange(b1 - b0, dtype=itype, device=x.device).repeat_interleave(corners)
+                grad_weights[b0:b1] = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                    gcols, table, flat, offsets, owner, 0, -1
+                ).view(-1, corners)
+            if need_x:
+                # the transposed map: entries sorted by the input row they read, summed per row
+                rows, order = flat.sort()
+                unique, counts = torch.unique_consecutive(rows, return_counts=True)
+                starts = torch.zeros_like(counts)
+                torch.cumsum(counts[:-1], 0, out=starts[1:])
+                summed = F.embedding_bag(
+                    order // corners, gcols, starts, per_sample_weights=weights.reshape(-1)[order], mode="sum"
+                )
+                grad_table.index_add_(0, unique, summed)
+        grad_x = pts.untable(grad_table, x) if need_x else None
+        grad_off = grad_mask = None
+        if need_off or need_mask:
+            grad_off, grad_mask = pts.offset_and_mask_grads(grad_weights, need_off, need_mask and pts.mask is not None)
+        if grad_off is not None:
+            grad_off = grad_off.view(ctx.shapes[0])
+        if grad_mask is not None:
+            grad_mask = grad_mask.view(ctx.shapes[1])
         if need_w:
-            grad_w = grad_w.reshape(weight.shape)
-        return grad_x, grad_off, grad_mask, grad_w, None, None
+            grad_w = grad_w.view(weight.shape[0], taps, -1).transpose(1, 2).reshape(weight.shape)
+        grad_b = go.sum(0) if need_b else None
+        return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None
 
 
 def _fixed(nd: int, name: str):
