@@ -5,8 +5,9 @@ Run: ``python -m benchmarks.deform [--repeats 7] [--quick]``.
 The anchor is torch's own dense ``conv2d`` (forward, and forward+backward with
 every input requiring grad); the ratio is ours / anchor (lower is better; the
 targets are <= 4x forward+backward at C=64 and <= 2.5x at C >= 256, <= 3x / 2x
-forward alone). A second table splits our forward+backward into its parts
-(sampling, GEMMs, the sampler's backward scatter) on the same shapes.
+forward alone). A second table splits our forward+backward into its stages
+(GEMMs, embedding_bag sampling and transposed sums, corner-weight gradients,
+sorting, scatter, the rest) from torch's profiler on the same shapes.
 """
 
 from __future__ import annotations
@@ -87,12 +88,12 @@ def main(argv=None) -> None:
         "deform_conv2d vs torch dense conv2d (float32; ratio = ours / dense, lower is better)",
         ["shape", "pass", "ours ms", "dense ms", "ratio", "GFLOP/s", "% peak"],
         rows,
-        note=f"peak (matmul) {peak:.0f} GFLOP/s in this run; shared machine under load, medians of "
+        note=f"peak (matmul) {peak:.0f} GFLOP/s in this run; medians of "
         f"{args.repeats} interleaved repeats.",
     )
     print_table(
         "where our forward+backward time goes (ms of self CPU time per stage, profiler; same shapes, with mask)",
-        ["shape", *(name for name, _ in _STAGES), "other (points, chain rule, copies)"],
+        ["shape", *(name for name, _ in _STAGES), _OTHER],
         parts,
     )
 
@@ -102,9 +103,9 @@ _STAGES = (
     ("GEMMs", ("mm",)),
     ("embedding_bag (columns, transposed sums)", ("embedding_bag_forward_only", "_embedding_bag(", "embedding_bag_dense")),
     ("corner-weight grads", ("per_sample_weights_backward",)),
-    ("sort + unique", ("sort", "unique")),
-    ("index_add", ("index_add",)),
+    ("index_add (input-gradient rows)", ("index_add", "scatter_add")),
 )
+_OTHER = "other (offsets to points, NumPy radix sort, chain rule, copies)"
 
 
 def _breakdown(x, w, off, mask, grad, repeats):
@@ -114,10 +115,10 @@ def _breakdown(x, w, off, mask, grad, repeats):
     for _ in range(max(3, repeats // 2)):
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             deform_conv2d(ins[0], ins[1], ins[2], mask=ins[3], padding=1).backward(grad)
-        totals = dict.fromkeys([name for name, _ in _STAGES] + ["other (points, chain rule, copies)"], 0.0)
+        totals = dict.fromkeys([name for name, _ in _STAGES] + [_OTHER], 0.0)
         for ev in prof.key_averages():
             stage = next((name for name, keys in _STAGES if any(k in ev.key + "(" for k in keys)), None)
-            totals[stage or "other (points, chain rule, copies)"] += ev.self_cpu_time_total / 1e3
+            totals[stage or _OTHER] += ev.self_cpu_time_total / 1e3
         runs.append(totals)
     return tuple(f"{sorted(r[k] for r in runs)[len(runs) // 2]:.1f}" for k in runs[0])
 

@@ -34,6 +34,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -60,6 +61,10 @@ DEFORM_ALGORITHMS = ("auto", "embedding_bag", "gather")
 #: recycled from the heap instead of being mapped and page-faulted afresh every call.
 #: A chunk never holds fewer than one output position.
 COLUMNS_BUDGET = 1 << 20
+
+# Input-gradient entries are grouped by the row they read with NumPy's radix sort when a chunk's
+# rows span at most this many (16-bit keys), else with torch.sort.
+RADIX_SPAN = 1 << 16
 
 
 def deform_conv(
@@ -483,6 +488,27 @@ def _columns_gemm(cols: Tensor, w: Tensor, taps: int, out: Tensor) -> None:
     out.view(r, groups, -1).copy_(torch.bmm(c, w.transpose(1, 2)).transpose(0, 1))
 
 
+def _group_by_row(rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Entries grouped by the row they read: (order, distinct rows, start of each group in order).
+
+    A chunk's rows span a few image lines, so they usually fit 16 bits relative to the lowest:
+    NumPy's stable argsort is then a radix sort, ~3x faster than torch.sort of int32 here.
+    """
+    lo = int(rows.min())
+    span = int(rows.max()) - lo + 1
+    keys = rows - lo
+    if rows.device.type == "cpu" and span <= RADIX_SPAN:
+        order = torch.from_numpy(np.argsort(keys.to(torch.int32).numpy().astype(np.uint16), kind="stable"))
+    else:
+        order = torch.sort(keys, stable=True).indices
+    counts = torch.bincount(keys, minlength=span)
+    present = counts.nonzero().squeeze(1)
+    counts = counts[present]
+    starts = torch.zeros_like(counts)
+    torch.cumsum(counts[:-1], 0, out=starts[1:])
+    return order, present + lo, starts
+
+
 class _DeformConvFunction(torch.autograd.Function):
     # The columns are made chunk by chunk (COLUMNS_BUDGET elements, cache-sized) and never kept:
     # the backward remakes them, which costs less than one memory pass over them, while keeping
@@ -536,14 +562,20 @@ class _DeformConvFunction(torch.autograd.Function):
             go_c = go[r0:r1]
             if need_w:
                 cols = F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
-                cols = cols.view(r1 - r0, taps, groups, -1).transpose(1, 2).reshape(r1 - r0, groups, -1)
-                go_g = go_c.view(r1 - r0, groups, -1)
-                grad_w.baddbmm_(go_g.transpose(0, 1).transpose(1, 2), cols.transpose(0, 1))
+                if groups == 1:
+                    grad_w[0].addmm_(go_c.t(), cols.view(r1 - r0, -1))
+                else:
+                    cols = cols.view(r1 - r0, taps, groups, -1).transpose(1, 2).reshape(r1 - r0, groups, -1)
+                    go_g = go_c.view(r1 - r0, groups, -1)
+                    grad_w.baddbmm_(go_g.transpose(0, 1).transpose(1, 2), cols.transpose(0, 1))
             if not (need_x or need_off or need_mask):
                 continue
-            # grad of the columns [r, K*C] = go [r, C_out] x W, back in (tap, channel) order
-            gcols = torch.bmm(go_c.view(r1 - r0, groups, -1).transpose(0, 1), w)  # [groups, r, K*C_g]
-            gcols = gcols.view(groups, r1 - r0, taps, -1).permute(1, 2, 0, 3).reshape(-1, pts.cg)  # [bags, Cg]
+            # grad of the columns [r, K*C] = go [r, C_out] x W, back in (tap, channel) rows of Cg
+            if groups == 1:
+                gcols = torch.mm(go_c, w[0]).view(-1, pts.cg)
+            else:
+                gcols = torch.bmm(go_c.view(r1 - r0, groups, -1).transpose(0, 1), w)  # [groups, r, K*C_g]
+                gcols = gcols.view(groups, r1 - r0, taps, -1).permute(1, 2, 0, 3).reshape(-1, pts.cg)
             flat = index.reshape(-1)
             if need_off or need_mask:
                 offsets = torch.arange(0, flat.numel(), corners, dtype=itype, device=x.device)
@@ -553,10 +585,7 @@ class _DeformConvFunction(torch.autograd.Function):
                 ).view(-1, corners)
             if need_x:
                 # the transposed map: entries sorted by the input row they read, summed per row
-                rows, order = flat.sort()
-                unique, counts = torch.unique_consecutive(rows, return_counts=True)
-                starts = torch.zeros_like(counts)
-                torch.cumsum(counts[:-1], 0, out=starts[1:])
+                order, unique, starts = _group_by_row(flat)
                 summed = F.embedding_bag(
                     order // corners, gcols, starts, per_sample_weights=weights.reshape(-1)[order], mode="sum"
                 )

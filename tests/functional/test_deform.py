@@ -112,12 +112,14 @@ def _fractional_offsets(shape, seed=0):
 
 
 @pytest.mark.parametrize("algorithm", ALGOS)
-@pytest.mark.parametrize("nd,modulated,og", [(1, True, 2), (2, False, 2), (2, True, 2), (3, True, 1)])
-def test_gradcheck(algorithm, nd, modulated, og):
+@pytest.mark.parametrize(
+    "nd,modulated,og,groups", [(1, True, 2, 1), (2, False, 2, 1), (2, True, 2, 1), (2, True, 1, 2), (3, True, 1, 1)]
+)
+def test_gradcheck(algorithm, nd, modulated, og, groups):
     # tiny: 3 pixels per dim, kernel 2, padding 1 -> 4 outputs per dim (some taps sample the border)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(1, 2, *(3,) * nd, generator=g, dtype=torch.float64)
-    w = torch.randn(2, 2, *(2,) * nd, generator=g, dtype=torch.float64)
+    w = torch.randn(2, 2 // groups, *(2,) * nd, generator=g, dtype=torch.float64)
     b = torch.randn(2, generator=g, dtype=torch.float64)
     out = (4,) * nd if nd < 3 else (2, 2, 2)
     pad = 1 if nd < 3 else 0
@@ -126,7 +128,9 @@ def test_gradcheck(algorithm, nd, modulated, og):
     inputs = [t.requires_grad_() for t in (x, off, w, b) + ((mask,) if modulated else ())]
 
     def fn(x, off, w, b, *m):
-        return deform_conv(x, off, w, b, mask=m[0] if m else None, padding=pad, offset_groups=og, algorithm=algorithm)
+        return deform_conv(
+            x, off, w, b, mask=m[0] if m else None, padding=pad, groups=groups, offset_groups=og, algorithm=algorithm
+        )
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
 
@@ -145,8 +149,9 @@ def test_fast_path_gradients_match_reference_path_in_float32():
         torch.testing.assert_close(a, b_, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("budget", [1, 2000, 2 * 8 * 9 * 42])
-def test_chunked_columns_give_the_same_values_and_gradients(monkeypatch, budget):
+@pytest.mark.parametrize("budget,radix_span", [(1, 1 << 16), (2000, 1 << 16), (2 * 8 * 9 * 42, 1 << 16), (2000, 0)])
+def test_chunked_columns_give_the_same_values_and_gradients(monkeypatch, budget, radix_span):
+    # radix_span 0: the input gradient groups its entries with torch.sort instead of NumPy's radix sort
     x, w, b, _, off_shape, mask_shape = _problem(2, 8, 4, og=2, n=3)
     off, mask = torch.randn(off_shape, dtype=x.dtype), torch.rand(mask_shape, dtype=x.dtype)
 
@@ -158,6 +163,7 @@ def test_chunked_columns_give_the_same_values_and_gradients(monkeypatch, budget)
 
     whole = run()
     monkeypatch.setattr(deform_module, "COLUMNS_BUDGET", budget)
+    monkeypatch.setattr(deform_module, "RADIX_SPAN", radix_span)
     assert len(deform_module._row_chunks(3 * 42, 8 * 9)) > 1
     for a, b_ in zip(whole, run()):
         torch.testing.assert_close(a, b_)
@@ -176,7 +182,10 @@ def test_batch_zero_unbatched_and_non_contiguous():
     x_nc = x.transpose(2, 3).contiguous().transpose(2, 3)
     off_nc = off.contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(deform_conv2d(x_nc, off_nc, w, b, padding=1), full)
-    torch.testing.assert_close(deform_conv2d(x.contiguous(memory_format=torch.channels_last), off, w, b, padding=1), full)
+    assert full.is_contiguous()
+    cl = deform_conv2d(x.contiguous(memory_format=torch.channels_last), off, w, b, padding=1)
+    torch.testing.assert_close(cl, full)
+    assert cl.is_contiguous(memory_format=torch.channels_last)  # the output keeps the input's layout
 
 
 def test_fixed_dimension_wrappers():
