@@ -140,10 +140,10 @@ def run(cases, modes, repeats: int) -> None:
                     return lambda: f().backward(grad)
 
                 fns = {k: step(f) for k, f in _fns(case, xg, wg).items()}
-                times = interleaved(fns, repeats=repeats, warmup=1, min_time=0.05)
+                times = interleaved(fns, repeats=repeats, warmup=1, min_time=0.1)
             else:
                 with torch.no_grad():
-                    times = interleaved(_fns(case, x, w), repeats=repeats, warmup=1, min_time=0.05)
+                    times = interleaved(_fns(case, x, w), repeats=repeats, warmup=1, min_time=0.1)
             anchor_name = min((k for k in times if k != "auto"), key=times.__getitem__)
             anchor = times[anchor_name]
             gflop = 2 * p.macs * (3 if backward else 1) / 1e9
@@ -188,7 +188,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="substring of case names to run")
     ap.add_argument("--mode", choices=["fwd", "fwdbwd", "both"], default="both")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--autotune", action="store_true")
     ap.add_argument("--accuracy", action="store_true")
     args = ap.parse_args()

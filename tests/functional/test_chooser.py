@@ -173,7 +173,7 @@ def _fake_timer(monkeypatch, times):
     """Replace the timing by a table; record every call."""
     calls = []
 
-    def fake(p, names, backward, repeats=3):
+    def fake(p, names, backward, repeats=5):
         calls.append((p, tuple(names), backward))
         return {n: times.get(n, 1.0) for n in names}
 
@@ -213,7 +213,7 @@ def test_autotune_retunes_on_shape_dtype_layout_and_grad_mode_changes(tuning, mo
 
 
 def test_autotune_ties_go_to_native(tuning, monkeypatch):
-    _fake_timer(monkeypatch, {"native": 1.0, "fft": 0.97, "native_cl": 0.99})
+    _fake_timer(monkeypatch, {"native": 1.0, "fft": 0.92, "native_cl": 0.99})
     with torch.no_grad():
         assert choose_algorithm(DW) == "native"
 
