@@ -67,12 +67,24 @@ class Machine:
         depthwise_efficiency: same for depthwise convs (NCHW).
         depthwise_cl_efficiency: channels-last depthwise forward, any kernel size.
         grouped_efficiency, grouped_cl_efficiency: grouped convs (more than one channel
-            per group), NCHW and channels-last; equal on a quiet machine, while under
-            heavy load NCHW suffered several times more.
+            per group), NCHW and channels-last; channels-last forward measured 5-7% faster
+            than NCHW on a quiet machine, conversion included (under heavy load NCHW
+            suffered several times more).
+        dense_cl_gain: how much faster oneDNN's channels-last kernels run dense convs whose
+            input is *already* channels-last (1.2-1.4x measured); converting NCHW input to
+            channels-last for one conv never paid on the ResNet-50 shapes, so no gain then.
+        transposed_cl_gain: the same for transposed convs; these gain even when converting
+            (forward 5-6% faster overall, measured).
+        cl_grad_factor: backward / forward time of channels-last dense, grouped and
+            transposed convs (NCHW: 2); oneDNN's channels-last backward measured 1.2-1.4x
+            slower than NCHW's on ResNet shapes.
         depthwise_width: kernel extent up to which depthwise NCHW kernels keep their
             efficiency; wider kernels run ``taps / 49`` times slower (measured: fine at
             13x13, 8x slower than channels-last at 31x31, 5-20x slower than FFT at 257 taps).
         margin: another algorithm must be predicted this much faster than native.
+        layout_margin: the margin for native_cl, which runs the same kernels as native in
+            another memory layout: a wrong pick costs little, so a small predicted gain is
+            enough.
     """
 
     gemm_gmacs: float = 60.0
@@ -82,9 +94,13 @@ class Machine:
     depthwise_efficiency: float = 0.5
     depthwise_cl_efficiency: float = 0.35
     grouped_efficiency: float = 0.3
-    grouped_cl_efficiency: float = 0.3
+    grouped_cl_efficiency: float = 0.4
+    dense_cl_gain: float = 1.2
+    transposed_cl_gain: float = 1.1
+    cl_grad_factor: float = 2.5
     depthwise_width: int = 15
     margin: float = 0.75
+    layout_margin: float = 0.97
 
 
 MACHINE = Machine()
@@ -158,10 +174,14 @@ def _native(p: Problem, channels_last: bool, backward: bool) -> float:
         grad_factor = 2 + (taps / 8 if channels_last else min(taps, 81) / 2.5)
     elif p.groups > 1:  # grouped (ResNeXt): few channels per group make short GEMMs
         rate = (m.grouped_cl_efficiency if channels_last else m.grouped_efficiency) * m.gemm_gmacs
-        grad_factor = 2.0
+        grad_factor = m.cl_grad_factor if channels_last else 2.0
     else:
-        rate = m.dense_efficiency * m.gemm_gmacs * (1.2 if channels_last else 1.0)
-        grad_factor = 2.0
+        rate = m.dense_efficiency * m.gemm_gmacs
+        if channels_last and any(d > 1 for d in p.input_dilation):
+            rate *= m.transposed_cl_gain
+        elif channels_last and p.channels_last:
+            rate *= m.dense_cl_gain
+        grad_factor = m.cl_grad_factor if channels_last else 2.0
     # NCHW 1x1 convs were once modelled with 3 passes over memory (oneDNN's reorders); on a
     # quiet machine native 1x1 runs at 76-94% of matmul peak and beats gemm/native_cl, so no.
     seconds = macs / (rate * 1e9) + (_bytes_in(p) + _bytes_out(p)) / (m.bandwidth_gbs * 1e9)
@@ -235,7 +255,8 @@ def estimate(name: str, p: Problem, backward: bool = False) -> float:
 def _model_choice(p: Problem, backward: bool) -> str:
     times = {name: estimate(name, p, backward) for name in _MODELS}
     best = min(times, key=times.__getitem__)
-    if best != "native" and times[best] > MACHINE.margin * times["native"]:
+    margin = MACHINE.layout_margin if best == "native_cl" else MACHINE.margin
+    if best != "native" and times[best] > margin * times["native"]:
         return "native"
     return best
 
