@@ -171,8 +171,6 @@ def test_modules_use_the_chooser(monkeypatch):
 
 
 def test_set_machine_changes_the_model_and_clears_its_cache():
-
-
     p = _problem(2, 8, 128, 128, 128, (56, 56), (7, 7), padding=3)
     original = _chooser.MACHINE
     try:
