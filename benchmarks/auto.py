@@ -96,7 +96,7 @@ def _fns(case: Case, x: torch.Tensor, w: torch.Tensor, algorithm: str = "auto"):
             return _TORCH_T[case.nd](xc, wc, None, *args, 0, case.groups, case.dilation)
         return _TORCH[case.nd](xc, wc, None, *args, case.dilation, case.groups)
 
-    fns = {"native": native, "auto": ours}
+    fns = {"native": native, "auto": ours, "native (again)": native}  # the last: an A/A control
     if case.nd in _CL:
         fns["native_cl"] = native_cl
     return fns
@@ -144,6 +144,8 @@ def run(cases, modes, repeats: int) -> None:
             else:
                 with torch.no_grad():
                     times = interleaved(_fns(case, x, w), repeats=repeats, warmup=1, min_time=0.1)
+            aa = times.pop("native (again)")
+            noise = abs(times["native"] / aa - 1)  # the same op timed twice in the same run
             anchor_name = min((k for k in times if k != "auto"), key=times.__getitem__)
             anchor = times[anchor_name]
             gflop = 2 * p.macs * (3 if backward else 1) / 1e9
@@ -151,14 +153,15 @@ def run(cases, modes, repeats: int) -> None:
                 case.name, mode, f"{times['native'] * 1e3:.1f}",
                 f"{times['native_cl'] * 1e3:.1f}" if "native_cl" in times else "-",
                 f"{times['auto'] * 1e3:.1f}", algo, f"{anchor / times['auto']:.2f}",
-                f"{gflop / times['auto']:.1f}", f"{100 * gflop / times['auto'] / peak:.0f}%",
+                f"{gflop / times['auto']:.1f}", f"{100 * gflop / times['auto'] / peak:.0f}%", f"{100 * noise:.0f}%",
             ])
             print(" | ".join(rows[-1]), flush=True)
     print_table(
         f"auto vs torch native (ratio = best native / auto; peak {peak:.0f} GFLOP/s; median of {repeats} interleaved repeats)",
-        ["shape", "mode", "native ms", "native_cl ms", "auto ms", "chosen", "ratio", "GFLOP/s", "% peak"],
+        ["shape", "mode", "native ms", "native_cl ms", "auto ms", "chosen", "ratio", "GFLOP/s", "% peak", "A/A"],
         rows,
-        note="Measured on a shared 2-core machine under load from other jobs: ratios are indicative.",
+        note="A/A: how far two timings of the same native op differ in this run (the noise floor "
+        "the ratio must be read against).",
     )
 
 
