@@ -378,7 +378,9 @@ class _Points:
             self.live.append(clamped == pos)  # where the offset gradient flows (clamp's convention)
             low = clamped.floor()
             self.frac.append(clamped.sub_(low))
-            term = low.to(itype).mul_(strides[d])
+            # a NaN offset (a diverged offset branch) reads row -1's zeros with NaN weights: the
+            # output turns NaN as a dense op's would, instead of indexing out of the table
+            term = low.nan_to_num_(nan=-1.0).to(itype).mul_(strides[d])
             first = term if first is None else first.add_(term)
         sample_base = torch.arange(n, dtype=itype, device=x.device) * (rows // n)
         group_base = torch.arange(og, dtype=itype, device=x.device) + sum(strides)

@@ -105,6 +105,18 @@ def test_sampling_outside_the_input_reads_zeros(algorithm):
     torch.testing.assert_close(out[0, 0, 1:], torch.zeros(2, 3, dtype=x.dtype))
 
 
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_a_nan_offset_gives_nan_where_it_is_read_not_an_index_error(algorithm):
+    x, w, b, _, off_shape, _ = _problem(2, n=1)
+    off = torch.zeros(off_shape, dtype=x.dtype)
+    off[0, 0, 2, 3] = float("nan")  # dy of tap 0 at output (2, 3)
+    out = deform_conv2d(x, off, w, b, padding=1, algorithm=algorithm)
+    assert out[0, :, 2, 3].isnan().all()
+    finite = torch.ones_like(out, dtype=torch.bool)
+    finite[0, :, 2, 3] = False
+    assert out[finite].isfinite().all()
+
+
 def _fractional_offsets(shape, seed=0):
     g = torch.Generator().manual_seed(seed)
     whole = torch.randint(-2, 3, shape, generator=g).double()
