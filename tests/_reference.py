@@ -1,4 +1,4 @@
-"""Slow, obviously correct references (plain loops over NumPy float64 arrays).
+"""Slow, obviously correct references (plain loops over NumPy float64 arrays), and the comparison helper.
 
 They follow the definitions literally and share no code with convolab, so a test that
 compares against them checks convolab, not convolab against itself. Keep inputs tiny.
@@ -361,3 +361,17 @@ def roi_pool_reference(
                         best, where = img[h][w], h * width + w
                 out[k, c, ph, pw], arg[k, c, ph, pw] = best, where
     return out, arg
+
+
+def assert_same_values_and_grads(ours, ref, inputs, tol=1e-9):
+    """Compare outputs and input gradients of two functions of the same leaf tensors (float64)."""
+    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
+    leaves_ref = [t.detach().clone().requires_grad_(True) for t in inputs]
+    y, r = ours(*leaves), ref(*leaves_ref)
+    assert y.shape == r.shape
+    torch.testing.assert_close(y, r, rtol=tol, atol=tol)
+    g = torch.randn_like(r)
+    y.backward(g)
+    r.backward(g)
+    for a, b in zip(leaves, leaves_ref):
+        torch.testing.assert_close(a.grad, b.grad, rtol=tol, atol=tol)

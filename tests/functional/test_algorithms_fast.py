@@ -15,6 +15,7 @@ from convolab.functional.algorithms import ALGORITHMS
 from convolab.functional.algorithms.fft import good_size, plan_sizes, tile_length
 from convolab.functional.algorithms.winograd import winograd_matrices
 from convolab.functional.conv import make_problem
+from tests._reference import assert_same_values_and_grads
 
 FAST = ["fft", "winograd", "winograd_f2", "gemm", "native_cl"]
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -44,19 +45,6 @@ def _tensors(groups: str, nd: int, kernel: tuple[int, ...], transposed: bool = F
     x = torch.randn(batch, c_in, *SIZES[nd], dtype=torch.float64)
     shape = (c_in, c_out // g) if transposed else (c_out, c_in // g)
     return x, torch.randn(*shape, *kernel, dtype=torch.float64), torch.randn(c_out, dtype=torch.float64), g
-
-
-def _check_with_grads(ours, ref, inputs, tol=1e-9):
-    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-    leaves_ref = [t.detach().clone().requires_grad_(True) for t in inputs]
-    y, r = ours(*leaves), ref(*leaves_ref)
-    assert y.shape == r.shape
-    torch.testing.assert_close(y, r, rtol=tol, atol=tol)
-    g = torch.randn_like(r)
-    y.backward(g)
-    r.backward(g)
-    for a, b in zip(leaves, leaves_ref):
-        torch.testing.assert_close(a.grad, b.grad, rtol=tol, atol=tol)
 
 
 # --- the grid (the foundation's configs): every fast algorithm agrees with torch ----------------
@@ -100,7 +88,7 @@ def test_conv_matches_torch(algorithm, nd, stride, padding, dilation, groups, bi
         args = dict(stride=stride, padding=pad, dilation=dilation, groups=g)
         ours = lambda *t: conv(*t, algorithm=algorithm, **args)
         ref = lambda *t: TORCH_CONV[nd](*t, **args)
-    _check_with_grads(ours, ref, inputs)
+    assert_same_values_and_grads(ours, ref, inputs)
 
 
 def _tgrid(algorithm: str):
@@ -127,7 +115,7 @@ def test_conv_transpose_matches_torch(algorithm, nd, stride, padding, output_pad
         with pytest.raises(NotImplementedError, match="winograd needs 3-tap kernels"):
             conv_transpose(x, w, b, algorithm=algorithm, **args)
         return
-    _check_with_grads(
+    assert_same_values_and_grads(
         lambda *t: conv_transpose(*t, algorithm=algorithm, **args),
         lambda *t: TORCH_CONV_T[nd](*t, **args),
         [x, w, b],
@@ -213,7 +201,7 @@ def test_fft_overlap_save_tiles_match_torch(size, kernel, stride, dilation):
     assert plan_sizes(p)[1] > 1, "this case must exercise the tiled path"
     pads = tuple((1, 2) for _ in range(nd))
     flat = [v for pr in reversed(pads) for v in pr]
-    _check_with_grads(
+    assert_same_values_and_grads(
         lambda x, w: conv(x, w, stride=stride, padding=pads, dilation=dilation, groups=2, algorithm="fft"),
         lambda x, w: TORCH_CONV[nd](F.pad(x, flat), w, stride=stride, dilation=dilation, groups=2),
         [x, w],
@@ -225,7 +213,7 @@ def test_fft_polyphase_strides_match_torch(stride):
     x = torch.randn(2, 4, 17, 13, dtype=torch.float64)
     w = torch.randn(4, 1, 7, 5, dtype=torch.float64)
     args = dict(stride=stride, padding=3, dilation=(1, 2), groups=4)
-    _check_with_grads(lambda *t: conv(*t, algorithm="fft", **args), lambda *t: F.conv2d(*t, **args), [x, w])
+    assert_same_values_and_grads(lambda *t: conv(*t, algorithm="fft", **args), lambda *t: F.conv2d(*t, **args), [x, w])
 
 
 # --- float32 accuracy against float64 native: the bar is 1e-5 of the output scale --------------

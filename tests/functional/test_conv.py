@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import convolab.functional as CF
 from convolab.functional import conv, conv_transpose
-from tests._reference import conv_loop, conv_transpose_loop, same_pads_tf
+from tests._reference import assert_same_values_and_grads, conv_loop, conv_transpose_loop, same_pads_tf
 
 ALGOS = ["native", "direct", "im2col"]
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -25,20 +25,6 @@ def _tensors(nd, c_in, c_out, groups, dtype=torch.float64, batch=2, size=None, k
     w = torch.randn(c_out, c_in // groups, *(kernel or KERNELS[nd]), dtype=dtype)
     b = torch.randn(c_out, dtype=dtype)
     return x, w, b
-
-
-def _check_with_grads(ours, ref, inputs):
-    """Compare outputs and gradients of two functions of the same leaf tensors."""
-    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-    leaves_ref = [t.detach().clone().requires_grad_(True) for t in inputs]
-    y, r = ours(*leaves), ref(*leaves_ref)
-    assert y.shape == r.shape
-    torch.testing.assert_close(y, r, rtol=1e-9, atol=1e-9)
-    g = torch.randn_like(r)
-    y.backward(g)
-    r.backward(g)
-    for a, b in zip(leaves, leaves_ref):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-9)
 
 
 # --- the grid: every algorithm agrees with torch's conv ---------------------------------------
@@ -65,7 +51,7 @@ def test_conv_matches_torch(algorithm, nd, stride, padding, dilation, groups, bi
     x, w, b = _tensors(nd, c_in, c_out, g, batch=1 if nd == 3 else 2)
     args = dict(stride=stride, padding=pad, dilation=dilation, groups=g)
     inputs = [x, w, b] if bias else [x, w]
-    _check_with_grads(
+    assert_same_values_and_grads(
         lambda *t: conv(*t, algorithm=algorithm, **args),
         lambda *t: TORCH_CONV[nd](*t, **args),
         inputs,
@@ -104,7 +90,7 @@ def test_conv_transpose_matches_torch(algorithm, nd, stride, padding, output_pad
     w = torch.randn(4, 6 // groups, *KERNELS[nd], dtype=torch.float64)
     b = torch.randn(6, dtype=torch.float64)
     args = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
-    _check_with_grads(
+    assert_same_values_and_grads(
         lambda *t: conv_transpose(*t, algorithm=algorithm, **args),
         lambda *t: TORCH_CONV_T[nd](*t, **args),
         [x, w, b],

@@ -8,24 +8,11 @@ import torch
 import torch.nn.functional as F
 
 import convolab.functional as CF
-from tests._reference import conv_loop
+from tests._reference import assert_same_values_and_grads, conv_loop
 
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 SIZES = {1: (10,), 2: (7, 8), 3: (5, 6, 5)}
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64)
-
-
-def _check(ours, ref, inputs, tol=1e-9):
-    leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-    leaves_ref = [t.detach().clone().requires_grad_(True) for t in inputs]
-    y, r = ours(*leaves), ref(*leaves_ref)
-    assert y.shape == r.shape
-    torch.testing.assert_close(y, r, rtol=tol, atol=tol)
-    g = torch.randn_like(r)
-    y.backward(g)
-    r.backward(g)
-    for a, b in zip(leaves, leaves_ref):
-        torch.testing.assert_close(a.grad, b.grad, rtol=tol, atol=tol)
 
 
 def _pass_weight(c_out, c_in, k, i, nd):
@@ -58,7 +45,7 @@ def test_depthwise_separable_matches_torch_composition(nd, multiplier, stride, p
             x, dw, pw, db if bias else None, pb if bias else None, stride, padding, dilation, between=torch.tanh
         )
 
-    _check(ours, ref, [x, dw, pw, db, pb])
+    assert_same_values_and_grads(ours, ref, [x, dw, pw, db, pb])
 
 
 def test_depthwise_separable_same_padding_with_stride_and_reflect():
@@ -119,7 +106,7 @@ def test_spatially_separable_channels_equal_the_composed_dense_conv(stride, padd
     def composed(w1, w2):
         return torch.einsum("omj,mci->ocij", w2[:, :, 0, :], w1[..., 0])
 
-    _check(
+    assert_same_values_and_grads(
         lambda x, w1, w2, b: CF.spatially_separable_conv(x, [w1, w2], b, stride, padding),
         lambda x, w1, w2, b: CF.conv(x, composed(w1, w2), b, stride, padding, algorithm="native"),
         [x, w1, w2, b],
@@ -217,7 +204,7 @@ def test_flattened_equals_dense_rank1_filters(nd, stride, padding, dilation, pad
             w = w * s
         return CF.conv(x, w, b, stride, padding, dilation, padding_mode=padding_mode, algorithm="native")
 
-    _check(ours, ref, [x, lateral, b, *spatial])
+    assert_same_values_and_grads(ours, ref, [x, lateral, b, *spatial])
     torch.testing.assert_close(ours(x, lateral, b, *spatial), ref(x, lateral, b, *spatial))
     assert dense.shape == (c_out, c_in, *k)
 
