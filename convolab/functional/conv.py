@@ -10,6 +10,7 @@ fix the number of spatial dims.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -355,17 +356,24 @@ def conv_transpose(
     return out.squeeze(0) if unbatched else out
 
 
-def _fixed(nd: int, fn, name: str):
-    """Build ``conv{nd}d``-style wrappers that only pin the number of spatial dims."""
+def _fixed(nd: int, fn, name: str, lead: int = 1):
+    """Build ``conv{nd}d``-style wrappers of ``fn`` that only pin the number of spatial dims.
 
-    def wrapper(input: Tensor, weight: Tensor, *args, **kwargs) -> Tensor:
+    ``lead`` is how many positional tensors precede the weight (1: the input; deformable
+    conv's wrappers pass 2: input and offset). The wrapper shows ``fn``'s signature.
+    """
+
+    def wrapper(*args, **kwargs) -> Tensor:
+        weight = args[lead] if len(args) > lead else kwargs.get("weight")
         if isinstance(weight, Tensor) and weight.dim() != nd + 2:
             raise ValueError(
                 f"{name}: expected weight of rank {nd + 2} ({nd} spatial dims), "
                 f"got rank {weight.dim()} with shape {list(weight.shape)}"
             )
-        return fn(input, weight, *args, _op=name, **kwargs)
+        return fn(*args, _op=name, **kwargs)
 
+    signature = inspect.signature(fn)
+    wrapper.__signature__ = signature.replace(parameters=[q for q in signature.parameters.values() if q.name != "_op"])
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = (
         f"{nd}-D form of :func:`{fn.__name__}`: same arguments, ``weight`` must have "

@@ -42,7 +42,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import arithmetic
 from .._args import PaddingArg, check_choice, check_conv_channels, positive_tuple
-from .conv import _check_bias, _check_tensors
+from .conv import _check_bias, _check_tensors, _fixed
 
 __all__ = [
     "COLUMNS_BUDGET",
@@ -606,25 +606,7 @@ class _DeformConvFunction(torch.autograd.Function):
         return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None
 
 
-def _fixed(nd: int, name: str):
-    """``deform_conv{nd}d``: pins the number of spatial dims of :func:`deform_conv`."""
-
-    def wrapper(input: Tensor, offset: Tensor, weight: Tensor, *args, **kwargs) -> Tensor:
-        if isinstance(weight, Tensor) and weight.dim() != nd + 2:
-            raise ValueError(
-                f"{name}: expected weight of rank {nd + 2} ({nd} spatial dims), "
-                f"got rank {weight.dim()} with shape {list(weight.shape)}"
-            )
-        return deform_conv(input, offset, weight, *args, _op=name, **kwargs)
-
-    wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__doc__ = (
-        f"{nd}-D form of :func:`deform_conv`: same arguments, ``weight`` must have {nd} spatial dims. "
-        f"See :func:`convolab.functional.deform_conv` for the definition and the offset layout."
-    )
-    return wrapper
-
-
-deform_conv1d = _fixed(1, "deform_conv1d")
-deform_conv2d = _fixed(2, "deform_conv2d")
-deform_conv3d = _fixed(3, "deform_conv3d")
+# the rank-pinned wrappers: the weight is the third positional argument (after input, offset)
+deform_conv1d = _fixed(1, deform_conv, "deform_conv1d", lead=2)
+deform_conv2d = _fixed(2, deform_conv, "deform_conv2d", lead=2)
+deform_conv3d = _fixed(3, deform_conv, "deform_conv3d", lead=2)
