@@ -49,57 +49,13 @@ from .deform import (
 from .roi import RoIAlign, RoIPool
 from .fuse import fuse, fuse_conv_bn
 from .shuffle import ChannelShuffle
+from .conv import __all__ as _CONV_ALL
+from .deform import __all__ as _DEFORM_ALL
+from .fuse import __all__ as _FUSE_ALL
+from .pool import __all__ as _POOL_ALL
+from .roi import __all__ as _ROI_ALL
+from .separable import __all__ as _SEPARABLE_ALL
+from .shuffle import __all__ as _SHUFFLE_ALL
 
-__all__ = [
-    "ChannelShuffle",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-    # pooling and separable convolutions (issue 3)
-    "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveAvgPool3d",
-    "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d",
-    "AdaptiveMaxPool3d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AvgPool3d",
-    "DepthwiseSeparableConv1d",
-    "DepthwiseSeparableConv2d",
-    "DepthwiseSeparableConv3d",
-    "FlattenedConv1d",
-    "FlattenedConv2d",
-    "FlattenedConv3d",
-    "GlobalAvgPool",
-    "GlobalMaxPool",
-    "LPPool1d",
-    "LPPool2d",
-    "LPPool3d",
-    "MaxPool1d",
-    "MaxPool2d",
-    "MaxPool3d",
-    "PointwiseConv1d",
-    "PointwiseConv2d",
-    "PointwiseConv3d",
-    "Pool",
-    "SpatialPyramidPool",
-    "SpatiallySeparableConv2d",
-    "SpatiallySeparableConv3d",
-    "DeformConv1d",
-    "DeformConv2d",
-    "DeformConv3d",
-    "ModulatedDeformConv1d",
-    "ModulatedDeformConv2d",
-    "ModulatedDeformConv3d",
-    "PlainDeformConv1d",
-    "PlainDeformConv2d",
-    "PlainDeformConv3d",
-    "RoIAlign",
-    "RoIPool",
-    "fuse",
-    "fuse_conv_bn",
-]
+# one list per module: each submodule's __all__ says what it exports
+__all__ = [*_CONV_ALL, *_POOL_ALL, *_SEPARABLE_ALL, *_DEFORM_ALL, *_ROI_ALL, *_FUSE_ALL, *_SHUFFLE_ALL]

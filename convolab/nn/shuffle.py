@@ -6,6 +6,8 @@ from torch import Tensor, nn
 
 from ..functional.shuffle import channel_shuffle
 
+__all__ = ["ChannelShuffle"]
+
 
 class ChannelShuffle(nn.Module):
     """Module form of :func:`convolab.functional.channel_shuffle`.
