@@ -8,6 +8,7 @@ rules, and the wording of the errors, exist exactly once. Messages follow
 from __future__ import annotations
 
 import difflib
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
@@ -16,21 +17,23 @@ PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 
 
 def _is_int(value: Any) -> bool:
-    # bool is an int subclass but never a meaningful size; numpy integers count.
+    """Whether ``value`` is an integer: int, a NumPy integer, or anything else that
+    implements ``__index__`` (a traced size); bool is an int subclass but never a size."""
     if type(value) is int:
         return True
-    return isinstance(value, int) and not isinstance(value, bool) or type(value).__name__ in {
-        "int64",
-        "int32",
-        "int16",
-        "int8",
-    }
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def ntuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints to an ``n``-tuple of ints."""
     if _is_int(value):
-        return (int(value),) * n
+        return (operator.index(value),) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) == 1 and n > 1:
             value = tuple(value) * n
@@ -41,7 +44,7 @@ def ntuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
             )
         if not all(_is_int(v) for v in value):
             raise TypeError(f"{op}: {name} must contain ints, got {tuple(value)!r}")
-        return tuple(int(v) for v in value)
+        return tuple(operator.index(v) for v in value)
     raise TypeError(f"{op}: {name} must be an int or a sequence of ints, got {value!r}")
 
 
@@ -83,7 +86,7 @@ def normalize_padding(padding: PaddingArg, n: int, op: str) -> str | PaddingPair
             f"got {padding!r}{suggest(padding, ('same', 'valid'))}"
         )
     if _is_int(padding):
-        pairs = ((int(padding), int(padding)),) * n
+        pairs = ((operator.index(padding), operator.index(padding)),) * n
     elif isinstance(padding, Sequence):
         items = list(padding)
         if items and all(isinstance(p, Sequence) and not isinstance(p, str) for p in items):
@@ -94,7 +97,7 @@ def normalize_padding(padding: PaddingArg, n: int, op: str) -> str | PaddingPair
                 )
             if not all(_is_int(v) for p in items for v in p):
                 raise TypeError(f"{op}: padding must contain ints, got {padding!r}")
-            pairs = tuple((int(a), int(b)) for a, b in items)
+            pairs = tuple((operator.index(a), operator.index(b)) for a, b in items)
         else:
             sym = ntuple(padding, n, "padding", op)
             pairs = tuple((p, p) for p in sym)

@@ -53,6 +53,7 @@ __all__ = [
     "conv_macs",
     "conv_output_shape",
     "conv_output_size",
+    "conv_output_size_unchecked",
     "conv_params",
     "conv_transpose_equivalent_padding",
     "conv_transpose_macs",
@@ -80,9 +81,12 @@ __all__ = [
     "spatially_separable_params",
     "spp_features",
     "spp_window",
+    "spp_window_unchecked",
     "receptive_fields",
     "resolve_padding",
     "same_padding",
+    "same_padding_unchecked",
+    "static_padding",
     "transpose_output_padding",
 ]
 
@@ -155,7 +159,7 @@ def conv_output_size(
             f"(in={n}, kernel={k}, dilation={d}, padding=({before}, {after}), stride={s}); "
             f"the padded input must be at least dilation*(kernel-1)+1 = {d * (k - 1) + 1}"
         )
-    return span // s + 1
+    return conv_output_size_unchecked(n, k, s, (before, after), d)
 
 
 def same_padding(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> Pair:
@@ -174,9 +178,23 @@ def same_padding(in_size: int, kernel_size: int, stride: int = 1, dilation: int 
     k = _positive(kernel_size, "kernel_size", op)
     s = _positive(stride, "stride", op)
     d = _positive(dilation, "dilation", op)
-    out = -(-n // s)
-    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+    return same_padding_unchecked(n, k, s, d)
+
+
+def same_padding_unchecked(in_size: int, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
+    """:func:`same_padding` without the checks, for sizes that are not plain ints: the symbolic
+    sizes of ``torch.export`` and ``torch.compile`` (arithmetic on them records guards), and
+    TorchScript, which compiles this function (keep it to ints and ``max``)."""
+    out = -(-in_size // stride)
+    total = max((out - 1) * stride + dilation * (kernel_size - 1) + 1 - in_size, 0)
     return (total // 2, total - total // 2)
+
+
+def conv_output_size_unchecked(in_size, kernel_size, stride, padding, dilation):  # type: ignore[no-untyped-def]
+    """:func:`conv_output_size` without the checks (``padding`` a ``(before, after)`` pair), for
+    symbolic sizes; the op that runs on them checks the size at run time."""
+    before, after = padding
+    return (in_size + before + after - dilation * (kernel_size - 1) - 1) // stride + 1
 
 
 def resolve_padding(
@@ -196,13 +214,42 @@ def resolve_padding(
     ((1, 2), (0, 0))
     """
     n = len(input_size)
-    spec = normalize_padding(padding, n, op)
-    if spec != "same":
-        return spec  # type: ignore[return-value]
+    static = static_padding(padding, n, kernel_size, stride, dilation, op=op)
+    if static is not None:
+        return static
     k = positive_tuple(kernel_size, n, "kernel_size", op)
     s = positive_tuple(stride, n, "stride", op)
     d = positive_tuple(dilation, n, "dilation", op)
     return tuple(same_padding(i, kk, ss, dd) for i, kk, ss, dd in zip(input_size, k, s, d))
+
+
+def static_padding(
+    padding: PaddingArg,
+    ndim: int,
+    kernel_size: IntOrPair,
+    stride: IntOrPair = 1,
+    dilation: IntOrPair = 1,
+    *,
+    op: str = "conv",
+) -> Optional[PaddingPairs]:
+    """The per-dim ``(before, after)`` pairs when they do not depend on the input size, else None.
+
+    Only 'same' with a stride > 1 depends on it (``out = ceil(in / stride)``); with stride 1,
+    'same' pads ``dilation*(kernel - 1)`` in total whatever the input size.
+
+    >>> static_padding("same", 2, 3), static_padding("same", 2, 3, stride=2)
+    (((1, 1), (1, 1)), None)
+    """
+    spec = normalize_padding(padding, ndim, op)
+    if spec != "same":
+        return spec  # type: ignore[return-value]
+    k = positive_tuple(kernel_size, ndim, "kernel_size", op)
+    s = positive_tuple(stride, ndim, "stride", op)
+    d = positive_tuple(dilation, ndim, "dilation", op)
+    if any(ss > 1 for ss in s):
+        return None
+    # with stride 1 the total is d*(k-1) for every input size; size 0 stands for any
+    return tuple(same_padding_unchecked(0, kk, 1, dd) for kk, dd in zip(k, d))
 
 
 def conv_output_shape(
@@ -510,7 +557,7 @@ def spp_window(in_size: int, level: int, *, op: str = "spp_window", dim: int | N
             f"{op}: pyramid level {n} is larger than the input ({a}){where}; the paper's bins need "
             f"level <= input size (use bins='adaptive' for small inputs)"
         )
-    window, stride = -(-a // n), a // n
+    window, stride = spp_window_unchecked(a, n)
     bins = (a - window) // stride + 1
     if bins != n:
         raise ValueError(
@@ -519,6 +566,12 @@ def spp_window(in_size: int, level: int, *, op: str = "spp_window", dim: int | N
             f"{a} mod {n} <= {stride} (any input >= {n * (n - 1)} works); use bins='adaptive'"
         )
     return window, stride
+
+
+def spp_window_unchecked(in_size: int, level: int) -> tuple[int, int]:
+    """:func:`spp_window` without the checks (for traced sizes and TorchScript, which compiles
+    it): ``(ceil(in/level), floor(in/level))``."""
+    return -(-in_size // level), in_size // level
 
 
 def spp_features(channels: int, levels: Sequence[IntOrPair], ndim: int = 2) -> int:
