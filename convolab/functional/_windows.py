@@ -5,21 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-
-def pad_pairs(x: Tensor, pairs: Sequence[tuple[int, int]], value: float = 0.0) -> Tensor:
-    """Constant-pad (or crop, for negative entries) the trailing ``len(pairs)`` dims.
-
-    ``pairs`` is in natural dim order ``((before_d1, after_d1), ...)``.
-    """
-    if all(b == 0 and a == 0 for b, a in pairs):
-        return x
-    flat: list[int] = []
-    for before, after in reversed(pairs):  # F.pad wants the last dim first
-        flat += [before, after]
-    return F.pad(x, flat, value=value)
+from ._lowered import pad_pairs  # noqa: F401  (one padding helper for every op)
 
 
 def windows(

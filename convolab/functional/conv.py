@@ -9,8 +9,8 @@ fix the number of spatial dims.
 
 from __future__ import annotations
 
-import functools
 import inspect
+import operator
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -21,6 +21,7 @@ from torch import Tensor
 from .. import arithmetic
 from .._args import (
     PaddingArg,
+    _is_int,
     check_choice,
     check_conv_channels,
     check_groups,
@@ -28,7 +29,10 @@ from .._args import (
     ntuple,
     positive_tuple,
 )
-from .algorithms import Problem, resolve
+from .algorithms import ALGORITHMS, Problem, select
+from ._dispatch import overridable
+from ._tracing import as_ints, concrete
+from ._lowered import native_conv, native_conv_transpose
 from .algorithms.native import transposed_weight
 
 __all__ = [
@@ -48,8 +52,11 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 IntOrTuple = Union[int, Sequence[int]]
 
 
-def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor], fixed: bool) -> int:
-    """Check types and ranks; ``op`` is the base name, suffixed by the rank unless ``fixed``."""
+def _check_tensors(
+    op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor], fixed: bool, dtypes: bool = True
+) -> int:
+    """Check types and ranks (and dtypes unless ``dtypes=False``: ops that autocast check them
+    after casting); ``op`` is the base name, suffixed by the rank unless ``fixed``."""
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
@@ -67,11 +74,16 @@ def _check_tensors(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor
             f"{op}: expected input of rank {nd + 2} ([N, C, *spatial]) or {nd + 1} (unbatched) "
             f"for a weight with {nd} spatial dims, got rank {input.dim()} with shape {list(input.shape)}"
         )
+    if dtypes:
+        _check_dtypes(op, input, weight, bias)
+    return nd
+
+
+def _check_dtypes(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> None:
     if input.dtype != weight.dtype:
         raise TypeError(f"{op}: input dtype ({input.dtype}) must equal weight dtype ({weight.dtype})")
     if bias is not None and bias.dtype != weight.dtype:
         raise TypeError(f"{op}: bias dtype ({bias.dtype}) must equal weight dtype ({weight.dtype})")
-    return nd
 
 
 def _check_bias(op: str, bias: Optional[Tensor], out_channels: int) -> None:
@@ -81,9 +93,64 @@ def _check_bias(op: str, bias: Optional[Tensor], out_channels: int) -> None:
         )
 
 
+def autocast_operands(*tensors: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
+    """Cast floating operands to the autocast dtype when autocast is on for their device.
+
+    Convolutions are on autocast's lower-precision list; torch casts inside its kernels,
+    convolab casts at the op's entry so its checks and algorithms see one dtype.
+    """
+    first = next(t for t in tensors if t is not None)
+    device = first.device.type
+    if not torch.amp.is_autocast_available(device) or not torch.is_autocast_enabled(device):
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)
+
+
+def spatial_sizes(x: Tensor) -> tuple[int, ...]:
+    """The spatial sizes of ``x [N, C, *spatial]`` (symbolic under export/compile, 0-d tensors
+    under ``torch.jit.trace``)."""
+    return tuple(x.shape[2:])
+
+
+def conv_geometry(
+    op: str,
+    x: Tensor,
+    w_shape: Sequence[int],
+    groups: int,
+    stride: IntOrTuple,
+    padding: PaddingArg,
+    dilation: IntOrTuple,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[tuple[int, int], ...], Optional[tuple[int, ...]]]:
+    """Check the arguments against the shapes; returns stride, dilation, per-side padding and
+    the output size (None when the sizes are traced: torch's kernel checks them then)."""
+    nd = len(w_shape) - 2
+    kernel = tuple(w_shape[2:])
+    check_conv_channels(op, tuple(x.shape), tuple(w_shape), groups)
+    stride_t = positive_tuple(stride, nd, "stride", op)
+    dilation_t = positive_tuple(dilation, nd, "dilation", op)
+    spatial = spatial_sizes(x)
+    pads = arithmetic.static_padding(padding, nd, kernel, stride_t, dilation_t, op=op)
+    if concrete(spatial):
+        if pads is None:
+            pads = arithmetic.resolve_padding(padding, spatial, kernel, stride_t, dilation_t, op=op)
+        out = tuple(
+            arithmetic.conv_output_size(i, k, s, p, d, op=op, dim=j + 2)
+            for j, (i, k, s, p, d) in enumerate(zip(spatial, kernel, stride_t, pads, dilation_t))
+        )
+        return stride_t, dilation_t, pads, out
+    spatial = as_ints(spatial)
+    if pads is None:  # 'same' with a stride: the padding follows the (traced) size
+        pads = tuple(
+            arithmetic.same_padding_unchecked(i, k, s, d)
+            for i, k, s, d in zip(spatial, kernel, stride_t, dilation_t)
+        )
+    return stride_t, dilation_t, pads, None
+
+
 def make_problem(
     x: Tensor,
-    weight: Tensor,
+    weight: Union[Tensor, Sequence[int]],
     groups: int,
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
@@ -91,7 +158,7 @@ def make_problem(
     input_dilation: tuple[int, ...],
     output_size: tuple[int, ...],
 ) -> Problem:
-    """The :class:`Problem` an algorithm sees for this input (cached: the same layer repeats).
+    """The :class:`Problem` an algorithm sees for this input.
 
     ``weight`` is the conv-layout weight ``[C_out, C_in/groups, *k]`` or just its shape.
     """
@@ -100,73 +167,37 @@ def make_problem(
     channels_last = nd >= 2 and not x.is_contiguous() and x.is_contiguous(
         memory_format=torch.channels_last if nd == 2 else torch.channels_last_3d
     )
-    return _problem(
-        tuple(x.shape), w_shape, groups, stride, dilation, padding, input_dilation,
-        output_size, x.dtype, x.device, channels_last,
-    )
-
-
-@functools.lru_cache(maxsize=4096)
-def _problem(x_shape, w_shape, groups, stride, dilation, padding, input_dilation, output_size, dtype, device, channels_last):
     return Problem(
-        ndim=len(w_shape) - 2,
-        batch=x_shape[0],
-        in_channels=x_shape[1],
+        ndim=nd,
+        batch=x.shape[0],
+        in_channels=x.shape[1],
         out_channels=w_shape[0],
         groups=groups,
-        input_size=x_shape[2:],
+        input_size=tuple(x.shape[2:]),
         kernel=w_shape[2:],
         stride=stride,
         dilation=dilation,
         padding=padding,
         input_dilation=input_dilation,
         output_size=output_size,
-        dtype=str(dtype),
-        device=str(device),
+        dtype=str(x.dtype),
+        device=str(x.device),
         channels_last=channels_last,
     )
 
 
-def _freeze(value):
-    """Lists to tuples, recursively, so user arguments can key the plan cache."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _cached(plan, *args):
-    """Call a cached plan; arguments that cannot be hashed go to the uncached function (and its errors)."""
-    try:
-        return plan(*args)
-    except TypeError as exc:
-        if "unhashable" not in str(exc):
-            raise
-    args = tuple(_freeze(a) for a in args)  # e.g. lists: hashable once frozen
-    try:
-        return plan(*args)
-    except TypeError as exc:
-        if "unhashable" not in str(exc):
-            raise
-    return plan.__wrapped__(*args)
-
-
-@functools.lru_cache(maxsize=4096)
-def _conv_plan(op, x_shape, w_shape, groups, stride, padding, dilation, padding_mode):
-    """Validate the arguments against the shapes and resolve the geometry (pure, so cached:
-    a model calls the same layer with the same shapes many times)."""
-    nd = len(w_shape) - 2
-    kernel = w_shape[2:]
-    check_conv_channels(op, x_shape, w_shape, groups)
-    stride_t = positive_tuple(stride, nd, "stride", op)
-    dilation_t = positive_tuple(dilation, nd, "dilation", op)
-    check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
-    spatial = x_shape[2:]
-    pads = arithmetic.resolve_padding(padding, spatial, kernel, stride_t, dilation_t, op=op)
-    out_size = tuple(
-        arithmetic.conv_output_size(i, k, s, p, d, op=op, dim=j + 2)
-        for j, (i, k, s, p, d) in enumerate(zip(spatial, kernel, stride_t, pads, dilation_t))
+def _transposed_output_size(
+    spatial: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+) -> tuple[int, ...]:
+    """Output size of the general conv of a transposed conv (zero-inserted input, stride 1)."""
+    return tuple(
+        arithmetic.conv_output_size_unchecked((i - 1) * s + 1, k, 1, p, d)
+        for i, k, s, p, d in zip(spatial, kernel, stride, pads, dilation)
     )
-    return stride_t, dilation_t, pads, out_size
 
 
 def conv(
@@ -181,7 +212,6 @@ def conv(
     padding_mode: str = "zeros",
     flip: bool = False,
     algorithm: str = "auto",
-    _op: Optional[str] = None,
 ) -> Tensor:
     """N-d convolution (deep learning's cross-correlation) with every padding form.
 
@@ -203,9 +233,13 @@ def conv(
         padding_mode (str): "zeros", "reflect", "replicate" or "circular". Default: "zeros".
         flip (bool): flip the kernel (true convolution). Default: False.
         algorithm (str): "auto", "native", "direct", "im2col" or any registered algorithm.
+            Under a tracer or compiler "auto" is torch's own convolution; while exporting
+            (``torch.export``, ``torch.jit.trace``, ONNX) every algorithm is, since they all
+            compute the same function.
 
     Returns:
-        Tensor[N, C_out, *out] (unbatched in, unbatched out).
+        Tensor[N, C_out, *out] (unbatched in, unbatched out), in the memory format torch's
+        own convolution returns for these operands.
 
     Shape:
         ``out = floor((in + before + after - dilation*(kernel - 1) - 1) / stride) + 1`` per dim.
@@ -223,21 +257,53 @@ def conv(
         >>> conv(torch.randn(1, 3, 10, 11), w, stride=2, padding="same").shape
         torch.Size([1, 2, 5, 6])
     """
-    nd = _check_tensors(_op or "conv", input, weight, bias, _op is not None)
+    return _conv(input, weight, bias, stride, padding, dilation, groups, padding_mode=padding_mode,
+                 flip=flip, algorithm=algorithm)
+
+
+@overridable
+def _conv(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    flip: bool = False,
+    algorithm: str = "auto",
+    _op: Optional[str] = None,
+) -> Tensor:
+    """:func:`conv`, with ``_op`` naming the caller in error messages (``conv2d``, ``Conv2d``)."""
+    nd = _check_tensors(_op or "conv", input, weight, bias, _op is not None, dtypes=False)
     op = _op or f"conv{nd}d"
+    input, weight, bias = autocast_operands(input, weight, bias)
+    _check_dtypes(op, input, weight, bias)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
-    stride_t, dilation_t, pads, out_size = _cached(
-        _conv_plan, op, tuple(x.shape), tuple(weight.shape), groups, stride, padding, dilation, padding_mode
-    )
+    stride_t, dilation_t, pads, out_size = conv_geometry(op, x, weight.shape, groups, stride, padding, dilation)
+    check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
     _check_bias(op, bias, weight.shape[0])
     if padding_mode != "zeros" and any(b or a for b, a in pads):
         x = _pad_mode(x, pads, padding_mode, op)
         pads = ((0, 0),) * nd
     if flip:
         weight = weight.flip(list(range(2, weight.dim())))
-    p = make_problem(x, weight, groups, stride_t, dilation_t, pads, (1,) * nd, out_size)
-    out = resolve(algorithm, p, op).run(x, weight, bias, p)
+
+    def problem() -> Problem:
+        size = out_size if out_size is not None else tuple(
+            arithmetic.conv_output_size_unchecked(i, k, s, p, d)
+            for i, k, s, p, d in zip(spatial_sizes(x), weight.shape[2:], stride_t, pads, dilation_t)
+        )
+        return make_problem(x, weight, groups, stride_t, dilation_t, pads, (1,) * nd, size)
+
+    name, p = select(algorithm, x, problem, op)
+    if name == "native":
+        out = native_conv(x, weight, bias, stride_t, pads, dilation_t, groups)
+    else:
+        out = ALGORITHMS[name].run(x, weight, bias, p)
     return out.squeeze(0) if unbatched else out
 
 
@@ -271,7 +337,6 @@ def conv_transpose(
     *,
     output_size: Optional[Sequence[int]] = None,
     algorithm: str = "auto",
-    _op: Optional[str] = None,
 ) -> Tensor:
     """N-d transposed convolution ("deconvolution", fractionally strided convolution).
 
@@ -305,13 +370,38 @@ def conv_transpose(
         >>> conv_transpose(torch.randn(1, 4, 7, 7), torch.randn(4, 2, 4, 4), stride=2, padding=1).shape
         torch.Size([1, 2, 14, 14])
     """
-    nd = _check_tensors(_op or "conv_transpose", input, weight, bias, _op is not None)
+    return _conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation,
+        output_size=output_size, algorithm=algorithm,
+    )
+
+
+@overridable
+def _conv_transpose(
+    input: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor] = None,
+    stride: IntOrTuple = 1,
+    padding: Union[IntOrTuple, Sequence[Sequence[int]]] = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    *,
+    output_size: Optional[Sequence[int]] = None,
+    algorithm: str = "auto",
+    _op: Optional[str] = None,
+) -> Tensor:
+    """:func:`conv_transpose`, with ``_op`` naming the caller in error messages."""
+    nd = _check_tensors(_op or "conv_transpose", input, weight, bias, _op is not None, dtypes=False)
     op = _op or f"conv_transpose{nd}d"
+    input, weight, bias = autocast_operands(input, weight, bias)
+    _check_dtypes(op, input, weight, bias)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     c_in, kernel = x.shape[1], tuple(weight.shape[2:])
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+    if not _is_int(groups) or groups < 1:
         raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    groups = operator.index(groups)
     if weight.shape[0] != c_in:
         raise ValueError(
             f"{op}: expected input with weight.shape[0] = {weight.shape[0]} channels, got {c_in} "
@@ -326,42 +416,57 @@ def conv_transpose(
     pads = normalize_padding(padding, nd, op)
     if pads == "same":
         raise ValueError(f"{op}: padding='same' is not defined for transposed convolution")
-    spatial = tuple(x.shape[2:])
+    spatial = spatial_sizes(x)
     if output_size is not None:
         size = list(output_size)
         if len(size) == nd + 2:
             size = size[2:]
         out_pad = arithmetic.transpose_output_padding(
-            spatial, size, kernel, stride_t, pads, dilation_t, op=op
+            as_ints(spatial), as_ints(size), kernel, stride_t, pads, dilation_t, op=op
         )
     else:
         out_pad = ntuple(output_padding, nd, "output_padding", op)
-    out_size = arithmetic.conv_transpose_output_shape(
-        spatial, kernel, stride_t, pads, out_pad, dilation_t, op=op
-    )
+    if concrete(spatial):
+        arithmetic.conv_transpose_output_shape(spatial, kernel, stride_t, pads, out_pad, dilation_t, op=op)
+    else:
+        for o, s, d in zip(out_pad, stride_t, dilation_t):
+            if o < 0 or (o >= s and o >= d):
+                raise ValueError(
+                    f"{op}: output_padding ({o}) must be smaller than stride ({s}) or dilation ({d})"
+                )
     general_pads = tuple(
         arithmetic.conv_transpose_equivalent_padding(k, pp, o, d)
         for k, pp, o, d in zip(kernel, pads, out_pad, dilation_t)
     )
-    conv_shape = (c_out, c_in // groups, *kernel)  # the weight's shape in the conv layout
-    p = make_problem(x, conv_shape, groups, (1,) * nd, dilation_t, general_pads, stride_t, out_size)
-    chosen = resolve(algorithm, p, op)
-    # an algorithm that runs transposed convs itself (native: torch's kernel) takes the weight
-    # as given and skips the flip-and-swap into the conv layout, and back
-    run_transposed = getattr(chosen, "run_transposed", None)
-    if run_transposed is not None:
-        out = run_transposed(x, weight, bias, p)
+
+    def problem() -> Problem:
+        size = _transposed_output_size(spatial, kernel, stride_t, general_pads, dilation_t)
+        conv_shape = (c_out, c_in // groups, *kernel)  # the weight's shape in the conv layout
+        return make_problem(x, conv_shape, groups, (1,) * nd, dilation_t, general_pads, stride_t, size)
+
+    name, p = select(algorithm, x, problem, op)
+    if name == "native":
+        out = native_conv_transpose(x, weight, bias, stride_t, general_pads, dilation_t, groups)
     else:
-        out = chosen.run(x, transposed_weight(weight, groups), bias, p)
+        chosen = ALGORITHMS[name]
+        # an algorithm that runs transposed convs itself (native_cl: torch's kernel) takes the
+        # weight as given and skips the flip-and-swap into the conv layout, and back
+        run_transposed = getattr(chosen, "run_transposed", None)
+        if run_transposed is not None:
+            out = run_transposed(x, weight, bias, p)
+        else:
+            out = chosen.run(x, transposed_weight(weight, groups), bias, p)
     return out.squeeze(0) if unbatched else out
 
 
-def _fixed(nd: int, fn, name: str, lead: int = 1):
+def _fixed(nd: int, fn, name: str, lead: int = 1, core=None):
     """Build ``conv{nd}d``-style wrappers of ``fn`` that only pin the number of spatial dims.
 
     ``lead`` is how many positional tensors precede the weight (1: the input; deformable
-    conv's wrappers pass 2: input and offset). The wrapper shows ``fn``'s signature.
+    conv's wrappers pass 2: input and offset). The wrapper calls ``core`` (default ``fn``)
+    with ``_op=name``, so errors name the wrapper, and shows ``fn``'s signature.
     """
+    target = core or fn
 
     def wrapper(*args, **kwargs) -> Tensor:
         weight = args[lead] if len(args) > lead else kwargs.get("weight")
@@ -370,7 +475,7 @@ def _fixed(nd: int, fn, name: str, lead: int = 1):
                 f"{name}: expected weight of rank {nd + 2} ({nd} spatial dims), "
                 f"got rank {weight.dim()} with shape {list(weight.shape)}"
             )
-        return fn(*args, _op=name, **kwargs)
+        return target(*args, _op=name, **kwargs)
 
     signature = inspect.signature(fn)
     wrapper.__signature__ = signature.replace(parameters=[q for q in signature.parameters.values() if q.name != "_op"])
@@ -382,9 +487,9 @@ def _fixed(nd: int, fn, name: str, lead: int = 1):
     return wrapper
 
 
-conv1d = _fixed(1, conv, "conv1d")
-conv2d = _fixed(2, conv, "conv2d")
-conv3d = _fixed(3, conv, "conv3d")
-conv_transpose1d = _fixed(1, conv_transpose, "conv_transpose1d")
-conv_transpose2d = _fixed(2, conv_transpose, "conv_transpose2d")
-conv_transpose3d = _fixed(3, conv_transpose, "conv_transpose3d")
+conv1d = _fixed(1, conv, "conv1d", core=_conv)
+conv2d = _fixed(2, conv, "conv2d", core=_conv)
+conv3d = _fixed(3, conv, "conv3d", core=_conv)
+conv_transpose1d = _fixed(1, conv_transpose, "conv_transpose1d", core=_conv_transpose)
+conv_transpose2d = _fixed(2, conv_transpose, "conv_transpose2d", core=_conv_transpose)
+conv_transpose3d = _fixed(3, conv_transpose, "conv_transpose3d", core=_conv_transpose)

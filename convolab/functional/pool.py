@@ -20,6 +20,7 @@ ROI pooling lives in :mod:`convolab.functional.roi`.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
@@ -30,6 +31,8 @@ from torch import Tensor
 
 from .. import arithmetic
 from .._args import PaddingArg, _is_int, check_choice, positive_tuple
+from ._dispatch import overridable
+from ._tracing import as_ints, concrete, exporting
 from ._windows import pad_pairs, windows
 
 __all__ = [
@@ -108,8 +111,12 @@ def _windowing(
     padding: PaddingArg,
     dilation: IntOrTuple,
     ceil_mode: bool,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], Pairs, tuple[int, ...]]:
-    """Normalise the window arguments; returns kernel, stride, dilation, per-side padding, output size."""
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], Pairs, Optional[tuple[int, ...]]]:
+    """Normalise the window arguments; returns kernel, stride, dilation, per-side padding, output size.
+
+    On traced sizes (export, compile, jit.trace) a padding torch's kernel accepts needs no
+    sizes: the output size is then None and torch's kernel checks the input at run time.
+    """
     k = positive_tuple(kernel_size, nd, "kernel_size", op)
     # torch treats stride=None and stride=[] alike: the window's own size
     s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) else positive_tuple(
@@ -118,6 +125,13 @@ def _windowing(
     d = positive_tuple(dilation, nd, "dilation", op)
     spatial = tuple(x.shape[-nd:])
     first = x.dim() - nd
+    if not concrete(spatial):
+        static = arithmetic.static_padding(padding, nd, k, s, d, op=op)
+        if static is not None:
+            check_pool_padding(static, k, d, op, first)
+            if _torch_accepts(static, k):
+                return k, s, d, static, None
+        spatial = as_ints(spatial)
     pads = arithmetic.resolve_padding(padding, spatial, k, s, d, op=op)
     check_pool_padding(pads, k, d, op, first)
     out = tuple(
@@ -180,9 +194,6 @@ def max_pool(
     dilation: IntOrTuple = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """N-d max pooling: the largest element of every (dilated) window.
 
@@ -218,13 +229,30 @@ def max_pool(
         >>> max_pool(x, 3, stride=2, padding="same").shape
         torch.Size([1, 3, 5, 6])
     """
+    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+@overridable
+def _max_pool(
+    input: Tensor,
+    kernel_size: IntOrTuple,
+    stride: Optional[IntOrTuple] = None,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
+) -> Union[Tensor, tuple[Tensor, Tensor]]:
+    """:func:`max_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     op = _op or "max_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
     k, s, d, pads, out = _windowing(op, input, nd, kernel_size, stride, padding, dilation, ceil_mode)
     if _torch_accepts(pads, k):
         return _MAX[nd](input, k, s, [b for b, _ in pads], d, bool(ceil_mode), bool(return_indices))
-    spatial = tuple(input.shape[-nd:])
+    spatial = as_ints(input.shape[-nd:])
     cover = _cover_pairs(spatial, k, s, d, pads, out)
     x = pad_pairs(input, cover, value=_as_float_pad(input, -math.inf))
     if not return_indices:
@@ -253,9 +281,6 @@ def avg_pool(
     ceil_mode: bool = False,
     count_include_pad: bool = True,
     divisor_override: Optional[int] = None,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
 ) -> Tensor:
     """N-d average pooling: the mean of every window.
 
@@ -272,7 +297,8 @@ def avg_pool(
             most half the kernel. Default: 0.
         ceil_mode (bool): round the output size up (torch's rule). Default: False.
         count_include_pad (bool): count padded zeros in the divisor. Default: True.
-        divisor_override (int, optional): divide every window sum by this instead (also 1-D).
+        divisor_override (int, optional): divide every window sum by this instead (any non-zero
+            int, as torch; also 1-D).
 
     Returns:
         Tensor[N, C, *out].
@@ -289,23 +315,47 @@ def avg_pool(
         >>> avg_pool(torch.randn(2, 3, 10, 11), 3, stride=2, padding="same").shape
         torch.Size([2, 3, 5, 6])
     """
+    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+@overridable
+def _avg_pool(
+    input: Tensor,
+    kernel_size: IntOrTuple,
+    stride: Optional[IntOrTuple] = None,
+    padding: PaddingArg = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
+) -> Tensor:
+    """:func:`avg_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     op = _op or "avg_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
-    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override < 1):
-        raise ValueError(f"{op}: divisor_override must be None or an int >= 1, got {divisor_override!r}")
+    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+        raise ValueError(f"{op}: divisor_override must be None or a non-zero int, got {divisor_override!r}")
     k, s, _, pads, out = _windowing(op, input, nd, kernel_size, stride, padding, 1, ceil_mode)
     x, k_, s_ = input, k, s
     if nd == 1:  # torch's avg_pool1d has no divisor_override; it is avg_pool2d underneath anyway,
         # so 1-D runs as 2-D with a unit dim
         x, k_, s_ = input.unsqueeze(-2), (1, *k), (1, *s)
-    if _torch_accepts(pads, k):
+    # ONNX's AveragePool has no divisor: torch's exporters drop divisor_override without a word,
+    # so while exporting a divisor goes the explicit way below
+    if _torch_accepts(pads, k) and (divisor_override is None or not exporting()):
         p_ = [b for b, _ in pads]
         if nd == 1:
             p_ = [0, *p_]
         y = _AVG[len(k_)](x, k_, s_, p_, bool(ceil_mode), bool(count_include_pad), divisor_override)
         return y.squeeze(-2) if nd == 1 else y
-    spatial = tuple(input.shape[-nd:])
+    spatial = as_ints(input.shape[-nd:])
+    if out is None:
+        out = tuple(
+            arithmetic.pool_output_size(i, kk, ss, pp, 1, bool(ceil_mode), op=op)
+            for i, kk, ss, pp in zip(spatial, k, s, pads)
+        )
     cover = _cover_pairs(spatial, k, s, (1,) * nd, pads, out)
     if nd == 1:
         cover = ((0, 0), *cover)
@@ -314,13 +364,13 @@ def avg_pool(
         for i, kk, ss, pp in zip(spatial, k, s, pads)
     ]
     constant = divisor_override
-    if constant is None and all(len(set(c)) == 1 for c in counts):
-        constant = math.prod(c[0] for c in counts)  # e.g. "same" with count_include_pad: one kernel call
+    if constant is None and all(min(c) == max(c) for c in counts):
+        constant = math.prod([c[0] for c in counts])  # e.g. "same" with count_include_pad: one kernel call
     padded = pad_pairs(x, cover)
     if constant is not None:
-        y = _AVG[len(k_)](padded, k_, s_, 0, False, True, constant)
+        y = _window_sums(padded, k_, s_, constant)
         return y.squeeze(-2) if nd == 1 else y
-    sums = _AVG[len(k_)](padded, k_, s_, 0, False, True, 1)
+    sums = _window_sums(padded, k_, s_, 1)
     if nd == 1:
         sums = sums.squeeze(-2)
     divisor = torch.ones((), dtype=sums.dtype, device=sums.device)
@@ -331,15 +381,25 @@ def avg_pool(
     return sums / divisor
 
 
+def _window_sums(padded: Tensor, kernel: Sequence[int], stride: Sequence[int], divisor: int) -> Tensor:
+    """Window sums divided by ``divisor``, every window inside ``padded`` (floor rounding).
+
+    One kernel call with ``divisor_override``; while exporting, the mean times the window size
+    (exact: every window is whole), since ONNX's AveragePool cannot take a divisor.
+    """
+    if not exporting():
+        return _AVG[len(kernel)](padded, kernel, stride, 0, False, True, divisor)
+    size = math.prod(kernel)
+    y = _AVG[len(kernel)](padded, kernel, stride, 0, False, True, None)
+    return y * size if divisor == 1 else y * (size / divisor)
+
+
 def lp_pool(
     input: Tensor,
     norm_type: float,
     kernel_size: IntOrTuple,
     stride: Optional[IntOrTuple] = None,
     ceil_mode: bool = False,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
 ) -> Tensor:
     """N-d power-average (Lp) pooling: ``(sum over the window of x**p) ** (1/p)``.
 
@@ -369,15 +429,30 @@ def lp_pool(
         tensor([[4., 4.],
                 [4., 4.]])
     """
+    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode)
+
+
+@overridable
+def _lp_pool(
+    input: Tensor,
+    norm_type: float,
+    kernel_size: IntOrTuple,
+    stride: Optional[IntOrTuple] = None,
+    ceil_mode: bool = False,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
+) -> Tensor:
+    """:func:`lp_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     op = _op or "lp_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or norm_type == 0 or math.isnan(norm_type):
         raise ValueError(f"{op}: norm_type must be a non-zero number (the power p), got {norm_type!r}")
     if math.isinf(norm_type):
-        y = max_pool(input.abs() if norm_type > 0 else -input.abs(), kernel_size, stride, 0, 1, ceil_mode, _op=op, _nd=nd)
+        y = _max_pool(input.abs() if norm_type > 0 else -input.abs(), kernel_size, stride, 0, 1, ceil_mode, _op=op, _nd=nd)
         return y if norm_type > 0 else -y
-    sums = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode, True, 1, _op=op, _nd=nd)
+    sums = _avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode, True, 1, _op=op, _nd=nd)
     # sign * relu(|.|) is the identity with a zero gradient at zero (torch's formula)
     return (torch.sign(sums) * F.relu(sums.abs())).pow(1.0 / norm_type)
 
@@ -422,9 +497,6 @@ def adaptive_max_pool(
     input: Tensor,
     output_size: Union[int, None, Sequence[Optional[int]]],
     return_indices: bool = False,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """N-d adaptive max pooling: ``output_size`` bins per dim, whatever the input size.
 
@@ -443,16 +515,28 @@ def adaptive_max_pool(
         >>> adaptive_max_pool(torch.randn(1, 3, 13, 9), (4, 2)).shape
         torch.Size([1, 3, 4, 2])
     """
+    return _adaptive_max_pool(input, output_size, return_indices)
+
+
+@overridable
+def _adaptive_max_pool(
+    input: Tensor,
+    output_size: Union[int, None, Sequence[Optional[int]]],
+    return_indices: bool = False,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
+) -> Union[Tensor, tuple[Tensor, Tensor]]:
+    """:func:`adaptive_max_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     nd, size = _adaptive_args(_op or "adaptive_max_pool", input, output_size, _nd)
+    if not return_indices and exporting() and not _exports_natively(input, size):
+        return _adaptive_by_bins(input, size, torch.amax)
     return _ADAPTIVE_MAX[nd](input, size, bool(return_indices))
 
 
 def adaptive_avg_pool(
     input: Tensor,
     output_size: Union[int, None, Sequence[Optional[int]]],
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
 ) -> Tensor:
     """N-d adaptive average pooling: the mean of each bin of :func:`adaptive_max_pool`.
 
@@ -460,8 +544,43 @@ def adaptive_avg_pool(
         >>> adaptive_avg_pool(torch.randn(2, 3, 7, 7), 1).shape
         torch.Size([2, 3, 1, 1])
     """
+    return _adaptive_avg_pool(input, output_size)
+
+
+@overridable
+def _adaptive_avg_pool(
+    input: Tensor,
+    output_size: Union[int, None, Sequence[Optional[int]]],
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
+) -> Tensor:
+    """:func:`adaptive_avg_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     nd, size = _adaptive_args(_op or "adaptive_avg_pool", input, output_size, _nd)
+    if exporting() and not _exports_natively(input, size):
+        return _adaptive_by_bins(input, size, torch.mean)
     return _ADAPTIVE_AVG[nd](input, size)
+
+
+def _exports_natively(input: Tensor, size: Sequence[Optional[int]]) -> bool:
+    """Whether torch's ONNX exporters can write this adaptive pooling: 2-D with every output size
+    dividing its input size (a plain pooling window then)."""
+    spatial = input.shape[-len(size):]
+    return len(size) == 2 and all(o is None or (concrete([i]) and i % o == 0) for i, o in zip(spatial, size))
+
+
+def _adaptive_by_bins(input: Tensor, size: Sequence[Optional[int]], reduce: Callable[..., Tensor]) -> Tensor:
+    """Adaptive pooling as one reduction per bin and dim (max and mean of a box are those of its
+    rows' reductions): slices and concatenations, which every exporter writes for any size."""
+    nd = len(size)
+    y = input
+    for j, (i, o) in enumerate(zip(as_ints(input.shape[-nd:]), size)):
+        if o is None:
+            continue
+        dim = input.dim() - nd + j
+        y = torch.cat([reduce(y.narrow(dim, a, b - a), dim, keepdim=True)
+                       for a, b in arithmetic.adaptive_pool_bins(i, o)], dim)
+    return y
 
 
 def _check_nonempty(op: str, input: Tensor, nd: int) -> None:
@@ -481,6 +600,7 @@ def _global(op: str, input: Tensor, keepdim: bool) -> tuple[int, ...]:
     return tuple(range(2, input.dim()))
 
 
+@overridable
 def global_max_pool(input: Tensor, keepdim: bool = False) -> Tensor:
     """Global max pooling: the maximum over all spatial positions of each channel.
 
@@ -498,6 +618,7 @@ def global_max_pool(input: Tensor, keepdim: bool = False) -> Tensor:
     return torch.amax(input, dim=_global("global_max_pool", input, keepdim), keepdim=keepdim)
 
 
+@overridable
 def global_avg_pool(input: Tensor, keepdim: bool = False) -> Tensor:
     """Global average pooling (GAP, the seeds' replacement for fully connected layers).
 
@@ -520,6 +641,7 @@ _NAMED_REDUCTIONS: dict[str, tuple[Callable[..., Tensor], float]] = {
 }
 
 
+@overridable
 def pool(
     input: Tensor,
     kernel_size: IntOrTuple,
@@ -582,6 +704,15 @@ def pool(
     k, s, d, pads, out = _windowing(op, input, nd, kernel_size, stride, padding, dilation, False)
     value = default_pad if pad_value is None else float(pad_value)
     x = pad_pairs(input, pads, value=_as_float_pad(input, value))
+    if exporting() and isinstance(reduce, str) and (reduce in ("max", "min") or all(dd == 1 for dd in d)):
+        # torch's pooling kernels compute the named reductions of the padded input, and every
+        # exporter writes them; the window view's unfold needs sizes the exporters may not know
+        if reduce == "max":
+            return _MAX[nd](x, k, s, 0, d)
+        if reduce == "min":
+            return -_MAX[nd](-x, k, s, 0, d)
+        mean = _AVG[nd](x, k, s, 0, False, True)
+        return mean if reduce == "mean" else mean * math.prod(k)
     win = windows(x, k, s, d)  # [*lead, *out, *k], a view
     if isinstance(reduce, str) and not (torch.is_grad_enabled() and input.requires_grad):
         return fn(win, dim=tuple(range(-nd, 0)))  # reduce the view in place, no copy
@@ -608,6 +739,7 @@ SPP_MODES = ("max", "avg")
 SPP_BINS = ("adaptive", "paper")
 
 
+@overridable
 def spatial_pyramid_pool(
     input: Tensor,
     levels: Sequence[IntOrTuple] = (1, 2, 4),
@@ -669,7 +801,7 @@ def spatial_pyramid_pool(
     for level in levels:
         n = positive_tuple(level, nd, "levels", op)
         if bins == "adaptive":
-            pooled = (adaptive_max_pool if mode == "max" else adaptive_avg_pool)(input, n, _op=op, _nd=nd)
+            pooled = (_adaptive_max_pool if mode == "max" else _adaptive_avg_pool)(input, n, _op=op, _nd=nd)
         else:
             ws = [arithmetic.spp_window(a, m, op=op, dim=j + 2) for j, (a, m) in enumerate(zip(spatial, n))]
             k, s = tuple(w for w, _ in ws), tuple(st for _, st in ws)
@@ -681,12 +813,16 @@ def spatial_pyramid_pool(
 # ----------------------------------------------------------------------------- fixed-rank wrappers
 
 
-def _fixed(nd: int, fn: Callable[..., object], name: str) -> Callable[..., object]:
-    """``max_pool2d``-style wrappers: same arguments, ``nd`` spatial dims, unbatched input allowed."""
+def _fixed(nd: int, fn: Callable[..., object], name: str, core: Callable[..., object]) -> Callable[..., object]:
+    """``max_pool2d``-style wrappers: same arguments, ``nd`` spatial dims, unbatched input allowed.
+
+    The wrapper calls ``core`` with ``_op=name`` and ``_nd=nd`` and shows ``fn``'s signature.
+    """
 
     def wrapper(input: Tensor, *args: object, **kwargs: object) -> object:
-        return fn(input, *args, _op=name, _nd=nd, **kwargs)
+        return core(input, *args, _op=name, _nd=nd, **kwargs)
 
+    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = (
         f"{nd}-D form of :func:`{fn.__name__}` (input ``[N, C, *{nd} spatial]`` or unbatched); "
@@ -695,18 +831,18 @@ def _fixed(nd: int, fn: Callable[..., object], name: str) -> Callable[..., objec
     return wrapper
 
 
-max_pool1d = _fixed(1, max_pool, "max_pool1d")
-max_pool2d = _fixed(2, max_pool, "max_pool2d")
-max_pool3d = _fixed(3, max_pool, "max_pool3d")
-avg_pool1d = _fixed(1, avg_pool, "avg_pool1d")
-avg_pool2d = _fixed(2, avg_pool, "avg_pool2d")
-avg_pool3d = _fixed(3, avg_pool, "avg_pool3d")
-lp_pool1d = _fixed(1, lp_pool, "lp_pool1d")
-lp_pool2d = _fixed(2, lp_pool, "lp_pool2d")
-lp_pool3d = _fixed(3, lp_pool, "lp_pool3d")
-adaptive_max_pool1d = _fixed(1, adaptive_max_pool, "adaptive_max_pool1d")
-adaptive_max_pool2d = _fixed(2, adaptive_max_pool, "adaptive_max_pool2d")
-adaptive_max_pool3d = _fixed(3, adaptive_max_pool, "adaptive_max_pool3d")
-adaptive_avg_pool1d = _fixed(1, adaptive_avg_pool, "adaptive_avg_pool1d")
-adaptive_avg_pool2d = _fixed(2, adaptive_avg_pool, "adaptive_avg_pool2d")
-adaptive_avg_pool3d = _fixed(3, adaptive_avg_pool, "adaptive_avg_pool3d")
+max_pool1d = _fixed(1, max_pool, "max_pool1d", _max_pool)
+max_pool2d = _fixed(2, max_pool, "max_pool2d", _max_pool)
+max_pool3d = _fixed(3, max_pool, "max_pool3d", _max_pool)
+avg_pool1d = _fixed(1, avg_pool, "avg_pool1d", _avg_pool)
+avg_pool2d = _fixed(2, avg_pool, "avg_pool2d", _avg_pool)
+avg_pool3d = _fixed(3, avg_pool, "avg_pool3d", _avg_pool)
+lp_pool1d = _fixed(1, lp_pool, "lp_pool1d", _lp_pool)
+lp_pool2d = _fixed(2, lp_pool, "lp_pool2d", _lp_pool)
+lp_pool3d = _fixed(3, lp_pool, "lp_pool3d", _lp_pool)
+adaptive_max_pool1d = _fixed(1, adaptive_max_pool, "adaptive_max_pool1d", _adaptive_max_pool)
+adaptive_max_pool2d = _fixed(2, adaptive_max_pool, "adaptive_max_pool2d", _adaptive_max_pool)
+adaptive_max_pool3d = _fixed(3, adaptive_max_pool, "adaptive_max_pool3d", _adaptive_max_pool)
+adaptive_avg_pool1d = _fixed(1, adaptive_avg_pool, "adaptive_avg_pool1d", _adaptive_avg_pool)
+adaptive_avg_pool2d = _fixed(2, adaptive_avg_pool, "adaptive_avg_pool2d", _adaptive_avg_pool)
+adaptive_avg_pool3d = _fixed(3, adaptive_avg_pool, "adaptive_avg_pool3d", _adaptive_avg_pool)

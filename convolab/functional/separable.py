@@ -20,7 +20,8 @@ from torch import Tensor
 
 from .. import arithmetic
 from .._args import PaddingArg, positive_tuple
-from .conv import conv
+from ._dispatch import overridable
+from .conv import _conv, conv  # noqa: F401  (conv: the doctests compare with it)
 
 __all__ = [
     "depthwise_separable_conv",
@@ -61,7 +62,6 @@ def depthwise_separable_conv(
     between: Optional[Callable[[Tensor], Tensor]] = None,
     padding_mode: str = "zeros",
     algorithm: str = "auto",
-    _op: Optional[str] = None,
 ) -> Tensor:
     """Depthwise separable convolution: a depthwise conv, then a pointwise (1x1) conv.
 
@@ -98,6 +98,29 @@ def depthwise_separable_conv(
         >>> depthwise_separable_conv(x, dw, pw).shape                   # the seeds' 7x7x3 -> 5x5x128
         torch.Size([1, 128, 5, 5])
     """
+    return _depthwise_separable_conv(
+        input, depthwise_weight, pointwise_weight, depthwise_bias, pointwise_bias, stride, padding, dilation,
+        between=between, padding_mode=padding_mode, algorithm=algorithm,
+    )
+
+
+@overridable
+def _depthwise_separable_conv(
+    input: Tensor,
+    depthwise_weight: Tensor,
+    pointwise_weight: Tensor,
+    depthwise_bias: Optional[Tensor] = None,
+    pointwise_bias: Optional[Tensor] = None,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    *,
+    between: Optional[Callable[[Tensor], Tensor]] = None,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+    _op: Optional[str] = None,
+) -> Tensor:
+    """:func:`depthwise_separable_conv`, with ``_op`` naming the caller in error messages."""
     op = _op or "depthwise_separable_conv"
     dw = _tensor(op, "depthwise_weight", depthwise_weight)
     pw = _tensor(op, "pointwise_weight", pointwise_weight)
@@ -119,13 +142,13 @@ def depthwise_separable_conv(
             f"{op}: expected pointwise_weight of shape [C_out, {mid}{', 1' * nd}] (1x1 over the "
             f"depthwise output's {mid} channels), got {list(pw.shape)}"
         )
-    y = conv(
+    y = _conv(
         input, dw, depthwise_bias, stride, padding, dilation, c_in,
         padding_mode=padding_mode, algorithm=algorithm, _op=op,
     )
     if between is not None:
         y = between(y)
-    return conv(y, pw, pointwise_bias, algorithm=algorithm, _op=op)
+    return _conv(y, pw, pointwise_bias, algorithm=algorithm, _op=op)
 
 
 def _check_passes(op: str, weights: Sequence[Tensor], name: str) -> tuple[int, tuple[int, ...]]:
@@ -164,7 +187,6 @@ def spatially_separable_conv(
     *,
     padding_mode: str = "zeros",
     algorithm: str = "auto",
-    _op: Optional[str] = None,
 ) -> Tensor:
     """Spatially separable convolution: one 1-D conv per spatial dim (k x 1, then 1 x k, ...).
 
@@ -201,6 +223,26 @@ def spatially_separable_conv(
         >>> torch.allclose(y, conv(x, torch.outer(col, row).view(1, 1, 3, 3), padding=1), atol=1e-5)
         True
     """
+    return _spatially_separable_conv(
+        input, weights, bias, stride, padding, dilation, groups, padding_mode=padding_mode, algorithm=algorithm
+    )
+
+
+@overridable
+def _spatially_separable_conv(
+    input: Tensor,
+    weights: Sequence[Tensor],
+    bias: Optional[Tensor] = None,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    *,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+    _op: Optional[str] = None,
+) -> Tensor:
+    """:func:`spatially_separable_conv`, with ``_op`` naming the caller in error messages."""
     op = _op or "spatially_separable_conv"
     nd, kernel = _check_passes(op, weights, "weights")
     channels = _channels(op, input, nd)
@@ -220,7 +262,7 @@ def spatially_separable_conv(
     y = input
     for i, w in enumerate(weights):
         # this pass acts on dim i alone: stride, padding and dilation are neutral elsewhere
-        y = conv(
+        y = _conv(
             y, w, bias if i == nd - 1 else None,
             tuple(s[i] if j == i else 1 for j in range(nd)),
             tuple(pads[i] if j == i else (0, 0) for j in range(nd)),
@@ -241,7 +283,6 @@ def flattened_conv(
     *,
     padding_mode: str = "zeros",
     algorithm: str = "auto",
-    _op: Optional[str] = None,
 ) -> Tensor:
     """Flattened convolution (Jin et al., 2014): a channel filter, then a depthwise 1-D filter per dim.
 
@@ -271,6 +312,27 @@ def flattened_conv(
         ...                padding="same").shape
         torch.Size([2, 16, 8, 8])
     """
+    return _flattened_conv(
+        input, channel_weight, spatial_weights, bias, stride, padding, dilation,
+        padding_mode=padding_mode, algorithm=algorithm,
+    )
+
+
+@overridable
+def _flattened_conv(
+    input: Tensor,
+    channel_weight: Tensor,
+    spatial_weights: Sequence[Tensor],
+    bias: Optional[Tensor] = None,
+    stride: IntOrTuple = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrTuple = 1,
+    *,
+    padding_mode: str = "zeros",
+    algorithm: str = "auto",
+    _op: Optional[str] = None,
+) -> Tensor:
+    """:func:`flattened_conv`, with ``_op`` naming the caller in error messages."""
     op = _op or "flattened_conv"
     cw = _tensor(op, "channel_weight", channel_weight)
     nd, _ = _check_passes(op, spatial_weights, "spatial_weights")
@@ -287,8 +349,8 @@ def flattened_conv(
                 f"{op}: spatial_weights[{i}] must be depthwise over the {c_out} output channels, "
                 f"shape [{c_out}, 1, ...], got {list(w.shape)}"
             )
-    y = conv(input, cw, None, algorithm=algorithm, _op=op)
-    return spatially_separable_conv(
+    y = _conv(input, cw, None, algorithm=algorithm, _op=op)
+    return _spatially_separable_conv(
         y, spatial_weights, bias, stride, padding, dilation, c_out,
         padding_mode=padding_mode, algorithm=algorithm, _op=op,
     )

@@ -13,13 +13,13 @@ modes (reflect, ...) have already been applied by the caller.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 from torch import Tensor
 
 from ..._args import check_choice
+from .. import _tracing
 
 
 @dataclass(frozen=True)
@@ -54,12 +54,10 @@ class Problem:
     device: str = "cpu"
     channels_last: bool = False
 
-    @functools.cached_property
+    @property
     def symmetric_padding(self) -> Optional[tuple[int, ...]]:
         """Per-dim padding when it is symmetric and non-negative (what torch's kernels take), else None."""
-        if all(b == a and b >= 0 for b, a in self.padding):
-            return tuple(b for b, _ in self.padding)
-        return None
+        return symmetric_padding(self.padding)
 
     @property
     def depthwise(self) -> bool:
@@ -115,20 +113,53 @@ def choose(p: Problem) -> str:
     return "native"
 
 
-def resolve(name: str, p: Problem, op: str) -> Algorithm:
-    """Look up an algorithm by name (or choose one for "auto") and check it supports ``p``."""
+def symmetric_padding(pairs: tuple[tuple[int, int], ...]) -> Optional[tuple[int, ...]]:
+    """Per-dim padding when every ``(before, after)`` pair is symmetric and non-negative (what
+    torch's kernels take), else None."""
+    if all(b == a and b >= 0 for b, a in pairs):
+        return tuple(b for b, _ in pairs)
+    return None
+
+
+def check_algorithm(name: str, op: str) -> str:
+    """``name`` must be "auto" or a registered algorithm (the error lists them and the closest)."""
     if name != "auto" and name not in ALGORITHMS:
         check_choice(name, available_algorithms(), "algorithm", op)
+    return name
+
+
+def select(name: str, x: Tensor, problem: Callable[[], Problem], op: str) -> tuple[str, Optional[Problem]]:
+    """The algorithm to run for ``algorithm=name`` on input ``x``, and its :class:`Problem`.
+
+    ``"auto"`` asks the chooser only in plain eager mode (:func:`convolab.functional._tracing.
+    free_choice`); under a tracer, a compiler, a functorch transform or a dispatch mode it is
+    ``"native"``, torch's own op, which those tools understand. An explicitly named algorithm
+    runs as asked, except while exporting (``torch.export``, ``torch.jit.trace``, ONNX), where
+    the exported program records the plain convolution the algorithm computes: every algorithm
+    computes the same function. ``problem`` builds the :class:`Problem` only when it is needed
+    (the native path on traced shapes never builds one); the result is None for native then.
+
+    Raises:
+        NotImplementedError: the named algorithm does not support the problem.
+    """
+    check_algorithm(name, op)
     if name == "auto":
-        name = choose(p)
+        if not _tracing.free_choice(x):
+            return "native", None
+        p = problem()
+        return choose(p), p
+    if name == "native" or _tracing.exporting():
+        return "native", None
+    p = problem()
     algorithm = ALGORITHMS[name]
     if not algorithm.supports(p):
         raise NotImplementedError(
             f"{op}: algorithm {name!r} does not support this problem "
             f"(kernel={p.kernel}, stride={p.stride}, dilation={p.dilation}, groups={p.groups}, "
-            f"input_dilation={p.input_dilation}); {getattr(algorithm, 'requirement', '')}".rstrip("; ")
+            f"input_dilation={p.input_dilation}, dtype={p.dtype}); "
+            f"{getattr(algorithm, 'requirement', '')}".rstrip("; ")
         )
-    return algorithm
+    return name, p
 
 
 from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins)

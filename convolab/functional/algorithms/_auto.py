@@ -185,8 +185,8 @@ def _native(p: Problem, channels_last: bool, backward: bool) -> float:
     # NCHW 1x1 convs were once modelled with 3 passes over memory (oneDNN's reorders); on a
     # quiet machine native 1x1 runs at 76-94% of matmul peak and beats gemm/native_cl, so no.
     seconds = macs / (rate * 1e9) + (_bytes_in(p) + _bytes_out(p)) / (m.bandwidth_gbs * 1e9)
-    if channels_last and not p.channels_last:
-        seconds += 2 * _bytes_in(p) / (m.bandwidth_gbs * 1e9)  # the conversion
+    if channels_last and not p.channels_last:  # the conversions: input in, output back
+        seconds += 2 * (_bytes_in(p) + _bytes_out(p)) / (m.bandwidth_gbs * 1e9)
     return seconds * (1 + grad_factor if backward else 1)
 
 

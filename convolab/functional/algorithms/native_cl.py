@@ -2,9 +2,11 @@
 
 oneDNN's channels-last kernels are much faster for some problems even counting
 the conversion: depthwise convs with large kernels (10x and more in forward)
-and grouped convs (several times). The result stays channels-last, as torch's
-own conv returns for channels-last input; values and shape are those of every
-other algorithm. Whether converting pays is the chooser's decision.
+and transposed convs. The result comes back in the memory format torch's own
+conv would return for the operands (contiguous for contiguous input and
+weight), so the algorithm is invisible to the code after it; values and shape
+are those of every other algorithm. Whether converting pays is the chooser's
+decision (the cost model counts both conversions).
 """
 
 from __future__ import annotations
@@ -26,14 +28,28 @@ class NativeChannelsLast(Native):
         return p.ndim in (2, 3)
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        fmt = torch.channels_last if p.ndim == 2 else torch.channels_last_3d
-        return super().run(x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt), bias, p)
+        fmt = _format(p)
+        y = super().run(x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt), bias, p)
+        return _like_torch(y, x, weight, fmt)
 
     def run_transposed(self, x: Tensor, wt: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        fmt = torch.channels_last if p.ndim == 2 else torch.channels_last_3d
-        return super().run_transposed(
-            x.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt), bias, p
-        )
+        fmt = _format(p)
+        y = super().run_transposed(x.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt), bias, p)
+        return _like_torch(y, x, wt, fmt)
+
+
+def _format(p: Problem) -> torch.memory_format:
+    return torch.channels_last if p.ndim == 2 else torch.channels_last_3d
+
+
+def _like_torch(y: Tensor, x: Tensor, weight: Tensor, fmt: torch.memory_format) -> Tensor:
+    """The output in the memory format torch's own conv returns for these operands: channels-last
+    when the input or the weight is, else contiguous (code after a conv may ``.view()`` it)."""
+    if x.is_contiguous(memory_format=fmt) and not x.is_contiguous():
+        return y
+    if weight.is_contiguous(memory_format=fmt) and not weight.is_contiguous():
+        return y
+    return y.contiguous()
 
 
 register_algorithm(NativeChannelsLast())
