@@ -212,7 +212,7 @@ class FlattenLinear(nn.Sequential):
 
     def forward(self, input: Tensor) -> Tensor:
         x = input.flatten(1)
-        if x.shape[1] != self.in_features:
+        if not torch.jit.is_scripting() and isinstance(x, Tensor) and x.shape[1] != self.in_features:
             raise ValueError(
                 f"FlattenLinear: expected {self.in_features} features per sample after flattening, "
                 f"got {x.shape[1]} (input shape {list(input.shape)}); this head needs a fixed input size"
@@ -251,11 +251,12 @@ class GlobalPoolLinear(nn.Sequential):
         super().__init__(*layers, nn.Linear(in_channels, num_classes))
 
     def forward(self, input: Tensor) -> Tensor:
-        if input.dim() < 3:
+        # checked in eager mode; tracers pass proxies, TorchScript compiles the rest only
+        if not torch.jit.is_scripting() and isinstance(input, Tensor) and input.dim() < 3:
             raise ValueError(
                 f"GlobalPoolLinear: expected input [N, C, *spatial], got shape {list(input.shape)}"
             )
-        return super().forward(input.mean(dim=tuple(range(2, input.dim()))))
+        return super().forward(input.flatten(2).mean(dim=2))
 
 
 class SPPLinear(nn.Module):
@@ -305,7 +306,7 @@ class SPPLinear(nn.Module):
 
     def pool(self, input: Tensor) -> Tensor:
         """The fixed-length pyramid vector ``[N, C * sum(n²)]``."""
-        if input.dim() != 4:
+        if not torch.jit.is_scripting() and isinstance(input, Tensor) and input.dim() != 4:
             raise ValueError(f"SPPLinear: expected input [N, C, H, W], got shape {list(input.shape)}")
         return torch.cat([p(input).flatten(1) for p in self.pools], dim=1)
 

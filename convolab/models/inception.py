@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 Size = Union[int, tuple[int, int]]
-_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def BasicConv2d(
@@ -75,10 +74,11 @@ def transform_input(x: Tensor) -> Tensor:
         >>> torch.allclose(transform_input((rgb - mean) / std), (rgb - 0.5) / 0.5, atol=1e-6)
         True
     """
-    if x.dim() != 4 or x.shape[1] != 3:
+    if not torch.jit.is_scripting() and isinstance(x, Tensor) and (x.dim() != 4 or x.shape[1] != 3):
         raise ValueError(f"transform_input: expected RGB input [N, 3, H, W], got shape {list(x.shape)}")
-    mean = x.new_tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = x.new_tensor(_IMAGENET_STD).view(1, 3, 1, 1)
+    # the constants spelled out: TorchScript cannot read module-level tuples
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return x * (std / 0.5) + (mean - 0.5) / 0.5
 
 
@@ -335,15 +335,8 @@ class InceptionC(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        d = x
-        for conv in (
-            self.branch7x7dbl_1,
-            self.branch7x7dbl_2,
-            self.branch7x7dbl_3,
-            self.branch7x7dbl_4,
-            self.branch7x7dbl_5,
-        ):
-            d = conv(d)
+        d = self.branch7x7dbl_2(self.branch7x7dbl_1(x))
+        d = self.branch7x7dbl_5(self.branch7x7dbl_4(self.branch7x7dbl_3(d)))
         return torch.cat([self.branch1x1(x), b7, d, self.branch_pool(self.avg_pool(x))], dim=1)
 
 

@@ -1,42 +1,42 @@
-"""Convolution modules: drop-in replacements for ``torch.nn.Conv*d`` / ``ConvTranspose*d``.
+"""Convolution modules: ``torch.nn.Conv*d`` / ``ConvTranspose*d`` with every padding form.
 
-Same argument names, defaults, parameter shapes, initialisation and
-``state_dict`` keys as torch, so torch weights load unchanged; plus every
-padding form of :func:`convolab.functional.conv` (per-side pairs, "same" with
-any stride), ``flip`` and ``algorithm``. The maths lives on the functional ops.
+Each class subclasses the matching torch class (as timm's ``Conv2dSame`` subclasses
+``nn.Conv2d``): ``isinstance(m, torch.nn.Conv2d)`` holds, argument names, defaults, parameter
+shapes, initialisation and ``state_dict`` keys are torch's, so torch weights load unchanged
+and tools that walk a model for ``nn.Conv2d`` (init, fusion, FLOP counters) see these layers.
+What they add: every padding form of :func:`convolab.functional.conv` (per-side pairs, "same"
+with any stride), ``flip`` and ``algorithm``. What ``.padding`` holds is described in
+:mod:`convolab.nn._base`. The maths lives on the functional ops.
+
+Under ``torch.jit.script`` the modules run :mod:`convolab.functional._lowered` (torch's own
+kernels); everywhere else the functional op, which picks an algorithm in eager mode.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .. import arithmetic
-from .._args import (
-    check_choice,
-    check_groups,
-    normalize_padding,
-    ntuple,
-    positive_tuple,
-)
-from ..functional.conv import PADDING_MODES, conv, conv_transpose
-from ..functional.algorithms import available_algorithms
+from ..functional._lowered import flat_padding, flip_kernel, native_conv, native_conv_transpose, same_pairs
+from ..functional.algorithms import check_algorithm
+from ..functional.conv import _conv, _conv_transpose
+from ._base import conv_spec, repr_arguments
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 IntOrTuple = Union[int, Sequence[int]]
 
 
-class _ConvNd(nn.Module):
+class _ConvNd(nn.modules.conv._ConvNd):
     """Shared logic of every conv module; subclasses only set ``ndim`` (and ``transposed``)."""
 
-    ndim: int = 2
-    transposed: bool = False
-    __constants__ = ["stride", "padding", "dilation", "groups", "padding_mode", "output_padding"]
+    ndim = 2
+    transposed = False
+    __jit_unused_properties__ = ["effective_kernel_size"]  # Python-side only: not for TorchScript
 
     def __init__(
         self,
@@ -56,48 +56,26 @@ class _ConvNd(nn.Module):
         flip: bool = False,
         algorithm: str = "auto",
     ) -> None:
-        super().__init__()
-        op, n = type(self).__name__, self.ndim
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
-        check_groups(in_channels, out_channels, groups, op)
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", op)
-        self.stride = positive_tuple(stride, n, "stride", op)
-        self.dilation = positive_tuple(dilation, n, "dilation", op)
-        pads = normalize_padding(padding, n, op)
-        if self.transposed and pads == "same":
-            raise ValueError(f"{op}: padding='same' is not defined for transposed convolution")
-        # keep torch's spelling for the symmetric case so repr/state match torch.nn
-        self.padding = (
-            padding.lower()
-            if isinstance(padding, str)
-            else tuple(b for b, _ in pads) if all(b == a for b, a in pads) else pads
+        op = type(self).__name__
+        spec = conv_spec(
+            op, self.ndim, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+            padding_mode, output_padding, transposed=self.transposed,
         )
-        self.output_padding = ntuple(output_padding, n, "output_padding", op)
-        if self.transposed:
-            for o, s, d in zip(self.output_padding, self.stride, self.dilation):
-                if o < 0 or (o >= s and o >= d):
-                    raise ValueError(
-                        f"{op}: output_padding ({self.output_padding}) must be smaller than "
-                        f"stride ({self.stride}) or dilation ({self.dilation}) in every dim"
-                    )
-        self.padding_mode = check_choice(
-            padding_mode, ("zeros",) if self.transposed else PADDING_MODES, "padding_mode", op
+        torch_padding = spec.torch_padding(padding)
+        nn.modules.conv._ConvNd.__init__(
+            self, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride,
+            torch_padding if torch_padding is not None else (0,) * self.ndim, spec.dilation, self.transposed,
+            spec.output_padding, spec.groups, bias, spec.padding_mode, device, dtype,
         )
+        self.padding = spec.shown_padding(padding)
+        # what the TorchScript forward needs, typed for it: per-side pairs (zeros when 'same'
+        # with a stride computes them from the input size) and that flag
+        self._pairs: List[Tuple[int, int]] = list(spec.pairs)
+        self._size_dependent = spec.size_dependent
+        self._reversed_padding_repeated_twice = flat_padding(self._pairs)
         self.flip = bool(flip)
-        self.algorithm = check_choice(algorithm, available_algorithms(), "algorithm", op)
-        factory = {"device": device, "dtype": dtype}
-        shape = (
-            (in_channels, out_channels // groups) if self.transposed else (out_channels, in_channels // groups)
-        )
-        self.weight = nn.Parameter(torch.empty(*shape, *self.kernel_size, **factory))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_channels, **factory))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        self.algorithm = check_algorithm(algorithm, op)
+        self._name = op
 
     @property
     def effective_kernel_size(self) -> tuple[int, ...]:
@@ -108,15 +86,6 @@ class _ConvNd(nn.Module):
         """
         return tuple(arithmetic.effective_kernel_size(k, d) for k, d in zip(self.kernel_size, self.dilation))
 
-    def reset_parameters(self) -> None:
-        """torch.nn's initialisation, call for call, so equal seeds give equal weights."""
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
-            if fan_in:
-                bound = 1 / math.sqrt(fan_in)
-                nn.init.uniform_(self.bias, -bound, bound)
-
     def fuse(self, bn: nn.Module) -> "_ConvNd":
         """A new conv equal to ``bn(self(x))`` in inference (batch norm folded into the weights).
 
@@ -126,41 +95,41 @@ class _ConvNd(nn.Module):
 
         return fuse_conv_bn(self, bn)
 
+    def _scripted_pairs(self, x: Tensor) -> List[Tuple[int, int]]:
+        if self._size_dependent:
+            return same_pairs(x.shape[2:], [k for k in self.kernel_size], [s for s in self.stride],
+                              [d for d in self.dilation])
+        return self._pairs
+
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        n = self.ndim
         defaults = {
-            "padding": (0,) * self.ndim,
-            "dilation": (1,) * self.ndim,
-            "output_padding": (0,) * self.ndim,
-            "groups": 1,
-            "padding_mode": "zeros",
-            "flip": False,
-            "algorithm": "auto",
+            "padding": (0,) * n, "dilation": (1,) * n, "output_padding": (0,) * n, "groups": 1,
+            "padding_mode": "zeros", "flip": False, "algorithm": "auto",
         }
-        for name, default in defaults.items():
-            value = getattr(self, name)
-            if value != default:
-                s += f", {name}={value!r}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return repr_arguments(self, defaults)
 
 
 class _Conv(_ConvNd):
     def forward(self, input: Tensor) -> Tensor:
-        return conv(
-            input,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-            padding_mode=self.padding_mode,
-            flip=self.flip,
-            algorithm=self.algorithm,
-            _op=type(self).__name__,
+        if torch.jit.is_scripting():
+            return self._scripted(input)
+        return _conv(
+            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+            padding_mode=self.padding_mode, flip=self.flip, algorithm=self.algorithm, _op=self._name,
         )
+
+    def _scripted(self, input: Tensor) -> Tensor:
+        nd = len(self.kernel_size)  # class attributes such as ndim do not exist in TorchScript
+        unbatched = input.dim() == nd + 1
+        x = input.unsqueeze(0) if unbatched else input
+        pairs = self._scripted_pairs(x)
+        weight = flip_kernel(self.weight) if self.flip else self.weight
+        if self.padding_mode != "zeros":
+            x = torch.nn.functional.pad(x, flat_padding(pairs), mode=self.padding_mode)
+            pairs = [(0, 0)] * nd
+        y = native_conv(x, weight, self.bias, [s for s in self.stride], pairs, [d for d in self.dilation], self.groups)
+        return y.squeeze(0) if unbatched else y
 
 
 class _ConvTranspose(_ConvNd):
@@ -188,24 +157,34 @@ class _ConvTranspose(_ConvNd):
             padding_mode, device, dtype, output_padding=output_padding, algorithm=algorithm,
         )
 
-    def forward(self, input: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
-        return conv_transpose(
-            input,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.output_padding,
-            self.groups,
-            self.dilation,
-            output_size=output_size,
-            algorithm=self.algorithm,
-            _op=type(self).__name__,
+    def forward(self, input: Tensor, output_size: Optional[List[int]] = None) -> Tensor:
+        if torch.jit.is_scripting():
+            return self._scripted(input, output_size)
+        return _conv_transpose(
+            input, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,
+            self.dilation, output_size=output_size, algorithm=self.algorithm, _op=self._name,
         )
 
+    def _scripted(self, input: Tensor, output_size: Optional[List[int]]) -> Tensor:
+        nd = len(self.kernel_size)
+        unbatched = input.dim() == nd + 1
+        x = input.unsqueeze(0) if unbatched else input
+        general: List[Tuple[int, int]] = []
+        for j in range(nd):
+            b, a = self._pairs[j]
+            full = self.dilation[j] * (self.kernel_size[j] - 1)
+            extra = self.output_padding[j]
+            if output_size is not None:  # torch's rule: the size asked for, within one stride
+                size = output_size[len(output_size) - nd + j]
+                extra = size - ((x.shape[2 + j] - 1) * self.stride[j] - b - a + full + 1)
+            general.append((full - b, full - a + extra))
+        y = native_conv_transpose(x, self.weight, self.bias, [s for s in self.stride], general,
+                                  [d for d in self.dilation], self.groups)
+        return y.squeeze(0) if unbatched else y
 
-class Conv1d(_Conv):
-    """1-D convolution module; see :func:`convolab.functional.conv` for the contract.
+
+class Conv1d(_Conv, nn.Conv1d):
+    """1-D convolution module, drop-in for ``torch.nn.Conv1d``; see :func:`convolab.functional.conv`.
 
     Shape:
         input ``[N, C_in, L]`` -> output ``[N, C_out, L_out]``.
@@ -214,7 +193,7 @@ class Conv1d(_Conv):
     ndim = 1
 
 
-class Conv2d(_Conv):
+class Conv2d(_Conv, nn.Conv2d):
     """2-D convolution module, drop-in for ``torch.nn.Conv2d``; see :func:`convolab.functional.conv`.
 
     Shape:
@@ -224,13 +203,15 @@ class Conv2d(_Conv):
     Example:
         >>> Conv2d(3, 2, 3, stride=2, padding="same")(torch.randn(1, 3, 10, 11)).shape
         torch.Size([1, 2, 5, 6])
+        >>> isinstance(Conv2d(3, 2, 3), torch.nn.Conv2d)
+        True
     """
 
     ndim = 2
 
 
-class Conv3d(_Conv):
-    """3-D convolution module; see :func:`convolab.functional.conv`.
+class Conv3d(_Conv, nn.Conv3d):
+    """3-D convolution module, drop-in for ``torch.nn.Conv3d``; see :func:`convolab.functional.conv`.
 
     Shape:
         input ``[N, C_in, D, H, W]`` -> output ``[N, C_out, D_out, H_out, W_out]``.
@@ -239,13 +220,14 @@ class Conv3d(_Conv):
     ndim = 3
 
 
-class ConvTranspose1d(_ConvTranspose):
-    """1-D transposed convolution; see :func:`convolab.functional.conv_transpose`."""
+class ConvTranspose1d(_ConvTranspose, nn.ConvTranspose1d):
+    """1-D transposed convolution, drop-in for ``torch.nn.ConvTranspose1d``; see
+    :func:`convolab.functional.conv_transpose`."""
 
     ndim = 1
 
 
-class ConvTranspose2d(_ConvTranspose):
+class ConvTranspose2d(_ConvTranspose, nn.ConvTranspose2d):
     """2-D transposed convolution, drop-in for ``torch.nn.ConvTranspose2d``.
 
     Shape:
@@ -259,7 +241,8 @@ class ConvTranspose2d(_ConvTranspose):
     ndim = 2
 
 
-class ConvTranspose3d(_ConvTranspose):
-    """3-D transposed convolution; see :func:`convolab.functional.conv_transpose`."""
+class ConvTranspose3d(_ConvTranspose, nn.ConvTranspose3d):
+    """3-D transposed convolution, drop-in for ``torch.nn.ConvTranspose3d``; see
+    :func:`convolab.functional.conv_transpose`."""
 
     ndim = 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +17,8 @@ from .. import arithmetic
 from .._args import check_choice, check_groups, normalize_padding, positive_tuple
 from ..functional.algorithms import available_algorithms
 from ..functional.conv import PADDING_MODES
-from ..functional.separable import depthwise_separable_conv, flattened_conv, spatially_separable_conv
+from ..functional._lowered import flat_padding, native_conv, same_pairs
+from ..functional.separable import _flattened_conv, _spatially_separable_conv
 from .conv import Conv1d, Conv2d, Conv3d
 
 __all__ = [
@@ -63,6 +64,7 @@ def _init_like_conv(weight: Tensor, bias: Optional[Tensor]) -> None:
 
 class _DepthwiseSeparableConvNd(nn.Module):
     ndim = 2
+    __jit_unused_properties__ = ["kernel_size", "stride", "padding", "dilation", "effective_kernel_size"]
 
     def __init__(
         self,
@@ -103,6 +105,8 @@ class _DepthwiseSeparableConvNd(nn.Module):
         self.norm = _layer(norm, mid, "norm", op)
         self.act = _layer(activation, None, "activation", op)
         self.pointwise = conv(mid, out_channels, 1, bias=bias, device=device, dtype=dtype, algorithm=algorithm)
+        # errors at call time name this module, as :func:`convolab.functional.depthwise_separable_conv` does
+        self.depthwise._name = self.pointwise._name = op
 
     kernel_size = property(lambda self: self.depthwise.kernel_size)
     stride = property(lambda self: self.depthwise.stride)
@@ -110,18 +114,14 @@ class _DepthwiseSeparableConvNd(nn.Module):
     dilation = property(lambda self: self.depthwise.dilation)
     effective_kernel_size = property(lambda self: self.depthwise.effective_kernel_size)
 
-    def _between(self, y: Tensor) -> Tensor:
+    def forward(self, input: Tensor) -> Tensor:
+        # :func:`convolab.functional.depthwise_separable_conv`, spelled as its two convs
+        y = self.depthwise(input)
         if self.norm is not None:
             y = self.norm(y)
-        return self.act(y) if self.act is not None else y
-
-    def forward(self, input: Tensor) -> Tensor:
-        dw, pw = self.depthwise, self.pointwise
-        return depthwise_separable_conv(
-            input, dw.weight, pw.weight, dw.bias, pw.bias, dw.stride, dw.padding, dw.dilation,
-            between=self._between if self.norm is not None or self.act is not None else None,
-            padding_mode=dw.padding_mode, algorithm=dw.algorithm, _op=type(self).__name__,
-        )
+        if self.act is not None:
+            y = self.act(y)
+        return self.pointwise(y)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
@@ -163,6 +163,7 @@ class _FactorisedConvNd(nn.Module):
     """Shared holder of per-dim 1-D filters (spatially separable and flattened convs)."""
 
     ndim = 2
+    __jit_unused_properties__ = ["effective_kernel_size"]
 
     def _common(
         self, in_channels: int, out_channels: int, kernel_size: IntOrTuple, stride: IntOrTuple,
@@ -174,10 +175,14 @@ class _FactorisedConvNd(nn.Module):
         self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", op)
         self.stride = positive_tuple(stride, n, "stride", op)
         self.dilation = positive_tuple(dilation, n, "dilation", op)
-        normalize_padding(padding, n, op)
+        static = arithmetic.static_padding(padding, n, self.kernel_size, self.stride, self.dilation, op=op)
         self.padding = padding
         self.padding_mode = check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
         self.algorithm = check_choice(algorithm, available_algorithms(), "algorithm", op)
+        self._name = op
+        # for the TorchScript forward: the dense conv's per-side padding, or 'same' from the size
+        self._pairs: List[Tuple[int, int]] = list(static if static is not None else ((0, 0),) * n)
+        self._size_dependent = static is None
 
     def _pass_shape(self, c_out: int, c_in: int, i: int) -> tuple[int, ...]:
         return (c_out, c_in, *(k if j == i else 1 for j, k in enumerate(self.kernel_size)))
@@ -186,6 +191,29 @@ class _FactorisedConvNd(nn.Module):
     def effective_kernel_size(self) -> tuple[int, ...]:
         """Extent of the equivalent dense kernel per dim: ``dilation*(kernel_size - 1) + 1``."""
         return tuple(arithmetic.effective_kernel_size(k, d) for k, d in zip(self.kernel_size, self.dilation))
+
+    def _scripted_passes(self, x: Tensor, weights: List[Tensor], groups: int) -> Tensor:
+        """The passes of :func:`convolab.functional.spatially_separable_conv` on torch's kernels:
+        pass ``i`` pads, strides and dilates dim ``i`` alone."""
+        nd = len(self.kernel_size)
+        unbatched = x.dim() == nd + 1
+        y = x.unsqueeze(0) if unbatched else x
+        pairs = self._pairs
+        if self._size_dependent:
+            pairs = same_pairs(y.shape[2:], [k for k in self.kernel_size], [s for s in self.stride],
+                               [d for d in self.dilation])
+        for i in range(nd):
+            stride = [1] * nd
+            dilation = [1] * nd
+            pass_pairs: List[Tuple[int, int]] = [(0, 0)] * nd
+            stride[i] = self.stride[i]
+            dilation[i] = self.dilation[i]
+            pass_pairs[i] = pairs[i]
+            if self.padding_mode != "zeros":
+                y = torch.nn.functional.pad(y, flat_padding(pass_pairs), mode=self.padding_mode)
+                pass_pairs = [(0, 0)] * nd
+            y = native_conv(y, weights[i], self.bias if i == nd - 1 else None, stride, pass_pairs, dilation, groups)
+        return y.squeeze(0) if unbatched else y
 
     def _repr_tail(self) -> str:
         s = f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -235,9 +263,14 @@ class _SpatiallySeparableConvNd(_FactorisedConvNd):
             _init_like_conv(w, self.bias if i == self.ndim - 1 else None)
 
     def forward(self, input: Tensor) -> Tensor:
-        return spatially_separable_conv(
+        if torch.jit.is_scripting():
+            weights: List[Tensor] = []
+            for w in self.weights:
+                weights.append(w)
+            return self._scripted_passes(input, weights, self.groups)
+        return _spatially_separable_conv(
             input, list(self.weights), self.bias, self.stride, self.padding, self.dilation, self.groups,
-            padding_mode=self.padding_mode, algorithm=self.algorithm, _op=type(self).__name__,
+            padding_mode=self.padding_mode, algorithm=self.algorithm, _op=self._name,
         )
 
     def extra_repr(self) -> str:
@@ -304,9 +337,16 @@ class _FlattenedConvNd(_FactorisedConvNd):
             _init_like_conv(w, self.bias if i == self.ndim - 1 else None)
 
     def forward(self, input: Tensor) -> Tensor:
-        return flattened_conv(
+        if torch.jit.is_scripting():
+            weights: List[Tensor] = []
+            for w in self.spatial_weights:
+                weights.append(w)
+            nd = len(self.kernel_size)
+            mixed = native_conv(input, self.channel_weight, None, [1] * nd, [(0, 0)] * nd, [1] * nd, 1)
+            return self._scripted_passes(mixed, weights, self.out_channels)
+        return _flattened_conv(
             input, self.channel_weight, list(self.spatial_weights), self.bias, self.stride, self.padding,
-            self.dilation, padding_mode=self.padding_mode, algorithm=self.algorithm, _op=type(self).__name__,
+            self.dilation, padding_mode=self.padding_mode, algorithm=self.algorithm, _op=self._name,
         )
 
     def extra_repr(self) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ..functional.shuffle import channel_shuffle
+from ._base import positive_int
 
 __all__ = ["ChannelShuffle"]
 
@@ -18,11 +20,13 @@ class ChannelShuffle(nn.Module):
 
     def __init__(self, groups: int) -> None:
         super().__init__()
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-            raise ValueError(f"ChannelShuffle: groups must be an int >= 1, got {groups!r}")
-        self.groups = groups
+        self.groups = positive_int(groups, "groups", "ChannelShuffle")
 
     def forward(self, input: Tensor) -> Tensor:
+        if torch.jit.is_scripting():  # the definition: [N, g, C/g, ...] with the two group axes swapped
+            shape = input.shape
+            split = [shape[0], self.groups, shape[1] // self.groups] + shape[2:]
+            return input.reshape(split).transpose(1, 2).reshape(shape)
         return channel_shuffle(input, self.groups)
 
     def extra_repr(self) -> str:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import convolab
 from convolab.functional import conv
-from convolab.functional.algorithms import ALGORITHMS, Problem, choose, resolve, set_chooser
+from convolab.functional.algorithms import ALGORITHMS, Problem, choose, select, set_chooser
 from convolab.functional.algorithms import _auto as _chooser
 from convolab.functional.algorithms._auto import choose_algorithm, estimate
 
@@ -94,13 +94,15 @@ def test_1x1_stays_native_without_autotuning():
 
 
 def test_layout_is_decided_per_pass():
-    """Transposed 4x4/2 measured quiet: channels-last forward 4-8% faster (conversion included),
-    its backward slower."""
+    """Transposed 4x4/2: channels-last runs the forward 4-8% faster when its output may stay
+    channels-last, but the result must come back in the input's layout (a .view() after it
+    must work), and converting it back costs that gain; the backward is slower anyway."""
     p = _problem(2, 4, 128, 64, 1, (28, 28), (4, 4), padding=2, input_dilation=2)
-    with torch.no_grad():
-        assert choose_algorithm(p) == "native_cl"
-    with torch.enable_grad():
-        assert choose_algorithm(p) == "native"
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            assert choose_algorithm(p) == "native"
+    with torch.no_grad():  # input already channels-last: native runs it in that layout
+        assert choose_algorithm(replace(p, channels_last=True)) == "native"
 
 
 def test_dense_and_grouped_convs_are_not_converted_to_channels_last():
@@ -288,7 +290,7 @@ def test_environment_variable(monkeypatch, tmp_path, value, enabled, file):
         convolab.autotune(False)
 
 
-def test_resolve_auto_returns_the_chosen_algorithm():
+def test_select_auto_returns_the_chosen_algorithm():
     p = _problem(1, 8, 64, 64, 64, (4096,), (257,), padding=128)
     with torch.no_grad():
-        assert resolve("auto", p, "conv1d").name == "fft"
+        assert select("auto", torch.empty(1, 64, 4096), lambda: p, "conv1d") == ("fft", p)

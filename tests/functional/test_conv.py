@@ -340,5 +340,10 @@ def test_transposed_fast_path_keeps_layout_and_values(algorithm):
     y = conv_transpose(x, w, None, 2, ((2, 0), (1, 1)), 0, 2 // 2, algorithm=algorithm)
     ref = conv_transpose_loop(x.numpy(), w.numpy(), None, 2, ((2, 0), (1, 1)))
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-10, atol=1e-10)
-    if algorithm == "native_cl":
-        assert y.is_contiguous(memory_format=torch.channels_last)
+    # the memory format torch's own conv returns: contiguous in, contiguous out (a .view() after
+    # a conv must keep working whichever algorithm ran), channels-last in, channels-last out
+    assert y.is_contiguous()
+    y_cl = conv_transpose(x.contiguous(memory_format=torch.channels_last), w, None, 2, ((2, 0), (1, 1)),
+                          0, 1, algorithm=algorithm)
+    assert y_cl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y_cl, y)

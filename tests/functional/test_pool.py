@@ -445,7 +445,7 @@ def test_errors():
         CF.max_pool(torch.randn(2, 3), 2)
     with pytest.raises(TypeError, match=r"avg_pool: input must be a torch.Tensor, got list"):
         CF.avg_pool([1.0, 2.0], 2)
-    with pytest.raises(ValueError, match=r"avg_pool2d: divisor_override must be None or an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"avg_pool2d: divisor_override must be None or a non-zero int, got 0"):
         CF.avg_pool2d(x, 2, divisor_override=0)
     with pytest.raises(ValueError, match=r"lp_pool2d: norm_type must be a non-zero number \(the power p\), got 0"):
         CF.lp_pool2d(x, 0, 2)
@@ -471,3 +471,14 @@ def test_errors():
         CF.pool(x, 2, reduce=lambda w, dim: w * 2)
     with pytest.raises(ValueError, match=r"max_pool: padding must be an int, a tuple, per-side pairs, 'same' or 'valid', got 'sam'; did you mean 'same'"):
         CF.max_pool(x, 2, padding="sam")
+
+
+@pytest.mark.parametrize("padding", [1, ((1, 0), (0, 1))])
+def test_avg_pool_accepts_any_nonzero_divisor_like_torch(padding):
+    """torch divides by any non-zero divisor_override, negative ones included (its OpInfo samples use -2)."""
+    x = torch.randn(2, 3, 6, 7)
+    y = CF.avg_pool2d(x, 3, 2, padding, divisor_override=-2)
+    sums = CF.avg_pool2d(x, 3, 2, padding, divisor_override=1)
+    torch.testing.assert_close(y, sums / -2)
+    if padding == 1:
+        torch.testing.assert_close(y, torch.nn.functional.avg_pool2d(x, 3, 2, 1, divisor_override=-2))

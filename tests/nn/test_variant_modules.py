@@ -105,7 +105,7 @@ def test_pool_module_construction_errors():
         cnn.MaxPool2d(3, padding=2)
     with pytest.raises(ValueError, match=r"AvgPool1d: stride must be >= 1 in every dim, got 0"):
         cnn.AvgPool1d(3, 0)
-    with pytest.raises(ValueError, match=r"AvgPool2d: divisor_override must be None or an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"AvgPool2d: divisor_override must be None or a non-zero int, got 0"):
         cnn.AvgPool2d(2, divisor_override=0)
     with pytest.raises(ValueError, match=r"LPPool2d: norm_type must be a non-zero number \(the power p\), got 0"):
         cnn.LPPool2d(0, 2)
