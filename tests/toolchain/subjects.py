@@ -1,0 +1,170 @@
+"""The one registry of subjects that every toolchain test runs: each ``convolab.nn`` module (in
+the configurations that take different code paths) and each registered model.
+
+A new module or model is covered by every tool test by adding one line here; the test
+``test_every_module_and_model_is_a_subject`` fails until it is. ``refuses`` names the tools
+a subject cannot go through, with the start of the clear error it gives instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import convolab.nn as cnn
+from convolab.models import create_model, list_models
+
+TOOLS = ("compile", "export", "onnx", "onnx_ts", "jit_trace", "jit_script", "fx", "autocast", "vmap")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A module to put through the tools, and inputs to run it on.
+
+    Attributes:
+        name: the test id.
+        make: builds ``(module, inputs)``; inputs have a batch of 2 in dim 0 (the dynamic dim
+            of the export tests) unless ``batched`` is False.
+        refuses: tool -> regex of the clear error that tool gets instead of working.
+        batched: whether dim 0 of the first input is a batch (vmap and dynamic batch use it).
+        slow: big models, run by ``pytest -m slow``.
+        atol: absolute tolerance for comparisons with eager (relative to max |y|).
+    """
+
+    name: str
+    make: Callable[[], tuple[nn.Module, tuple[Tensor, ...]]]
+    refuses: dict[str, str] = field(default_factory=dict)
+    batched: bool = True
+    slow: bool = False
+    atol: float = 1e-5
+
+    @property
+    def param(self):  # type: ignore[no-untyped-def]
+        marks = [pytest.mark.slow] if self.slow else []
+        return pytest.param(self, id=self.name, marks=marks)
+
+
+def _m(name: str, build: Callable[[], nn.Module], *shape: int, **kwargs) -> Subject:  # type: ignore[no-untyped-def]
+    return Subject(name, lambda: (build().eval(), (torch.randn(*shape),)), **kwargs)
+
+
+_SCRIPT_INDICES = {"jit_script": r"torch.jit.script cannot compile this module: return_indices=True"}
+_SCRIPT_CEIL = {"jit_script": r"torch.jit.script cannot compile this module: ceil_mode=True"}
+_SCRIPT_POOL = {"jit_script": r"Pool: torch.jit.script cannot compile this module"}
+_CALLABLE_POOL = {**_SCRIPT_POOL, "fx": r"Pool: torch.fx.symbolic_trace cannot record a Python callable reduction"}
+
+
+MODULE_SUBJECTS: list[Subject] = [
+    # convolutions: torch's padding, per-side pairs with a padding mode and flip, 'same' with a stride
+    _m("Conv1d", lambda: cnn.Conv1d(3, 4, 5, padding=2), 2, 3, 16),
+    _m("Conv1d-same-s2-depthwise-large", lambda: cnn.Conv1d(4, 4, 33, stride=2, padding="same", groups=4), 2, 4, 64),
+    _m("Conv2d", lambda: cnn.Conv2d(3, 4, 3, padding=1), 2, 3, 8, 9),
+    _m("Conv2d-same-s2", lambda: cnn.Conv2d(3, 4, 3, stride=2, padding="same"), 2, 3, 10, 11),
+    _m("Conv2d-pairs-reflect-flip", lambda: cnn.Conv2d(4, 4, 3, padding=((1, 0), (2, 1)), padding_mode="reflect",
+                                                       flip=True, groups=2, dilation=(1, 2)), 2, 4, 9, 10),
+    _m("Conv2d-depthwise-13x13", lambda: cnn.Conv2d(8, 8, 13, padding=6, groups=8), 2, 8, 20, 20),
+    _m("Conv3d", lambda: cnn.Conv3d(2, 3, 3, padding=(1, 0, 1), stride=(1, 2, 1)), 2, 2, 5, 6, 7),
+    _m("ConvTranspose1d", lambda: cnn.ConvTranspose1d(3, 2, 4, stride=2, padding=1), 2, 3, 7),
+    _m("ConvTranspose2d", lambda: cnn.ConvTranspose2d(4, 2, 4, stride=2, padding=1, output_padding=1), 2, 4, 5, 6),
+    _m("ConvTranspose2d-pairs", lambda: cnn.ConvTranspose2d(4, 3, 3, stride=2, padding=((2, 0), (1, 1)), groups=1),
+       2, 4, 5, 6),
+    _m("ConvTranspose3d", lambda: cnn.ConvTranspose3d(2, 2, 3, stride=(2, 1, 1), dilation=(1, 2, 1)), 2, 2, 3, 4, 5),
+    # pooling
+    _m("MaxPool1d", lambda: cnn.MaxPool1d(3, 2, 1), 2, 3, 11),
+    _m("MaxPool2d", lambda: cnn.MaxPool2d(3, 2, 1, ceil_mode=True), 2, 3, 10, 11),
+    _m("MaxPool2d-same-s2", lambda: cnn.MaxPool2d(3, 2, "same"), 2, 3, 10, 11),
+    _m("MaxPool2d-pairs-dilated", lambda: cnn.MaxPool2d(3, 1, ((2, 0), (1, 2)), dilation=2), 2, 3, 8, 9),
+    _m("MaxPool2d-indices", lambda: cnn.MaxPool2d(2, return_indices=True), 2, 3, 8, 8, refuses=_SCRIPT_INDICES),
+    _m("MaxPool3d", lambda: cnn.MaxPool3d(2), 2, 2, 4, 6, 6),
+    _m("AvgPool1d", lambda: cnn.AvgPool1d(3, 2, 1, divisor_override=2), 2, 3, 11),
+    _m("AvgPool2d", lambda: cnn.AvgPool2d(3, 2, 1, count_include_pad=False), 2, 3, 10, 11),
+    _m("AvgPool2d-pairs-no-pad-count", lambda: cnn.AvgPool2d(3, 2, ((0, 1), (1, 1)), count_include_pad=False),
+       2, 3, 10, 11),
+    _m("AvgPool2d-same-ceil", lambda: cnn.AvgPool2d(3, 2, "same", ceil_mode=True), 2, 3, 10, 11,
+       refuses=_SCRIPT_CEIL),
+    _m("AvgPool3d", lambda: cnn.AvgPool3d(2, padding=1), 2, 2, 4, 5, 6),
+    _m("LPPool1d", lambda: cnn.LPPool1d(2, 3, 2), 2, 3, 11),
+    _m("LPPool2d", lambda: cnn.LPPool2d(2, 3, 2), 2, 3, 8, 9),
+    _m("LPPool3d", lambda: cnn.LPPool3d(float("inf"), 2), 2, 2, 4, 4, 4),
+    _m("AdaptiveMaxPool1d", lambda: cnn.AdaptiveMaxPool1d(4), 2, 3, 11),
+    _m("AdaptiveMaxPool2d", lambda: cnn.AdaptiveMaxPool2d((3, None)), 2, 3, 10, 11),
+    _m("AdaptiveMaxPool3d", lambda: cnn.AdaptiveMaxPool3d(2), 2, 2, 5, 5, 5),
+    _m("AdaptiveAvgPool1d", lambda: cnn.AdaptiveAvgPool1d(4), 2, 3, 11),
+    _m("AdaptiveAvgPool2d", lambda: cnn.AdaptiveAvgPool2d((1, 3)), 2, 3, 10, 11),
+    _m("AdaptiveAvgPool3d", lambda: cnn.AdaptiveAvgPool3d((None, 2, 2)), 2, 2, 5, 5, 5),
+    _m("GlobalMaxPool", lambda: cnn.GlobalMaxPool(), 2, 3, 5, 6),
+    _m("GlobalAvgPool", lambda: cnn.GlobalAvgPool(keepdim=True), 2, 3, 5, 6),
+    _m("Pool-logsumexp", lambda: cnn.Pool(2, reduce=torch.logsumexp), 2, 3, 6, 6, refuses=_CALLABLE_POOL),
+    _m("Pool-max-same", lambda: cnn.Pool((3, 3), 2, "same", reduce="max"), 2, 3, 7, 8, refuses=_SCRIPT_POOL),
+    _m("SpatialPyramidPool", lambda: cnn.SpatialPyramidPool((1, 2, 4)), 2, 8, 9, 10),
+    _m("SpatialPyramidPool-paper-avg", lambda: cnn.SpatialPyramidPool((1, 2, 3), mode="avg", bins="paper"), 2, 8, 9, 10),
+    # separable and 1x1 convolutions
+    _m("DepthwiseSeparableConv1d", lambda: cnn.DepthwiseSeparableConv1d(3, 5, 3, padding=1), 2, 3, 12),
+    _m("DepthwiseSeparableConv2d", lambda: cnn.DepthwiseSeparableConv2d(4, 6, 3, stride=2, padding="same",
+                                                                       norm=nn.BatchNorm2d, activation=nn.ReLU),
+       2, 4, 9, 10),
+    _m("DepthwiseSeparableConv3d", lambda: cnn.DepthwiseSeparableConv3d(2, 3, 3, padding=1, depth_multiplier=2),
+       2, 2, 4, 5, 5),
+    _m("PointwiseConv1d", lambda: cnn.PointwiseConv1d(4, 6, groups=2), 2, 4, 9),
+    _m("PointwiseConv2d", lambda: cnn.PointwiseConv2d(4, 6), 2, 4, 5, 6),
+    _m("PointwiseConv3d", lambda: cnn.PointwiseConv3d(2, 3), 2, 2, 3, 4, 5),
+    _m("FlattenedConv1d", lambda: cnn.FlattenedConv1d(3, 4, 3, padding=1), 2, 3, 10),
+    _m("FlattenedConv2d", lambda: cnn.FlattenedConv2d(3, 4, 3, padding="same", stride=2), 2, 3, 9, 10),
+    _m("FlattenedConv3d", lambda: cnn.FlattenedConv3d(2, 3, 3, padding=1), 2, 2, 4, 5, 6),
+    _m("SpatiallySeparableConv2d", lambda: cnn.SpatiallySeparableConv2d(3, 4, (3, 5), padding=((1, 1), (2, 2))),
+       2, 3, 9, 10),
+    _m("SpatiallySeparableConv3d", lambda: cnn.SpatiallySeparableConv3d(2, 3, 3, padding=1, mid_channels=4),
+       2, 2, 4, 5, 6),
+    _m("ChannelShuffle", lambda: cnn.ChannelShuffle(3), 2, 6, 4, 5),
+]
+
+
+# Models at their smallest input (small is enough: every layer runs); the big ones are slow.
+FAST_MODELS = ("seed_cnn", "resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "inception_v3")
+_MODEL_KWARGS = {"inception_v3": {"aux_logits": False}, "googlenet": {"aux_logits": False}}
+
+
+def _model_subject(name: str) -> Subject:
+    def make() -> tuple[nn.Module, tuple[Tensor, ...]]:
+        model = create_model(name, **_MODEL_KWARGS.get(name, {})).eval()
+        if hasattr(model, "min_input_size"):
+            h, w = model.min_input_size
+            channels = 3
+        else:  # the MNIST network
+            channels, (h, w) = 1, (28, 28)
+        return model, (torch.randn(2, channels, h, w),)
+
+    return Subject(name, make, slow=name not in FAST_MODELS, atol=1e-4)
+
+
+MODEL_SUBJECTS = [_model_subject(name) for name in list_models()]
+
+SUBJECTS = MODULE_SUBJECTS + MODEL_SUBJECTS
+
+
+def params(tool: str):  # type: ignore[no-untyped-def]
+    """``pytest.param``s of every subject for ``tool`` (ids are the subject names)."""
+    return [s.param for s in SUBJECTS]
+
+
+def built(subject: Subject) -> tuple[nn.Module, tuple[Tensor, ...]]:
+    """The subject's module (eval mode) and inputs, with the same weights every time."""
+    torch.manual_seed(0)
+    return subject.make()
+
+
+def relative_close(actual: Tensor, expected: Tensor, atol: float) -> None:
+    """``|actual - expected| <= atol * max|expected|`` elementwise (and the same shape)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    nan = expected.isnan()
+    assert torch.equal(actual.isnan(), nan), "NaN where the eager module has none, or the reverse"
+    actual, expected = actual[~nan], expected[~nan]
+    if expected.numel() == 0:
+        return
+    scale = max(float(expected.abs().max()), 1e-12)
+    err = float((actual.double() - expected.double()).abs().max())
+    assert err <= atol * scale, f"max error {err:.3g} > {atol:g} x max|y| = {atol * scale:.3g}"
