@@ -46,6 +46,7 @@ from convolab.nn import ChannelShuffle, Conv2d
 # documented layouts of the others). A new registered model must add its count.
 PARAMS = {
     "alexnet": 61_100_840,
+    "convnext_tiny": 28_589_128,
     "googlenet": 6_624_904,
     "inception_v3": 27_161_264,
     "resnet18": 11_689_512,
@@ -70,6 +71,7 @@ PARAMS = {
     "hourglass2": 6_570_400,
     "hourglass8": 25_434_112,
     "seed_cnn": 1_425_214,
+    "convnext_atto": 3_695_520,  # timm's 3.7M
 }
 
 # models without the size attributes (input channels, size)
