@@ -72,6 +72,8 @@ PARAMS = {
     "hourglass8": 25_434_112,
     "seed_cnn": 1_425_214,
     "convnext_atto": 3_695_520,  # timm's 3.7M
+    "replknet_31b": 79_864_168,  # the release's 79M (79.86M)
+    "replknet_tiny": 738_152,
 }
 
 # models without the size attributes (input channels, size)
