@@ -71,6 +71,7 @@ PARAMS = {
     "hourglass2": 6_570_400,
     "hourglass8": 25_434_112,
     "seed_cnn": 1_425_214,
+    "alexnet_grouped": 60_965_224,  # the paper's "60 million" (groups=2 in conv2, conv4, conv5)
     "convnext_atto": 3_695_520,  # timm's 3.7M
     "replknet_31b": 79_864_168,  # the release's 79M (79.86M)
     "replknet_tiny": 738_152,
