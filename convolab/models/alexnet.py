@@ -141,7 +141,9 @@ class AlexNetGrouped(nn.Module):
         super().__init__()
         relu = lambda: nn.ReLU(inplace=True)  # noqa: E731
         # torch's LRN divides alpha by size: alpha = 1e-4 * 5 gives the paper's k + 1e-4 * sum(a^2)
-        norm = lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0) if lrn else nn.Identity()  # noqa: E731
+        norm = lambda: (  # noqa: E731
+            nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0) if lrn else nn.Identity()
+        )
         self.features = nn.Sequential(
             Conv2d(in_channels, 96, kernel_size=11, stride=4), relu(), norm(),
             MaxPool2d(kernel_size=3, stride=2),

@@ -403,7 +403,8 @@ class LayerNorm2d(nn.LayerNorm):
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() != 4 or input.shape[1] != self.normalized_shape[0]:
             raise ValueError(
-                f"LayerNorm2d: expected input [N, {self.normalized_shape[0]}, H, W], got shape {list(input.shape)}"
+                f"LayerNorm2d: expected input [N, {self.normalized_shape[0]}, H, W], "
+                f"got shape {list(input.shape)}"
             )
         x = F.layer_norm(input.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)

@@ -118,7 +118,12 @@ class ConvNeXtBlock(nn.Module):
     """
 
     def __init__(
-        self, dim: int, layer_scale: float = 1e-6, drop_path: float = 0.0, kernel_size: int = 7, mlp_ratio: int = 4
+        self,
+        dim: int,
+        layer_scale: float = 1e-6,
+        drop_path: float = 0.0,
+        kernel_size: int = 7,
+        mlp_ratio: int = 4,
     ) -> None:
         super().__init__()
         op = "ConvNeXtBlock"
@@ -203,7 +208,8 @@ class ConvNeXt(nn.Module):
         index = 0
         for stage, (depth, dim) in enumerate(zip(depths, dims)):
             if stage:
-                layers.append(nn.Sequential(LayerNorm2d(dims[stage - 1], eps=_LN_EPS), Conv2d(dims[stage - 1], dim, 2, stride=2)))
+                prev = dims[stage - 1]
+                layers.append(nn.Sequential(LayerNorm2d(prev, eps=_LN_EPS), Conv2d(prev, dim, 2, stride=2)))
             blocks = []
             for _ in range(depth):
                 # linear in depth over the whole network, as both references schedule it
@@ -213,7 +219,9 @@ class ConvNeXt(nn.Module):
             layers.append(nn.Sequential(*blocks))
         self.features = nn.Sequential(*layers)
         self.avgpool = AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(LayerNorm2d(dims[-1], eps=_LN_EPS), nn.Flatten(1), nn.Linear(dims[-1], num_classes))
+        self.classifier = nn.Sequential(
+            LayerNorm2d(dims[-1], eps=_LN_EPS), nn.Flatten(1), nn.Linear(dims[-1], num_classes)
+        )
         self.num_features = dims[-1]
         self.min_input_size = (4 * 2 ** (len(dims) - 1),) * 2
         self._init_weights()
@@ -258,8 +266,9 @@ def convert_reference_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tenso
 
     Example:
         >>> import torch
-        >>> sorted(convert_reference_state_dict({"stages.2.4.gamma": torch.ones(384), "head.bias": torch.zeros(5)}))
-        ['classifier.2.bias', 'features.5.4.layer_scale']
+        >>> state = {"stages.2.4.gamma": torch.ones(384), "head.bias": torch.zeros(5)}
+        >>> {k: tuple(v.shape) for k, v in convert_reference_state_dict(state).items()}
+        {'features.5.4.layer_scale': (384, 1, 1), 'classifier.2.bias': (5,)}
     """
     if "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
@@ -289,7 +298,9 @@ def _convnext(variant: str, num_classes: int, in_channels: int, **kwargs) -> Con
 
 
 @register_model
-def convnext_tiny(num_classes: int = 1000, in_channels: int = 3, drop_path_rate: float = 0.1, **kwargs) -> ConvNeXt:
+def convnext_tiny(
+    num_classes: int = 1000, in_channels: int = 3, drop_path_rate: float = 0.1, **kwargs
+) -> ConvNeXt:
     """ConvNeXt-T, "A ConvNet for the 2020s" (Liu et al., CVPR 2022)."""
     return _convnext("tiny", num_classes, in_channels, drop_path_rate=drop_path_rate, **kwargs)
 

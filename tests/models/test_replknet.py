@@ -82,6 +82,15 @@ def test_merged_kernel_is_the_folding_formula():
     assert conv.padding == (15, 15)
 
 
+def test_merging_after_the_generic_batch_norm_fold():
+    """convolab.nn.fuse first (each branch's BN folded into its conv), then the branches merge."""
+    m = _randomise_batch_norms(ReparamLargeKernelConv(4, 13, 3)).double().eval()
+    x = torch.randn(1, 4, 10, 10, dtype=torch.float64)
+    folded = fuse(m)
+    assert isinstance(folded.lkb_origin.bn, nn.Identity)
+    torch.testing.assert_close(folded.fuse()(x), m(x), atol=1e-10, rtol=1e-10)
+
+
 def test_merged_block_equals_the_training_block():
     block = _randomise_batch_norms(RepLKBlock(8, 8, 13, 5)).double().eval()
     merged = copy.deepcopy(block)
