@@ -57,7 +57,8 @@ def forward_macs(model: nn.Module, x: torch.Tensor) -> int:
     def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
         nonlocal total
         if isinstance(module, nn.Linear):
-            total += arithmetic.linear_macs(module.in_features, module.out_features, out.shape[0])
+            # a linear layer on a channels-last map (ConvNeXt) runs once per position, not once per sample
+            total += arithmetic.linear_macs(module.in_features, module.out_features, out.numel() // out.shape[-1])
         elif isinstance(module, (cnn.ConvTranspose2d, nn.ConvTranspose2d)):
             x_in = args[0]
             total += arithmetic.conv_transpose_macs(

@@ -10,6 +10,9 @@ their family's file; this module holds what several families use:
   input size), :class:`GlobalPoolLinear` (global average pool + linear, any
   input size) and :class:`SPPLinear` (spatial pyramid pooling + linear, any
   input size, keeps some spatial layout);
+- :class:`LayerNorm2d` (layer norm over the channels of an NCHW map) and
+  :class:`StochasticDepth` (drop a residual branch per sample), which the
+  modern families (ConvNeXt, RepLKNet) share;
 - the pooling modules every family builds (one import to swap);
 - the weight initialisations the model zoo uses, so fresh models start alike.
 """
@@ -22,6 +25,7 @@ from functools import partial
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # The one place that chooses pooling modules for every model family, so
@@ -39,9 +43,11 @@ __all__ = [
     "ConvNormAct",
     "FlattenLinear",
     "GlobalPoolLinear",
+    "LayerNorm2d",
     "MaxPool2d",
     "ORDERS",
     "SPPLinear",
+    "StochasticDepth",
     "init_kaiming_",
     "init_trunc_normal_",
 ]
@@ -360,3 +366,98 @@ def init_trunc_normal_(model: nn.Module, std: float = 0.1) -> nn.Module:
         else:
             nn.init.trunc_normal_(m.weight, mean=0.0, std=float(getattr(m, "stddev", std)), a=-2.0, b=2.0)
     return model
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of an ``[N, C, H, W]`` map, at every position.
+
+    Definition: ``y[n, :, h, w] = (x - mean) / sqrt(var + eps) * weight + bias``
+    with the mean and (biased) variance taken over the ``C`` values of one
+    position: the "channels_first" LayerNorm of the ConvNeXt reference and the
+    model zoo's ``LayerNorm2d`` (a ``torch.nn.LayerNorm`` subclass, so its
+    ``weight``/``bias`` keys are the same). Computed as torch's layer norm on a
+    channels-last view, which reads an NCHW tensor once and needs no copy when
+    the input is already channels-last in memory.
+
+    Args:
+        num_channels (int): ``C``.
+        eps (float): added to the variance (default 1e-6, ConvNeXt's).
+
+    Shape:
+        ``[N, C, H, W] -> [N, C, H, W]``.
+
+    Raises:
+        ValueError: at call time, an input that is not ``[N, num_channels, H, W]``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.randn(2, 4, 3, 5)
+        >>> y = LayerNorm2d(4)(x)
+        >>> y.shape, bool(y.mean(dim=1).abs().max() < 1e-5)
+        (torch.Size([2, 4, 3, 5]), True)
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
+        _check_positive(num_channels, "num_channels", "LayerNorm2d")
+        super().__init__(num_channels, eps=eps)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.dim() != 4 or input.shape[1] != self.normalized_shape[0]:
+            raise ValueError(
+                f"LayerNorm2d: expected input [N, {self.normalized_shape[0]}, H, W], "
+                f"got shape {list(input.shape)}"
+            )
+        x = F.layer_norm(input.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+STOCHASTIC_DEPTH_MODES = ("row", "batch")
+
+
+class StochasticDepth(nn.Module):
+    """Stochastic depth (Huang et al. 2016, "Deep Networks with Stochastic Depth"), a.k.a. drop path.
+
+    Definition: in training, the input (a residual branch's output) is zeroed
+    with probability ``p`` — per sample (``mode="row"``, as ConvNeXt and
+    RepLKNet use it) or for the whole batch (``"batch"``) — and the kept
+    values are scaled by ``1 / (1 - p)`` so the expectation is unchanged; in
+    eval mode it is the identity. Applied to a residual branch, a dropped
+    sample sees that block as the identity: a shallower network per step.
+
+    Args:
+        p (float): drop probability in [0, 1].
+        mode (str): "row" (default) or "batch".
+
+    Shape:
+        ``[N, *] -> [N, *]``.
+
+    Raises:
+        ValueError: ``p`` outside [0, 1]; unknown ``mode``.
+
+    Example:
+        >>> import torch
+        >>> sd = StochasticDepth(0.5)
+        >>> y = sd(torch.ones(1000, 3))
+        >>> sorted(set(y[:, 0].tolist())), bool(torch.equal(sd.eval()(y), y))
+        ([0.0, 2.0], True)
+    """
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"StochasticDepth: p must be a number in [0, 1], got {p!r}")
+        self.p = float(p)
+        self.mode = check_choice(mode, STOCHASTIC_DEPTH_MODES, "mode", "StochasticDepth")
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return input
+        keep = 1.0 - self.p
+        shape = (input.shape[0],) + (1,) * (input.dim() - 1) if self.mode == "row" else (1,) * input.dim()
+        mask = torch.empty(shape, dtype=input.dtype, device=input.device).bernoulli_(keep)
+        if keep > 0.0:  # p == 1 drops everything; nothing to rescale
+            mask.div_(keep)
+        return input * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}" + ("" if self.mode == "row" else f", mode={self.mode!r}")

@@ -46,6 +46,7 @@ from convolab.nn import ChannelShuffle, Conv2d
 # documented layouts of the others). A new registered model must add its count.
 PARAMS = {
     "alexnet": 61_100_840,
+    "convnext_tiny": 28_589_128,
     "googlenet": 6_624_904,
     "inception_v3": 27_161_264,
     "resnet18": 11_689_512,
@@ -70,6 +71,10 @@ PARAMS = {
     "hourglass2": 6_570_400,
     "hourglass8": 25_434_112,
     "seed_cnn": 1_425_214,
+    "alexnet_grouped": 60_965_224,  # the paper's "60 million" (groups=2 in conv2, conv4, conv5)
+    "convnext_atto": 3_695_520,  # timm's 3.7M
+    "replknet_31b": 79_864_168,  # the release's 79M (79.86M)
+    "replknet_tiny": 738_152,
 }
 
 # models without the size attributes (input channels, size)
