@@ -156,6 +156,7 @@ def claim_output_dir(
     products: Sequence[str] = (),
     option: str = "--out",
     resumable: bool = True,
+    kind: str = "run",
 ) -> OutputClaim:
     """Create (if needed), lock and check an output folder before a run writes into it.
 
@@ -168,6 +169,7 @@ def claim_output_dir(
             writes; finding one means the folder holds an earlier run.
         option: the command-line option that named the folder, for messages.
         resumable: whether ``op`` has a ``--resume`` to suggest.
+        kind: what ``op`` leaves in the folder, for messages ("run", "ablation", "demo").
 
     Returns:
         An :class:`OutputClaim`; call ``release()`` (or use it in a ``with`` block) when done.
@@ -207,7 +209,7 @@ def claim_output_dir(
             shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
             how = "continue it with --resume or replace it with --overwrite" if resumable else "replace it with --overwrite"
             raise OutputDirError(
-                f"{op}: {option} {path} already holds an earlier run ({shown}); {how}, or choose another {option}"
+                f"{op}: {option} {path} already holds an earlier {kind} ({shown}); {how}, or choose another {option}"
             )
     except BaseException:
         claim.release()
