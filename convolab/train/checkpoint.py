@@ -238,6 +238,13 @@ def load_checkpoint(path: PathLike, required: Iterable[str] = ("model", "config"
             f"load_checkpoint: {path} is not a convolab training checkpoint (no integrity digest; "
             f"a model file such as model.pt is loaded with convolab.models.create_model(name, weights=...))"
         )
+    require_entries(state, path, required)
+    return state
+
+
+def require_entries(state: dict[str, Any], path: PathLike, required: Iterable[str]) -> None:
+    """Raise a ValueError naming ``path`` and every entry of ``required`` that ``state`` lacks."""
+    required = list(required)
     missing = [k for k in required if k not in state]
     if missing:
         raise ValueError(
@@ -245,7 +252,6 @@ def load_checkpoint(path: PathLike, required: Iterable[str] = ("model", "config"
             f"entr{'y' if len(missing) == 1 else 'ies'} (a training checkpoint has "
             f"{', '.join(required)}); it was not written by convolab train or was edited: {_REMEDY}"
         )
-    return state
 
 
 def first_nonfinite(tensors: Iterable[tuple[str, Any]]) -> Optional[str]:

@@ -37,7 +37,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .._args import _is_int, check_choice, suggest
 from ..data import DataSplit, ImageTensors, load_dataset
-from .checkpoint import FORMAT, atomic_write_text, first_nonfinite, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    FORMAT, atomic_write_text, first_nonfinite, load_checkpoint, require_entries, rng_state, save_checkpoint, set_rng_state,
+)
 from .distributed import (
     DistInfo,
     all_gather_object,
@@ -439,6 +441,12 @@ def _check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> 
     saved = state["config"]
     if not isinstance(saved, dict):
         raise ValueError(f"train: checkpoint {path}: its 'config' entry is not a dict; it cannot be resumed")
+    if saved.get("model") != config.model:  # the most telling difference first
+        raise ValueError(
+            f"train: checkpoint {path} was written for model {saved.get('model')!r}, not {config.model!r} "
+            f"(a checkpoint only resumes the architecture that wrote it)"
+        )
+    require_entries(state, path, CHECKPOINT_ENTRIES)
     if not isinstance(state["model"], dict) or not isinstance(state["history"], list):
         raise ValueError(f"train: checkpoint {path}: its 'model' entry must be a state dict and 'history' a list")
     for name in ("epoch", "step"):
@@ -446,11 +454,6 @@ def _check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> 
             raise ValueError(f"train: checkpoint {path}: entry {name!r} must be an int >= 0, got {state[name]!r}")
     if not isinstance(state["ranks"], list) or not all(isinstance(r, dict) and {"rng", "sums"} <= r.keys() for r in state["ranks"]):
         raise ValueError(f"train: checkpoint {path}: entry 'ranks' must list each process's 'rng' and 'sums'")
-    if saved.get("model") != config.model:
-        raise ValueError(
-            f"train: checkpoint {path} was written for model {saved.get('model')!r}, not {config.model!r} "
-            f"(a checkpoint only resumes the architecture that wrote it)"
-        )
     current = asdict(config)
     changed = [
         f"{k}={saved.get(k)!r} (now {current[k]!r})"
@@ -579,7 +582,7 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
         resume_path = checkpoint_path if resume is True else Path(resume)
         if not resume_path.is_file():
             raise FileNotFoundError(f"train: --resume: no checkpoint at {resume_path}")
-        state = load_checkpoint(resume_path, required=CHECKPOINT_ENTRIES)
+        state = load_checkpoint(resume_path)
         _check_resumable(state, config, resume_path)
     if info.is_main:
         if overwrite:  # the earlier run goes first: nothing of it can be mistaken for this run's
