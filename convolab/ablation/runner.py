@@ -195,7 +195,7 @@ def ablate(
             ``accuracy_vs_macs.png``). Finished runs found there are not repeated.
         data: ``"digits"``, ``"mnist:PATH"`` or ``"folder:PATH"``.
         epochs: training epochs of every run.
-        seeds: the seeds of every variant (weights, data order, augmentation).
+        seeds: the random seeds of every variant (weights, data order, augmentation).
         config: the other training settings (batch size, optimizer, lr, schedule, limit, ...);
             its model, data, epochs and seed are overridden. Default: :class:`TrainConfig`'s.
         split_seed: seed of the held-out split, the same for every run.

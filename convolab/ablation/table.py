@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 @dataclass(frozen=True)
 class AblationRow:
-    """One variant: its cost (from convolab.analysis), its accuracy over seeds and its speed here.
+    """One variant: its cost (from convolab.analysis), its accuracy over random seeds and its speed here.
 
     Attributes:
         axis, variant: what was swapped, e.g. ``"conv"``, ``"depthwise_separable"``.
@@ -27,7 +27,7 @@ class AblationRow:
         receptive_field: size per spatial dim of a unit of the last feature map, in input pixels
             (``None`` when the analysis cannot tell, e.g. a layer it does not know).
         accuracies: held-out accuracy of each seed's final epoch, in seed order.
-        seeds: the seeds, in the order of ``accuracies``.
+        seeds: the random seeds, in the order of ``accuracies``.
         epoch_seconds: mean wall time of one training epoch over every run of the variant.
         latency_ms: median inference time of one image (batch 1) on this machine.
     """
@@ -44,12 +44,12 @@ class AblationRow:
 
     @property
     def accuracy(self) -> float:
-        """Mean held-out accuracy over the seeds."""
+        """Mean held-out accuracy over the random seeds."""
         return statistics.fmean(self.accuracies)
 
     @property
     def accuracy_std(self) -> Optional[float]:
-        """Sample standard deviation over the seeds (``None`` for a single seed)."""
+        """Sample standard deviation over the random seeds (``None`` for a single seed)."""
         return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else None
 
     @property

@@ -127,8 +127,8 @@ class TqdmProgress(Callback):
     def on_start(self, summary: dict[str, Any]) -> None:
         procs = f", {summary['processes']} processes ({summary['backend']})" if summary["processes"] > 1 else ""
         resumed = summary["resumed_from"]
-        if resumed and summary.get("checkpoint") is not None:
-            self.saved = (Path(summary["checkpoint"]), *resumed)
+        if summary.get("saved") is not None:
+            self.saved = (Path(summary["checkpoint"]), *summary["saved"])
         if summary.get("already_finished"):
             state = (f"; already finished: all {_epochs(resumed[0])} are trained, nothing to do "
                      f"(to train further, pass --epochs N with N > {resumed[0]} and --resume)")

@@ -196,7 +196,8 @@ class Callback:
     """Hooks called by :func:`fit` on the main process (override the ones you need)."""
 
     def on_start(self, summary: dict[str, Any]) -> None:
-        """Before the first step: model, params, data source, train/held-out sizes, processes, resumed_from."""
+        """Before the first step: model, params, data source, train/held-out sizes, processes, resumed_from,
+        epochs, already_finished, checkpoint (its path) and saved ((epoch, step) it holds now, or None)."""
 
     def on_epoch_start(self, epoch: int, epochs: int, steps: int, start_step: int) -> None: ...
 
@@ -656,7 +657,8 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
         already_finished=state is not None and epoch >= config.epochs,
     )
     main_callbacks = callbacks if info.is_main else ()
-    last_saved = resumed_from if resume is True else None  # (epoch, step) now in checkpoint_path
+    # (epoch, step) now in checkpoint_path: the resumed checkpoint when it is that file
+    last_saved = resumed_from if state is not None and resume_path.resolve() == checkpoint_path.resolve() else None
 
     def save(epoch_: int, step_: int) -> None:
         nonlocal last_saved
@@ -690,7 +692,7 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
             "model": config.model, "params": num_params, "data": data.source, "train": len(data.train),
             "val": len(data.val), "processes": info.world_size, "backend": info.backend or None,
             "resumed_from": resumed_from, "epochs": config.epochs, "already_finished": result.already_finished,
-            "checkpoint": checkpoint_path,
+            "checkpoint": checkpoint_path, "saved": last_saved,
         })
     net.train()
     pipeline.train()
