@@ -70,17 +70,17 @@ def test_train_on_idx_files(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "resnet9000"], "train: unknown model 'resnet9000'"),
-        (["train", "seed_cnn", "--epochs", "-3"], "train: epochs must be an int >= 1, got -3"),
+        (["train", "resnet9000"], "unknown model 'resnet9000'"),
+        (["train", "seed_cnn", "--epochs", "-3"], "--epochs must be an int >= 1, got -3"),
         (["train", "seed_cnn", "--data", "mnist:{tmp}/missing"], "load_mnist: no such folder .*missing"),
         (["train", "seed_cnn", "--data", "folder:{tmp}/missing"], "ImageFolder: no such folder .*missing"),
         (["train", "seed_cnn", "--data", "cifar"], "dataset kind must be one of 'digits', 'mnist', 'folder', got 'cifar'"),
         (["train", "seed_cnn", "--out", "{tmp}", "--resume"], "--resume: no checkpoint at .*last.pt"),
         (["train", "seed_cnn", "--data", "mnist:{tmp}", "--out", "{tmp}/run", "--resume", "{tmp}/other.pt"],
          "checkpoint .*other.pt was written for model 'vgg16', not 'seed_cnn'"),
-        (["train", "seed_cnn", "--resume", "{tmp}/train-images-idx3-ubyte"], "is not a readable checkpoint"),
+        (["train", "seed_cnn", "--resume", "{tmp}/train-images-idx3-ubyte"], "is not a checkpoint"),
         (["train", "seed_cnn", "--threads", "0"], "--threads must be >= 1, got 0"),
-        (["train", "seed_cnn", "--data", "mnist:{tmp}", "--out", "{tmp}/train-images-idx3-ubyte/x"], "Not a directory"),
+        (["train", "seed_cnn", "--data", "mnist:{tmp}", "--out", "{tmp}/train-images-idx3-ubyte/x"], "train-images-idx3-ubyte is a file, not a folder"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):

@@ -6,8 +6,10 @@ initial weights, data order and augmentation, and the same seeds are used for ev
 Training is :func:`convolab.train.fit` (the loop of ``convolab train``).
 
 Each run lives in ``OUT/runs/<axis>=<variant>/seed<k>/`` (fit's weights and metrics) and is
-recorded in ``run.json`` there when it ends; a re-run with the same ``out`` reads the records
-instead of training again, and continues an interrupted run from its checkpoint.
+recorded in ``run.json`` there when it ends; a re-run with the same ``out`` and ``resume=True``
+reads the records instead of training again, and continues an interrupted run from its
+checkpoint. One ablation at a time holds ``out`` (see :func:`convolab.train.claim_output_dir`);
+a folder holding an earlier ablation needs ``resume`` or ``overwrite``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ from ..analysis import summary
 from ..data import DataSplit, load_dataset
 from .._args import suggest
 from ..models import list_models, register_model, unregister_model
-from ..train import Callback, TrainConfig, build_model, fit
+from ..train import Callback, TrainConfig, build_model, check_data, claim_output_dir, fit
 from ..train.checkpoint import atomic_write_text
+from ..train.loop import MAX_SEED, RUN_PRODUCTS
 from .table import AblationRow, AblationTable
 from .variants import build_variant, check_variant
 
 RECORD = "run.json"
+TABLE_FILES = ("table.md", "table.json", "table.csv", "accuracy_vs_macs.png")
+# What an ablation writes into its folder: finding one of these there means an earlier ablation.
+PRODUCTS = (*TABLE_FILES, "runs")
 Swaps = Union[str, Sequence[str], Mapping[str, Sequence[str]]]
 
 
@@ -102,7 +108,25 @@ def _run_config(config: TrainConfig, model: str, seed: int) -> TrainConfig:
 
 
 def _comparable(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k not in ("workers", "checkpoint_every")}
+    return {k: v for k, v in d.items() if k not in ("workers", "checkpoint_every", "allow_nonfinite")}
+
+
+def _clear(out: Path) -> None:
+    """Remove an earlier ablation's files from ``out``: only the names an ablation writes, never others."""
+    for name in TABLE_FILES:
+        (out / name).unlink(missing_ok=True)
+    for run_dir in sorted(out.glob("runs/*/seed*")):
+        for name in (RECORD, *RUN_PRODUCTS):
+            (run_dir / name).unlink(missing_ok=True)
+        for folder in (run_dir, run_dir.parent):
+            try:
+                folder.rmdir()  # only when empty: a user's own files stay
+            except OSError:
+                pass
+    try:
+        (out / "runs").rmdir()
+    except OSError:
+        pass
 
 
 def _train_once(run_config: TrainConfig, run_dir: Path, data: DataSplit, callbacks: Sequence[Callback]) -> dict[str, Any]:
@@ -157,6 +181,8 @@ def ablate(
     latency_repeats: int = 7,
     progress: bool = False,
     plot: bool = True,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> AblationTable:
     """Train ``base`` once per variant and seed; return (and save in ``out``) the comparison table.
 
@@ -169,7 +195,7 @@ def ablate(
             ``accuracy_vs_macs.png``). Finished runs found there are not repeated.
         data: ``"digits"``, ``"mnist:PATH"`` or ``"folder:PATH"``.
         epochs: training epochs of every run.
-        seeds: the seeds of every variant (weights, data order, augmentation).
+        seeds: the random seeds of every variant (weights, data order, augmentation).
         config: the other training settings (batch size, optimizer, lr, schedule, limit, ...);
             its model, data, epochs and seed are overridden. Default: :class:`TrainConfig`'s.
         split_seed: seed of the held-out split, the same for every run.
@@ -178,12 +204,17 @@ def ablate(
         latency_repeats: interleaved timing repeats of the per-image latency.
         progress: show a tqdm bar over the runs.
         plot: also save the accuracy-vs-MACs plot (needs matplotlib).
+        resume: continue the ablation in ``out``: its finished runs are read back, an interrupted
+            run continues from its checkpoint, new variants and seeds are trained.
+        overwrite: replace the ablation in ``out`` (its runs and tables are deleted first).
 
     Returns:
         AblationTable: one row per variant in the order of ``swaps``.
 
     Raises:
-        ValueError: an unknown axis or variant, bad settings, or ``out`` holding runs with other settings.
+        ValueError: an unknown axis or variant, bad settings, ``out`` unusable, in use by another
+            run, holding an earlier ablation without ``resume``/``overwrite``, or holding runs with
+            other settings.
 
     Example:
         >>> table = ablate("seed_cnn", "conv=standard,flattened", out=getfixture("tmp_path"), epochs=1,
@@ -197,15 +228,28 @@ def ablate(
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"ablate: seeds must be distinct and at least one, got {seeds}")
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ValueError(f"ablate: seeds must be ints in [0, 2**63 - 1], got {bad[0]!r}")
     template = replace(config or TrainConfig(), model=base, data=data, epochs=epochs)
     template.validate()
     if threads is not None and threads < 1:
         raise ValueError(f"ablate: threads must be >= 1, got {threads}")
     out = Path(out)
-    split = load_dataset(template.data, val_fraction=template.val_fraction, seed=split_seed,
-                         limit=template.limit, size=template.image_size)
-    image_size = tuple(split.size) if template.image_size is None else (template.image_size,) * 2
+    with claim_output_dir(out, resume=resume, overwrite=overwrite, op="ablate", products=PRODUCTS,
+                           kind="ablation"):
+        if overwrite:
+            _clear(out)
+        split = load_dataset(template.data, val_fraction=template.val_fraction, seed=split_seed,
+                             limit=template.limit, size=template.image_size)
+        check_data(template, split)
+        return _ablate(base, pairs, seeds, template, split, out, split_seed, threads, latency_repeats, progress, plot)
 
+
+def _ablate(base: str, pairs: list[tuple[str, str]], seeds: list[int], template: TrainConfig, split: DataSplit,
+            out: Path, split_seed: int, threads: Optional[int], latency_repeats: int, progress: bool,
+            plot: bool) -> AblationTable:
+    image_size = tuple(split.size) if template.image_size is None else (template.image_size,) * 2
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     bar = None

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 @dataclass(frozen=True)
 class AblationRow:
-    """One variant: its cost (from convolab.analysis), its accuracy over seeds and its speed here.
+    """One variant: its cost (from convolab.analysis), its accuracy over random seeds and its speed here.
 
     Attributes:
         axis, variant: what was swapped, e.g. ``"conv"``, ``"depthwise_separable"``.
@@ -27,7 +27,7 @@ class AblationRow:
         receptive_field: size per spatial dim of a unit of the last feature map, in input pixels
             (``None`` when the analysis cannot tell, e.g. a layer it does not know).
         accuracies: held-out accuracy of each seed's final epoch, in seed order.
-        seeds: the seeds, in the order of ``accuracies``.
+        seeds: the random seeds, in the order of ``accuracies``.
         epoch_seconds: mean wall time of one training epoch over every run of the variant.
         latency_ms: median inference time of one image (batch 1) on this machine.
     """
@@ -44,12 +44,12 @@ class AblationRow:
 
     @property
     def accuracy(self) -> float:
-        """Mean held-out accuracy over the seeds."""
+        """Mean held-out accuracy over the random seeds."""
         return statistics.fmean(self.accuracies)
 
     @property
     def accuracy_std(self) -> Optional[float]:
-        """Sample standard deviation over the seeds (``None`` for a single seed)."""
+        """Sample standard deviation over the random seeds (``None`` for a single seed)."""
         return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else None
 
     @property
@@ -155,15 +155,19 @@ class AblationTable:
         return "\n".join(lines)
 
     def plot(self, path: Union[str, Path]) -> Path:
-        """Save accuracy (mean, with the seeds' standard deviation as error bars) against MACs.
+        """Save accuracy (mean, with the standard deviation over the random seeds as error bars) against MACs.
 
         Marker area is proportional to the parameter count; each marker is labelled with its
-        variant. Needs matplotlib (the ``viz`` extra).
+        variant, the label placed beside the marker where it covers no marker, error bar or
+        other label (variants at the same point, e.g. the base network of several axes, share
+        one label). Needs matplotlib (the ``viz`` extra). Written atomically.
         """
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+
+        from ..train.checkpoint import atomic_write
 
         fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
         most = max((r.params for r in self.rows), default=1)
@@ -171,42 +175,34 @@ class AblationTable:
         axes_order = list(dict.fromkeys(r.axis for r in self.rows))
         colors = plt.get_cmap("tab10")
         several_axes = len(axes_order) > 1
-        points = []
+        points: dict[tuple[float, float], dict[str, Any]] = {}  # one entry (and label) per position
+        bars = []
         for i, r in enumerate(self.rows):
             x, y = r.macs / 1e6, 100 * r.accuracy
             color = colors(axes_order.index(r.axis) % 10) if several_axes else colors(i % 10)
-            ax.errorbar(x, y, yerr=100 * (r.accuracy_std or 0), fmt="none", ecolor="0.35", capsize=3, zorder=1)
-            ax.scatter(x, y, s=40 + 900 * r.params / most, color=color, alpha=0.6, edgecolors="black",
-                       linewidths=0.6, zorder=2)
-            points.append((x, y, r.name if several_axes else r.variant))
-        ax.margins(x=0.2, y=0.2)
+            size = 30 + 600 * r.params / most  # marker area in points^2
+            std = 100 * (r.accuracy_std or 0)
+            ax.errorbar(x, y, yerr=std, fmt="none", ecolor="0.35", capsize=3, zorder=1)
+            ax.scatter(x, y, s=size, color=color, alpha=0.6, edgecolors="black", linewidths=0.6, zorder=2)
+            bars.append((x, y - std, y + std))
+            point = points.setdefault((x, y), {"labels": [], "size": 0.0})
+            point["labels"].append(r.name if several_axes else r.variant)
+            point["size"] = max(point["size"], size)
+        ax.margins(x=0.25, y=0.25)
         ax.autoscale_view()
-        # labels go right of their point; one that would overlap a placed label moves to the nearest
-        # free line above or below (greedy, in display pixels) with a leader line to its point
-        line = 11 * fig.dpi / 72
-        placed: list[tuple[float, float]] = []
-        for x, y, label in sorted(points, key=lambda p: -p[1]):
-            px, py = ax.transData.transform((x, y))
-            for step in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6):
-                ty = py + step * line
-                if not any(abs(px - qx) < 150 and abs(ty - qy) < line for qx, qy in placed):
-                    break
-            placed.append((px, ty))
-            leader = dict(arrowstyle="-", color="0.5", lw=0.5) if ty != py else None
-            ax.annotate(label, (x, y), xytext=(10, (ty - py) * 72 / fig.dpi), textcoords="offset points",
-                        fontsize=8, va="center", arrowprops=leader)
         if several_axes:
             for i, axis in enumerate(axes_order):
                 ax.scatter([], [], s=40, color=colors(i % 10), alpha=0.6, edgecolors="black", label=axis)
             ax.legend(fontsize=8, title="axis", title_fontsize=8, loc="best")
         ax.set_xlabel("MACs per image (millions)")
-        ax.set_ylabel("held-out accuracy (%), mean ± std over seeds")
+        ax.set_ylabel("held-out accuracy (%), mean ± std over random seeds")
         ax.set_title(f"{self.title}\nmarker area ~ parameters ({least:,} to {most:,})", fontsize=9)
         ax.grid(True, alpha=0.3)
         fig.tight_layout()
+        _place_labels(fig, ax, points, bars)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
         plt.close(fig)
         return path
 
@@ -224,3 +220,69 @@ class AblationTable:
             written["plot"] = self.plot(out / "accuracy_vs_macs.png")
         return written
 
+
+
+def _place_labels(fig: Any, ax: Any, points: dict[tuple[float, float], dict[str, Any]], bars: list[tuple[float, float, float]]) -> None:
+    """Label every point beside its marker, on the first free spot of a ring of candidates.
+
+    Greedy, in display pixels: for growing distances from the marker's edge and eight
+    directions, the first label box inside the axes that overlaps no marker, error bar, legend
+    or earlier label wins; a label placed away from its marker gets a leader line.
+    """
+    fig.canvas.draw()  # fixes the limits and gives a renderer to measure text with
+    renderer = fig.canvas.get_renderer()
+    px_per_pt = fig.dpi / 72
+    frame = ax.get_window_extent(renderer)
+    discs = []
+    for (x, y), point in points.items():
+        cx, cy = ax.transData.transform((x, y))
+        discs.append((cx, cy, (point["size"] ** 0.5) / 2 * px_per_pt + 1.5))
+    blocked = []  # (x0, y0, x1, y1) boxes: error bars, the legend, placed labels
+    for x, low, high in bars:
+        (x0, y0), (x1, y1) = ax.transData.transform((x, low)), ax.transData.transform((x, high))
+        blocked.append((x0 - 5, min(y0, y1) - 1, x0 + 5, max(y0, y1) + 1))
+    legend = ax.get_legend()
+    if legend is not None:
+        box = legend.get_window_extent(renderer)
+        blocked.append((box.x0, box.y0, box.x1, box.y1))
+
+    def free(box: tuple[float, float, float, float]) -> bool:
+        x0, y0, x1, y1 = box
+        if x0 < frame.x0 + 2 or x1 > frame.x1 - 2 or y0 < frame.y0 + 2 or y1 > frame.y1 - 2:
+            return False
+        if any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in blocked):
+            return False
+        # a disc overlaps the box when its centre is closer than its radius to the box
+        return all((max(x0 - cx, 0, cx - x1) ** 2 + max(y0 - cy, 0, cy - y1) ** 2) >= r * r for cx, cy, r in discs)
+
+    directions = [(1, 0), (1, 1), (1, -1), (0, 1), (0, -1), (-1, 0), (-1, 1), (-1, -1)]
+    order = sorted(zip(points.items(), discs), key=lambda item: -item[1][2])  # the biggest markers first
+    for ((x, y), point), (cx, cy, r) in order:
+        label = "\n".join(point["labels"])
+        probe = ax.text(0, 0, label, fontsize=8)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = extent.width, extent.height
+        best = None
+        for gap in (3, 10, 20, 35, 55, 80, 110):
+            for dx, dy in directions:
+                norm = (dx * dx + dy * dy) ** 0.5
+                ax_, ay_ = cx + dx / norm * (r + gap), cy + dy / norm * (r + gap)
+                # the box hangs off the anchor on the side facing away from the marker
+                x0 = ax_ if dx > 0 else ax_ - w if dx < 0 else ax_ - w / 2
+                y0 = ay_ if dy > 0 else ay_ - h if dy < 0 else ay_ - h / 2
+                box = (x0, y0, x0 + w, y0 + h)
+                if free(box):
+                    best = box
+                    break
+            if best is not None:
+                break
+        if best is None:  # nowhere free: right of the marker, as close as it gets
+            best = (cx + r + 3, cy - h / 2, cx + r + 3 + w, cy + h / 2)
+        blocked.append(best)
+        far = ((best[0] + best[2]) / 2 - cx) ** 2 + ((best[1] + best[3]) / 2 - cy) ** 2 > (r + max(w, h) / 2 + 12) ** 2
+        ax.annotate(
+            label, (x, y), xytext=((best[0] - cx) / px_per_pt, (best[1] - cy) / px_per_pt), textcoords="offset points",
+            fontsize=8, ha="left", va="bottom",
+            arrowprops=dict(arrowstyle="-", color="0.5", lw=0.5, shrinkA=0, shrinkB=r / px_per_pt) if far else None,
+        )

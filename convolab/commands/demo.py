@@ -26,12 +26,15 @@ from ..functional import conv2d, conv_transpose2d
 # on one thread (41 s wall on the shared 2-core box at load average 10).
 DEMO_TRAINING = dict(model="seed_cnn", data="digits", epochs=5, batch_size=64, lr=0.05, augment_shift=2)
 QUICK_TRAINING = dict(epochs=1, limit=256)
+# What the demo writes into --out: finding one of these there means an earlier demo.
+DEMO_PRODUCTS = ("*_summary.md", "gallery", "*/last.pt", "*/model.pt", "*/metrics.csv", "*/metrics.json")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="worked examples, then train the seed network on the embedded digits")
     p.add_argument("--seed", type=int, default=0, help="seed of the example input and of training")
     p.add_argument("--out", default="convolab-demo", help="folder for the checkpoint and metrics (default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo's files in --out (default: refuse)")
     p.add_argument("--epochs", type=int, default=DEMO_TRAINING["epochs"], help="training epochs (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a few seconds: 256 images, 1 epoch (no accuracy target)")
     # The seed network's matmuls are too small to gain from more threads, and on a busy machine
@@ -95,7 +98,8 @@ def train_step(ctx: DemoContext) -> None:
     settings = {**DEMO_TRAINING, "epochs": ctx.args.epochs, "seed": ctx.args.seed}
     if ctx.args.quick:
         settings.update(QUICK_TRAINING)
-    result = train(TrainConfig(**settings), str(ctx.out / "seed_cnn"), threads=ctx.args.threads)
+    result = train(TrainConfig(**settings), str(ctx.out / "seed_cnn"), threads=ctx.args.threads,
+                   overwrite=getattr(ctx.args, "overwrite", False))
     ctx.results["train"] = result
     print(report(result).splitlines()[0])  # the paths follow in "Where everything is"
     ctx.outputs.update({
@@ -166,11 +170,16 @@ def _grid(t: torch.Tensor) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    ctx = DemoContext(args, Path(args.out))
-    for i, (title, step) in enumerate(demo_steps(), 1):
-        print(f"# {i}. {title}\n")
-        step(ctx)
-        print()
+    from ..train import claim_output_dir
+
+    # --out first: a folder that cannot be used, is in use or holds an earlier demo fails before any output
+    with claim_output_dir(args.out, overwrite=args.overwrite, op="demo", products=DEMO_PRODUCTS, resumable=False,
+                           kind="demo"):
+        ctx = DemoContext(args, Path(args.out))
+        for i, (title, step) in enumerate(demo_steps(), 1):
+            print(f"# {i}. {title}\n")
+            step(ctx)
+            print()
     if ctx.outputs:
         print("Where everything is:")
         width = max(map(len, ctx.outputs))

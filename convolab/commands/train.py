@@ -2,18 +2,25 @@
 
 Runs data-parallel when started by torchrun, e.g. on one machine with two processes:
 ``torchrun --standalone --nproc_per_node=2 -m convolab train seed_cnn --out runs/a``.
+
+Every option is checked, and the output folder claimed, before any work; Ctrl-C stops with
+one line saying what was saved and how to continue (exit status 130).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from ..train import Callback, TrainConfig, TrainResult, fit
-from ..train.loop import OPTIMIZERS, SCHEDULERS
+from ..train.loop import MAX_IMAGE_SIZE, MAX_WORKERS, OPTIMIZERS, SCHEDULERS
 
 _DEFAULTS = TrainConfig()
+MAX_THREADS = 1024  # more threads than this only contend for the cores
+EXIT_INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C (128 + SIGINT)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,30 +39,42 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``TrainConfig`` (shared with ``convolab demo``)."""
     d = _DEFAULTS
     p.add_argument("--data", default=d.data, help="digits | mnist:PATH | folder:PATH (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="default: %(default)s")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help="passes over the training set, >= 1; with --resume, more than the run has trains further "
+                   "(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch, >= 1 (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, > 0 (default: %(default)s)")
     p.add_argument("--optimizer", default=d.optimizer, help=f"{' | '.join(OPTIMIZERS)} (default: %(default)s)")
     p.add_argument("--scheduler", default=d.scheduler, help=f"{' | '.join(SCHEDULERS)} (default: %(default)s)")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum (default: %(default)s)")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="default: %(default)s")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum, in [0, 1) (default: %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=">= 0 (default: %(default)s)")
     p.add_argument("--hard-mining", type=float, default=None, metavar="FRACTION",
-                   help="back-propagate only the hardest FRACTION of each batch (online hard example mining)")
+                   help="back-propagate only the hardest FRACTION (in (0, 1]) of each batch (online hard example mining)")
     p.add_argument("--augment-shift", type=int, default=d.augment_shift, metavar="PIXELS",
-                   help="shift each training image randomly by up to PIXELS (default: %(default)s)")
+                   help="shift each training image randomly by up to PIXELS, at most a quarter of the image side "
+                   "(7 for 28x28) (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help="held-out share when the data has no test set (default: %(default)s)")
-    p.add_argument("--limit", type=int, default=None, help="use at most this many training images")
-    p.add_argument("--image-size", type=int, default=None, help="resize images to this square size")
-    p.add_argument("--seed", type=int, default=d.seed, help="default: %(default)s")
+                   help="held-out share when the data has no test set of its own, in (0, 1) (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use at most this many training and at most this many held-out images")
+    p.add_argument("--image-size", type=int, default=None,
+                   help=f"resize images to this square size, 1 to {MAX_IMAGE_SIZE}")
+    p.add_argument("--seed", type=int, default=d.seed, help="0 to 2**63 - 1 (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="STEPS",
                    help="also checkpoint every STEPS steps (default: only at epoch ends)")
     p.add_argument("--sync-bn", action="store_true", help="batch norm over the global batch under torchrun")
-    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes for image folders")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process (default: torch's)")
-    p.add_argument("--out", default="runs/train", help="output folder (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=d.workers,
+                   help=f"data-loading processes for image folders, 0 to {MAX_WORKERS}")
+    p.add_argument("--threads", type=int, default=None,
+                   help=f"torch CPU threads per process, 1 to {MAX_THREADS} (default: torch's)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="keep training after a NaN or infinite loss (default: stop at the first one, keeping the "
+                   "last good checkpoint)")
+    p.add_argument("--out", default="runs/train",
+                   help="output folder, one run at a time (default: %(default)s)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue from OUT/last.pt (or the given checkpoint) with the same settings")
+    p.add_argument("--overwrite", action="store_true", help="replace the earlier run in --out (default: refuse)")
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
@@ -66,6 +85,7 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         weight_decay=args.weight_decay, hard_mining=args.hard_mining, augment_shift=args.augment_shift,
         val_fraction=args.val_fraction, limit=args.limit, image_size=args.image_size, seed=args.seed,
         checkpoint_every=args.checkpoint_every, sync_bn=args.sync_bn, workers=args.workers,
+        allow_nonfinite=args.allow_nonfinite,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -75,21 +95,69 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def check_threads(threads: Optional[int]) -> None:
+    """``--threads`` is None (torch's default) or 1 to :data:`MAX_THREADS`; else a UsageError."""
+    from ..cli import UsageError
+
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    if threads is not None and threads > MAX_THREADS:
+        raise UsageError(f"--threads must be <= {MAX_THREADS} (more only contend for the cores), got {threads}")
+
+
+def _where(epoch: int, step: int) -> str:
+    """A checkpoint's position: (completed epochs, step within the next epoch)."""
+    return f"epoch {epoch + 1}, step {step}" if step else f"end of epoch {epoch}"
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 class TqdmProgress(Callback):
-    """A tqdm bar per epoch with the running loss and accuracy; one summary line per epoch."""
+    """A tqdm bar per epoch with the running loss and accuracy; one summary line per epoch.
+
+    It also remembers the last checkpoint (:attr:`saved`), for the message after Ctrl-C.
+    """
 
     def __init__(self) -> None:
         self.bar: Optional[Any] = None
+        self.saved: Optional[tuple[Path, int, int]] = None  # (path, epoch, step) of the last checkpoint
 
     def on_start(self, summary: dict[str, Any]) -> None:
         procs = f", {summary['processes']} processes ({summary['backend']})" if summary["processes"] > 1 else ""
         resumed = summary["resumed_from"]
+        if summary.get("saved") is not None:
+            self.saved = (Path(summary["checkpoint"]), *summary["saved"])
+        if summary.get("already_finished"):
+            state = (f"; already finished: all {_epochs(resumed[0])} are trained, nothing to do "
+                     f"(to train further, pass --epochs N with N > {resumed[0]} and --resume)")
+        elif resumed:
+            state = f"; resuming epoch {resumed[0] + 1} at step {resumed[1]}"
+        else:
+            state = ""
         print(
             f"training {summary['model']} ({summary['params']:,} parameters) on {summary['data']}: "
-            f"{summary['train']:,} training / {summary['val']:,} held-out images{procs}"
-            + (f"; resuming epoch {resumed[0] + 1} at step {resumed[1]}" if resumed else ""),
+            f"{summary['train']:,} training / {summary['val']:,} held-out images{procs}{state}",
             flush=True,
         )
+
+    def on_checkpoint(self, path: Path, epoch: int, step: int) -> None:
+        self.saved = (Path(path), epoch, step)
+
+    def close(self) -> None:
+        """Remove the progress bar (e.g. before printing why the run stopped)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def interrupted(self) -> str:
+        """The line printed after Ctrl-C: what was saved and how to continue."""
+        if self.saved is None:
+            return "interrupted before the first checkpoint; nothing was saved (run the same command to start again)"
+        path, epoch, step = self.saved
+        return (f"interrupted; the last checkpoint is {path} ({_where(epoch, step)}): "
+                f"to continue from it, run the same command with --resume")
 
     def on_epoch_start(self, epoch: int, epochs: int, steps: int, start_step: int) -> None:
         try:
@@ -105,9 +173,7 @@ class TqdmProgress(Callback):
             self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.2%}", refresh=False)
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.close()
         print(
             f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f} acc {metrics['train_accuracy']:.2%}"
             f" | held-out loss {metrics['val_loss']:.4f} acc {metrics['val_accuracy']:.2%}"
@@ -116,18 +182,35 @@ class TqdmProgress(Callback):
         )
 
 
-def train(config: TrainConfig, out: str, resume: Any = False, threads: Optional[int] = None) -> TrainResult:
-    """Run :func:`convolab.train.fit` with a progress bar; user mistakes become one-line usage errors."""
+def train(
+    config: TrainConfig,
+    out: str,
+    resume: Any = False,
+    threads: Optional[int] = None,
+    *,
+    overwrite: bool = False,
+    progress: Optional[TqdmProgress] = None,
+) -> TrainResult:
+    """Run :func:`convolab.train.fit` with a progress bar; user mistakes become one-line usage errors.
+
+    Args:
+        config: the run's settings.
+        out: the output folder (``--out``).
+        resume: ``--resume`` (True or a checkpoint path).
+        threads: ``--threads`` (None: torch's default).
+        overwrite: ``--overwrite``.
+        progress: the progress callback to use (default: a new :class:`TqdmProgress`).
+    """
     import torch
 
     from ..cli import UsageError
 
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {threads}")
+    check_threads(threads)
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
+    progress = progress or TqdmProgress()
     try:
-        return fit(config, out, resume=resume, callbacks=[TqdmProgress()] if is_main_process() else [])
+        return fit(config, out, resume=resume, overwrite=overwrite, callbacks=[progress] if is_main_process() else [])
     except (ImportError, OSError) as exc:
         # FileNotFoundError is reported by the CLI itself; PermissionError, NotADirectoryError and
         # a missing optional dependency are user problems too.
@@ -140,12 +223,14 @@ def train(config: TrainConfig, out: str, resume: Any = False, threads: Optional[
 
 def report(result: TrainResult) -> str:
     """The lines printed at the end of a run: accuracy and where everything is."""
-    resumed = (
-        f" (resumed from epoch {result.resumed_from[0] + 1}, step {result.resumed_from[1]})"
-        if result.resumed_from else ""
-    )
+    if result.already_finished:
+        resumed = f" (the run had already finished; --epochs N with N > {len(result.history)} and --resume trains further)"
+    elif result.resumed_from:
+        resumed = f" (resumed from {_where(*result.resumed_from)})"
+    else:
+        resumed = ""
     return "\n".join([
-        f"final held-out accuracy: {result.val_accuracy:.2%} after {len(result.history)} epochs{resumed}",
+        f"final held-out accuracy: {result.val_accuracy:.2%} after {_epochs(len(result.history))}{resumed}",
         f"checkpoint (resume with --resume): {result.checkpoint}",
         f"weights (convolab.models.create_model({result.config.model!r}, weights=...)): {result.weights}",
         f"metrics: {result.metrics_csv}, {result.metrics_json}",
@@ -154,7 +239,16 @@ def report(result: TrainResult) -> str:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    result = train(config, args.out, args.resume, args.threads)
+    check_threads(args.threads)
+    config.validate(options=True)  # every option, before any work
+    progress = TqdmProgress()
+    try:
+        result = train(config, args.out, args.resume, args.threads, overwrite=args.overwrite, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        if is_main_process():
+            print(f"convolab train: {progress.interrupted()}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     if is_main_process():
         print(report(result))
     return 0

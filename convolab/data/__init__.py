@@ -11,7 +11,7 @@ from typing import Optional
 
 from torch.utils.data import Dataset, Subset
 
-from ._dataset import DataSplit, ImageTensors, make_split, stratified_split
+from ._dataset import DataSplit, ImageTensors, make_split, stratified_split, stratified_subset
 from .digits import load_digits
 from .folder import ImageFolder, load_folder
 from .idx import load_mnist, read_idx, write_idx
@@ -26,6 +26,7 @@ __all__ = [
     "load_mnist",
     "read_idx",
     "stratified_split",
+    "stratified_subset",
     "write_idx",
 ]
 
@@ -41,10 +42,10 @@ def _labels(dataset: Dataset):
 
 
 def _limit(dataset: Dataset, n: int, seed: int) -> Dataset:
-    """A stratified, seeded subset of at most ``n`` items."""
+    """A stratified, seeded subset of at most ``n`` items (exactly ``n`` when there are more)."""
     if len(dataset) <= n:
         return dataset
-    keep, _ = stratified_split(_labels(dataset), 1 - n / len(dataset), seed)
+    keep = stratified_subset(_labels(dataset), n, seed)
     if isinstance(dataset, ImageTensors):
         return dataset.subset(keep)
     return Subset(dataset, keep.tolist())
@@ -84,8 +85,8 @@ def load_dataset(
     from .._args import check_choice
 
     check_choice(kind, DATASET_KINDS, "dataset kind", "load_dataset")
-    if limit is not None and limit < 1:
-        raise ValueError(f"load_dataset: limit must be >= 1, got {limit}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"load_dataset: limit must be an int >= 1, got {limit!r}")
     if kind == "digits":
         images, source = load_digits(path or "auto")
         split = make_split(images, [str(c) for c in range(10)], source, val_fraction, seed)

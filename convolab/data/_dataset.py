@@ -93,6 +93,41 @@ def stratified_split(labels: Sequence[int] | Tensor, val_fraction: float, seed: 
     return torch.cat(train).sort().values, torch.cat(val).sort().values
 
 
+def stratified_subset(labels: Sequence[int] | Tensor, n: int, seed: int) -> Tensor:
+    """Exactly ``min(n, len(labels))`` indices, each class in proportion to its size, reproducibly by ``seed``.
+
+    Each class gets the floor of its share of ``n``; the few left over go to the classes with
+    the largest remainders (ties: the lower class), so the total is exactly ``n`` (rounding
+    every class up could give more: 130 for ``n=128`` over 10 classes).
+
+    Args:
+        labels: class index of every sample.
+        n: how many to keep, >= 0.
+        seed: the permutation's seed (the samples kept of each class are the first of a seeded shuffle).
+
+    Returns:
+        The kept indices, sorted, int64.
+
+    Example:
+        >>> keep = stratified_subset(torch.arange(100) % 3, 10, seed=0)
+        >>> len(keep), torch.bincount(torch.arange(100)[keep] % 3).tolist()
+        (10, [4, 3, 3])
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    total = labels.numel()
+    if n >= total:
+        return torch.arange(total)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(total, generator=g)
+    classes, counts = torch.unique(labels, return_counts=True)
+    quotas = [n * int(c) // total for c in counts]
+    remainders = [(n * int(c) % total, -i) for i, c in enumerate(counts)]
+    for _, neg_i in sorted(remainders, reverse=True)[: n - sum(quotas)]:
+        quotas[-neg_i] += 1
+    keep = [perm[labels[perm] == c][:q] for c, q in zip(classes.tolist(), quotas)]
+    return torch.cat(keep).sort().values
+
+
 @dataclass
 class DataSplit:
     """A training set, a held-out set and what a model needs to know about them.

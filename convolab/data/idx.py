@@ -2,16 +2,18 @@
 
 An IDX file is: two zero bytes, a type byte, a rank byte, one big-endian int32 per dim,
 then the values big-endian in C order. A file whose length does not match its header
-(truncated download, wrong file) is refused with an error naming it, never read as garbage.
+(truncated download, wrong file, a gzip bomb) is refused with an error naming it, never read
+as garbage and never read beyond what its header promises.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
-from typing import Optional, Union
+from typing import IO, Optional, Union
 
 import numpy as np
 import torch
@@ -26,20 +28,32 @@ IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x
 _TYPE_OF = {np.dtype(v).newbyteorder("="): k for k, v in IDX_TYPES.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-            f.seek(0)
-            if head == b"\x1f\x8b":  # gzip magic: decide by content, not by the name
-                return gzip.GzipFile(fileobj=f).read()
-            return f.read()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise ValueError(f"read_idx: {path}: corrupt or truncated gzip data ({exc})") from None
+# Deflate cannot compress by more than about 1032:1, so a gzip file of n bytes holds at most
+# this many times n bytes of data: a header asking for more is refused before anything is read.
+_DEFLATE_MAX_RATIO = 1032
+_CHUNK = 1 << 20
+
+
+def _read_at_most(stream: IO[bytes], n: int) -> bytes:
+    """Up to ``n`` bytes, read in chunks so memory follows what the stream really holds."""
+    parts, left = [], n
+    while left > 0:
+        part = stream.read(min(left, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def read_idx(path: PathLike) -> Tensor:
     """Read one IDX file (raw or gzipped) into a tensor of its stored type.
+
+    The header is read first and checked against the file before the values are read: a
+    header whose shape needs more bytes than the file holds (a raw file) or can hold (a gzip
+    file, at deflate's maximum ratio), a truncated file, and a file with more data than its
+    header says (e.g. a gzip bomb) are refused with an error naming the file, without reading
+    more than the header promises.
 
     Args:
         path: the file; gzip is detected from its content.
@@ -62,10 +76,22 @@ def read_idx(path: PathLike) -> Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"read_idx: no such file {path}")
-    data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+    on_disk = path.stat().st_size
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"  # decide by content, not by the name
+            raw.seek(0)
+            stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if gzipped else raw
+            return _parse(path, stream, on_disk, gzipped)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"read_idx: {path}: corrupt or truncated gzip data ({exc})") from None
+
+
+def _parse(path: Path, stream: IO[bytes], on_disk: int, gzipped: bool) -> Tensor:
+    head = _read_at_most(stream, 4)
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise ValueError(f"read_idx: {path} is not an IDX file (expected magic 0x0000 followed by type and rank bytes)")
-    code, ndim = data[2], data[3]
+    code, ndim = head[2], head[3]
     if code not in IDX_TYPES:
         raise ValueError(
             f"read_idx: {path}: unknown IDX type byte 0x{code:02X} (valid: "
@@ -74,18 +100,37 @@ def read_idx(path: PathLike) -> Tensor:
     if ndim < 1:
         raise ValueError(f"read_idx: {path}: rank byte must be >= 1, got {ndim}")
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(f"read_idx: {path}: truncated header ({len(data)} bytes, rank {ndim} needs {header})")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
+    dims = _read_at_most(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"read_idx: {path}: truncated header ({4 + len(dims)} bytes, rank {ndim} needs {header})")
+    shape = tuple(int.from_bytes(dims[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
     dtype = np.dtype(IDX_TYPES[code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
+    payload = math.prod(shape) * dtype.itemsize  # Python ints: no overflow whatever the header says
+    expected = header + payload
+    what = f"shape {shape} of {dtype.name} needs {expected:,} bytes"
+    if not gzipped:
+        if on_disk != expected:
+            raise ValueError(
+                f"read_idx: {path}: size {on_disk} bytes does not match its header ({what}); the file is "
+                f"{'truncated' if on_disk < expected else 'followed by extra data'}"
+            )
+    elif payload > _DEFLATE_MAX_RATIO * on_disk:
         raise ValueError(
-            f"read_idx: {path}: size {len(data)} bytes does not match its header "
-            f"(shape {shape} of {dtype.name} needs {expected} bytes); the file is "
-            f"{'truncated' if len(data) < expected else 'followed by extra data'}"
+            f"read_idx: {path}: its header is wrong or the file truncated: {what}, more than "
+            f"{on_disk:,} bytes of gzip data can hold"
         )
-    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    data = _read_at_most(stream, payload)
+    if len(data) < payload:
+        raise ValueError(
+            f"read_idx: {path}: size {header + len(data)} bytes (decompressed) does not match its header ({what}); "
+            f"the file is truncated"
+        )
+    if gzipped and stream.read(1):
+        raise ValueError(
+            f"read_idx: {path}: its decompressed data is longer than its header says ({what}); the file is "
+            f"followed by extra data (or is not what its header describes)"
+        )
+    array = np.frombuffer(data, dtype).reshape(shape)
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 
 
@@ -127,8 +172,10 @@ def _pair(folder: Path, prefix: str) -> Optional[ImageTensors]:
         missing = f"{prefix}-{'images-idx3' if images_path is None else 'labels-idx1'}-ubyte[.gz]"
         raise FileNotFoundError(f"load_mnist: {folder} has {(images_path or labels_path).name} but no {missing}")
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dim() != 3 or images.dtype != torch.uint8:
-        raise ValueError(f"load_mnist: {images_path}: expected uint8 images [N, H, W], got {images.dtype} {list(images.shape)}")
+    if images.dim() != 3 or images.dtype != torch.uint8 or min(images.shape[1:]) < 1:
+        raise ValueError(
+            f"load_mnist: {images_path}: expected uint8 images [N, H, W] with H, W >= 1, got {images.dtype} {list(images.shape)}"
+        )
     if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(
             f"load_mnist: {labels_path}: expected {images.shape[0]} labels (one per image in "
@@ -146,9 +193,14 @@ def load_mnist(folder: PathLike, *, val_fraction: float = 0.1, seed: int = 0) ->
 
     Raises:
         FileNotFoundError: the folder or the training pair is missing.
-        ValueError: a corrupt file, or images and labels that do not match.
+        ValueError: a corrupt file, images and labels that do not match, or ``folder`` is a file.
     """
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"load_mnist: {folder} is a file; expected the folder that holds train-images-idx3-ubyte[.gz] and "
+            f"train-labels-idx1-ubyte[.gz] (mnist:{folder.parent})"
+        )
     if not folder.is_dir():
         raise FileNotFoundError(f"load_mnist: no such folder {folder}")
     train = _pair(folder, "train")

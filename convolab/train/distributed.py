@@ -14,7 +14,8 @@ storage all machines see.
 
 :class:`SyncBatchNorm` normalises with the statistics of the *global* batch on any device:
 torch's own ``nn.SyncBatchNorm`` refuses CPU tensors, so on CPU the statistics are summed
-with a differentiable all-reduce instead. Its backward all-reduces the gradient of the
+with a differentiable all-reduce instead (:class:`_AllReduceSum`, built on the stable
+``dist.all_reduce``; ``torch.distributed.nn.functional.all_reduce`` is deprecated). Its backward all-reduces the gradient of the
 statistics, which together with DDP's gradient averaging gives exactly the gradient of
 the mean loss over the global batch.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -94,6 +96,26 @@ def all_gather_object(obj: object, info: DistInfo) -> list:
     return out
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over all processes, differentiable: the gradient of each input is the sum of every process's output gradient.
+
+    Each process's output is the same sum, and the global loss is the sum of every process's
+    loss, so d(global loss)/d(input) = sum over processes of d(their loss)/d(sum).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor) -> Tensor:
+        reduced = values.clone()
+        dist.all_reduce(reduced)
+        return reduced
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the global batch of all processes, on CPU or GPU.
 
@@ -112,12 +134,10 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(input)
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0, *range(2, input.dim())]
         count = torch.tensor(float(input.numel() // input.shape[1]), device=input.device, dtype=input.dtype)
         stats = torch.cat([input.sum(dims), input.pow(2).sum(dims), count.view(1)])
-        stats = all_reduce(stats)  # differentiable: its backward sums the gradients of all ranks
+        stats = _AllReduceSum.apply(stats)  # differentiable: its backward sums the gradients of all ranks
         c = input.shape[1]
         n = stats[-1]
         mean = stats[:c] / n

@@ -6,6 +6,11 @@ scheduler step; then an evaluation on the held-out set. Every ``checkpoint_every
 at the end of every epoch the whole state (model, optimizer, scheduler, RNG states, epoch,
 step, partial sums) is saved atomically, so ``resume=True`` continues bit for bit.
 
+Nothing is lost or silently wrong: one run at a time per output folder (a lock), an earlier
+run is replaced only when asked (``overwrite=True``), a damaged or non-finite checkpoint is
+refused, and training stops at the first non-finite loss (unless ``allow_nonfinite``) with the
+last good checkpoint kept.
+
 Under ``torchrun`` each process takes every ``world_size``-th sample of the permutation
 (``DistributedSampler``) and ``batch_size / world_size`` of each global batch; DDP averages
 the gradients, so one step sees exactly the samples of a single-process step with the same
@@ -30,9 +35,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .._args import check_choice, suggest
+from .._args import _is_int, check_choice, suggest
 from ..data import DataSplit, ImageTensors, load_dataset
-from .checkpoint import atomic_write_text, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    FORMAT, atomic_write_text, first_nonfinite, load_checkpoint, require_entries, rng_state, save_checkpoint, set_rng_state,
+)
 from .distributed import (
     DistInfo,
     all_gather_object,
@@ -41,13 +48,29 @@ from .distributed import (
     setup,
     teardown,
 )
+from .rundir import OutputClaim, OutputDirError, claim_output_dir
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "none")
 CHECKPOINT_NAME = "last.pt"
 WEIGHTS_NAME = "model.pt"
-# Settings that may differ between a run and its resumption (they do not change the numbers).
-RESUMABLE_CHANGES = ("workers", "checkpoint_every")
+METRICS_NAMES = ("metrics.csv", "metrics.json")
+# What a run writes into its folder: finding one of these there means an earlier run.
+RUN_PRODUCTS = (CHECKPOINT_NAME, WEIGHTS_NAME, *METRICS_NAMES)
+# The entries of a training checkpoint; resuming needs every one.
+CHECKPOINT_ENTRIES = ("config", "model", "optimizer", "scheduler", "epoch", "step", "history", "ranks")
+# Settings that may differ between a run and its resumption: they do not change the numbers
+# (allow_nonfinite only matters once a value is already non-finite). ``epochs`` may grow too,
+# see :func:`fit`.
+RESUMABLE_CHANGES = ("workers", "checkpoint_every", "allow_nonfinite", "epochs")
+# Range limits of the settings, each with its reason.
+MAX_SEED = 2**63 - 1  # torch and the samplers take 64-bit seeds; seed + epoch and seed + rank must fit
+MAX_IMAGE_SIZE = 4096  # a 4096x4096 batch of 64 RGB float images is already 12 GiB
+MAX_WORKERS = 64  # DataLoader processes: more only fork-bombs the machine
+
+
+class NonFiniteError(ValueError):
+    """Training produced a NaN or infinite loss or weight (raised unless ``allow_nonfinite``)."""
 
 
 @dataclass
@@ -63,15 +86,19 @@ class TrainConfig:
         optimizer: "sgd" (Nesterov momentum) or "adamw".
         scheduler: "cosine" (per step, to zero) or "none".
         hard_mining: back-propagate only this hardest fraction of each batch (None: all).
-        augment_shift: random translation of each image by up to this many pixels (0: off).
-        val_fraction: share held out when the dataset has no test set of its own.
-        limit: use at most this many training (and held-out) images.
-        image_size: resize images to this square size (default: the dataset's size).
-        seed: seeds the weights, the split, the data order and the augmentation.
+        augment_shift: random translation of each image by up to this many pixels (0: off); at
+            most a quarter of the images' smaller side (7 for 28x28), beyond which a shifted
+            image loses much of its content.
+        val_fraction: share held out when the dataset has no test set of its own, in [0, 1);
+            0 is refused for such a dataset (no held-out set would be left to measure accuracy).
+        limit: use at most this many training (and at most this many held-out) images.
+        image_size: resize images to this square size, 1 to 4096 (default: the dataset's size).
+        seed: seeds the weights, the split, the data order and the augmentation; 0 to 2**63 - 1.
         checkpoint_every: also checkpoint every this many steps (0: only at epoch ends).
         sync_bn: batch-norm statistics over the global batch under ``torchrun``.
-        workers: DataLoader worker processes for image folders (0: load in the main process).
+        workers: DataLoader worker processes for image folders (0: load in the main process), at most 64.
         deterministic: ``torch.use_deterministic_algorithms`` during the run.
+        allow_nonfinite: keep training after a NaN or infinite loss (default: stop at the first one).
     """
 
     model: str = "seed_cnn"
@@ -93,37 +120,75 @@ class TrainConfig:
     sync_bn: bool = False
     workers: int = 0
     deterministic: bool = True
+    allow_nonfinite: bool = False
 
-    def validate(self) -> "TrainConfig":
-        """Check every value; raise ValueError naming the setting, its value and the rule."""
+    def validate(self, *, options: bool = False) -> "TrainConfig":
+        """Check every value's type, range and finiteness before any work.
+
+        Args:
+            options: name the settings as the command line's options (``--lr``) instead of
+                ``train: lr``, for ``convolab train``'s one-line errors.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: a value out of its range, not finite, or an unknown name; the message
+                names the setting, the rule and the value, e.g.
+                ``train: lr must be a finite number > 0, got inf``.
+            TypeError: a value of the wrong type (e.g. a float epoch count).
+        """
         from ..models import list_models
 
+        prefix = "" if options else "train: "
+
+        def label(name: str) -> str:
+            return "--" + name.replace("_", "-") if options else name
+
+        def integer(name: str, low: int, high: Optional[int] = None, high_text: str = "") -> None:
+            value = getattr(self, name)
+            if value is None and name in ("limit", "image_size"):
+                return
+            rule = f"an int >= {low}" if high is None else f"an int in [{low}, {high_text or high}]"
+            if not _is_int(value) or value < low or (high is not None and value > high):
+                raise ValueError(f"{prefix}{label(name)} must be {rule}, got {value!r}")
+
+        def number(name: str, rule: str, ok: Any) -> None:
+            value = getattr(self, name)
+            if value is None and name == "hard_mining":
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+                raise ValueError(f"{prefix}{label(name)} must be {rule}, got {value!r}")
+
+        for name in ("model", "data", "optimizer", "scheduler"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"train: {name} must be a str, got {getattr(self, name)!r}")
+        for name in ("sync_bn", "deterministic", "allow_nonfinite"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"train: {name} must be True or False, got {getattr(self, name)!r}")
         if self.model not in list_models():  # not check_choice: listing ~30 names would drown the line
             raise ValueError(
-                f"train: unknown model {self.model!r}{suggest(self.model, list_models())} "
+                f"{prefix}unknown model {self.model!r}{suggest(self.model, list_models())} "
                 f"(`convolab models` lists all {len(list_models())})"
             )
-        check_choice(self.optimizer, OPTIMIZERS, "optimizer", "train")
-        check_choice(self.scheduler, SCHEDULERS, "scheduler", "train")
-        for name in ("epochs", "batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"train: {name} must be an int >= 1, got {getattr(self, name)!r}")
-        for name in ("augment_shift", "checkpoint_every", "workers"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"train: {name} must be an int >= 0, got {getattr(self, name)!r}")
-        for name in ("limit", "image_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"train: {name} must be >= 1, got {getattr(self, name)!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"train: lr must be a finite number > 0, got {self.lr!r}")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ValueError(
-                f"train: expected weight_decay >= 0 and 0 <= momentum < 1, got {self.weight_decay}, {self.momentum}"
-            )
-        if self.hard_mining is not None and not 0 < self.hard_mining <= 1:
-            raise ValueError(f"train: hard_mining must be a fraction in (0, 1], got {self.hard_mining!r}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"train: val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        for name, choices in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+            try:
+                check_choice(getattr(self, name), choices, label(name), "train")
+            except ValueError as exc:
+                raise ValueError(f"{prefix}{str(exc).removeprefix('train: ')}") from None
+        integer("epochs", 1)
+        integer("batch_size", 1)
+        integer("augment_shift", 0)
+        integer("checkpoint_every", 0)
+        integer("workers", 0, MAX_WORKERS)
+        integer("limit", 1)
+        integer("image_size", 1, MAX_IMAGE_SIZE)
+        integer("seed", 0, MAX_SEED, "2**63 - 1")
+        number("lr", "a finite number > 0", lambda v: v > 0)
+        number("momentum", "a finite number in [0, 1)", lambda v: 0 <= v < 1)
+        number("weight_decay", "a finite number >= 0", lambda v: v >= 0)
+        number("hard_mining", "a fraction in (0, 1]", lambda v: 0 < v <= 1)
+        number("val_fraction", "a finite number in [0, 1)", lambda v: 0 <= v < 1)
         return self
 
 
@@ -131,7 +196,8 @@ class Callback:
     """Hooks called by :func:`fit` on the main process (override the ones you need)."""
 
     def on_start(self, summary: dict[str, Any]) -> None:
-        """Before the first step: model, params, data source, train/held-out sizes, processes, resumed_from."""
+        """Before the first step: model, params, data source, train/held-out sizes, processes, resumed_from,
+        epochs, already_finished, checkpoint (its path) and saved ((epoch, step) it holds now, or None)."""
 
     def on_epoch_start(self, epoch: int, epochs: int, steps: int, start_step: int) -> None: ...
 
@@ -158,6 +224,7 @@ class TrainResult:
     resumed_from: Optional[tuple[int, int]] = None  # (epoch, step) of the checkpoint
     seconds: float = 0.0
     world_size: int = 1
+    already_finished: bool = False  # resumed a run that had trained all its epochs: nothing was trained
 
     @property
     def val_accuracy(self) -> float:
@@ -199,6 +266,30 @@ def _random_shift(x: Tensor, s: int) -> Tensor:
     cols = (dx + torch.arange(w, device=x.device).view(1, 1, w)).expand(n, h, w)
     batch = torch.arange(n, device=x.device).view(n, 1, 1).expand(n, h, w)
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2)
+
+
+def check_data(config: TrainConfig, data: DataSplit) -> None:
+    """Check the settings that depend on the data: the shift against the image size, a held-out set.
+
+    Raises:
+        ValueError: ``augment_shift`` above a quarter of the images' smaller side (a larger shift
+            moves much of the image out of view), or an empty held-out or training set.
+    """
+    h, w = data.size
+    most = min(h, w) // 4
+    if config.augment_shift > most:
+        raise ValueError(
+            f"train: augment_shift must be at most {most} for {h}x{w} images (a quarter of the smaller side: "
+            f"a larger shift moves much of the image out of view), got {config.augment_shift}"
+        )
+    if len(data.train) == 0:
+        raise ValueError(f"train: the training set of {data.source} is empty")
+    if len(data.val) == 0:
+        raise ValueError(
+            f"train: the held-out set is empty: {data.source} has no test set of its own and val_fraction "
+            f"is {config.val_fraction}; hold out a share of the images (--val-fraction in (0, 1), e.g. 0.2) "
+            f"to measure the accuracy"
+        )
 
 
 def _first_in_channels(model: nn.Module) -> Optional[int]:
@@ -346,12 +437,24 @@ def _write_metrics(history: list[dict[str, Any]], csv_path: Path, json_path: Pat
     atomic_write_text(json_path, json.dumps({**summary, "epochs": history}, indent=2) + "\n")
 
 
-def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    if saved.get("model") != config.model:
+def _check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    """Refuse a checkpoint of another architecture or run, with malformed entries, or non-finite values."""
+    saved = state["config"]
+    if not isinstance(saved, dict):
+        raise ValueError(f"train: checkpoint {path}: its 'config' entry is not a dict; it cannot be resumed")
+    if saved.get("model") != config.model:  # the most telling difference first
         raise ValueError(
             f"train: checkpoint {path} was written for model {saved.get('model')!r}, not {config.model!r} "
             f"(a checkpoint only resumes the architecture that wrote it)"
         )
+    require_entries(state, path, CHECKPOINT_ENTRIES)
+    if not isinstance(state["model"], dict) or not isinstance(state["history"], list):
+        raise ValueError(f"train: checkpoint {path}: its 'model' entry must be a state dict and 'history' a list")
+    for name in ("epoch", "step"):
+        if not _is_int(state[name]) or state[name] < 0:
+            raise ValueError(f"train: checkpoint {path}: entry {name!r} must be an int >= 0, got {state[name]!r}")
+    if not isinstance(state["ranks"], list) or not all(isinstance(r, dict) and {"rng", "sums"} <= r.keys() for r in state["ranks"]):
+        raise ValueError(f"train: checkpoint {path}: entry 'ranks' must list each process's 'rng' and 'sums'")
     current = asdict(config)
     changed = [
         f"{k}={saved.get(k)!r} (now {current[k]!r})"
@@ -363,6 +466,23 @@ def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> 
             f"train: checkpoint {path} belongs to a run with other settings: {', '.join(changed)}; "
             f"resume with the same settings or start a new --out folder"
         )
+    done = state["epoch"] + (1 if state["step"] else 0)  # a mid-epoch checkpoint needs its epoch finished
+    if config.epochs < done:
+        raise ValueError(
+            f"train: checkpoint {path} has {'reached epoch ' + str(done) if state['step'] else f'trained {done} epochs'}; "
+            f"epochs must be >= {done} to resume it, got {config.epochs}"
+        )
+    if not config.allow_nonfinite:
+        optimizer_state = state["optimizer"].get("state", {}) if isinstance(state["optimizer"], dict) else {}
+        bad = first_nonfinite(
+            [(f"model entry {k!r}", v) for k, v in state["model"].items()]
+            + [(f"optimizer state of parameter {i} ({k})", v) for i, d in optimizer_state.items() for k, v in d.items()]
+        )
+        if bad:
+            raise NonFiniteError(
+                f"train: checkpoint {path} holds non-finite values ({bad}); training from it would spread them "
+                f"to every weight: resume from an earlier copy, or start again with --overwrite"
+            )
 
 
 def fit(
@@ -370,15 +490,29 @@ def fit(
     out: Union[str, Path],
     *,
     resume: Union[bool, str, Path] = False,
+    overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
     data: Optional[DataSplit] = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``config.data``; write checkpoints, weights and metrics to ``out``.
 
+    Before any work the settings are checked and ``out`` is claimed (:func:`claim_output_dir`):
+    one run at a time per folder, and a folder holding an earlier run needs ``resume`` or
+    ``overwrite``. A resumed run may raise ``config.epochs`` to train further (the cosine
+    schedule is then recomputed for the new total, so the result differs from a run started
+    with that many epochs; with ``scheduler="none"`` it is the same); resuming a run that has
+    trained all its epochs trains nothing and returns its result (``already_finished``).
+
+    Training stops with :class:`NonFiniteError` at the first NaN or infinite loss, before the
+    step that would spread it into the weights, and never saves non-finite weights; the last
+    checkpoint stays the last good one. ``config.allow_nonfinite`` trains on regardless.
+
     Args:
         config: the run's settings (validated here).
         out: folder for ``last.pt`` (checkpoint), ``model.pt`` (final weights), ``metrics.csv``/``.json``.
         resume: True to continue from ``out/last.pt``, or the path of a checkpoint.
+        overwrite: replace an earlier run in ``out`` (its checkpoint, weights and metrics are
+            deleted first).
         callbacks: progress hooks, called on the main process only.
         data: an already loaded :class:`DataSplit` (default: ``load_dataset(config.data, ...)``).
 
@@ -386,22 +520,57 @@ def fit(
         A :class:`TrainResult` with the per-epoch history and the paths written.
 
     Raises:
-        ValueError: bad settings, data the model cannot take, a checkpoint of another model or run.
+        ValueError: bad settings, data the model cannot take, a checkpoint of another model or
+            run, a damaged checkpoint, an output folder in use or holding an earlier run
+            (:class:`OutputDirError`), a non-finite loss (:class:`NonFiniteError`).
         FileNotFoundError: missing data or checkpoint.
     """
     config.validate()
     info = setup()
     previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    claim: Optional[OutputClaim] = None
     try:
+        claim = _claim(Path(out), resume, overwrite, info)
         if config.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        return _fit(config, Path(out), resume, callbacks, data, info)
+        return _fit(config, Path(out), resume, overwrite, callbacks, data, info)
     finally:
+        if claim is not None:
+            claim.release()
         torch.use_deterministic_algorithms(previous_deterministic)
         teardown(info)
 
 
-def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataSplit], info: DistInfo) -> TrainResult:
+def _claim(out: Path, resume: Union[bool, str, Path], overwrite: bool, info: DistInfo) -> Optional[OutputClaim]:
+    """Rank 0 claims ``out``; every process raises the same error when it cannot."""
+    claim, error = None, None
+    if info.is_main:
+        try:
+            claim = claim_output_dir(out, resume=bool(resume), overwrite=overwrite, op="train", products=RUN_PRODUCTS)
+        except OutputDirError as exc:
+            error = exc
+    if info.distributed:
+        message = all_gather_object(None if error is None else str(error), info)[0]
+        if message is not None and error is None:
+            error = OutputDirError(message)
+    if error is not None:
+        raise error
+    return claim
+
+
+def _nonfinite_stop(what: str, epoch: int, step: int, lr: float, checkpoint: Path, saved: Optional[tuple[int, int]]) -> NonFiniteError:
+    if saved is None:
+        kept = "no checkpoint had been written yet"
+    else:
+        where = f"epoch {saved[0] + 1}, step {saved[1]}" if saved[1] else f"end of epoch {saved[0]}"
+        kept = f"the last good checkpoint {checkpoint} ({where}) is kept"
+    return NonFiniteError(
+        f"train: {what} at epoch {epoch + 1}, step {step} (learning rate {lr:g}); stopped, and {kept}. "
+        f"Start again with a lower --lr (--overwrite), or pass --allow-nonfinite to train on regardless"
+    )
+
+
+def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, data: Optional[DataSplit], info: DistInfo) -> TrainResult:
     start_time = time.perf_counter()
     if config.batch_size % info.world_size:
         raise ValueError(
@@ -415,15 +584,19 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
         if not resume_path.is_file():
             raise FileNotFoundError(f"train: --resume: no checkpoint at {resume_path}")
         state = load_checkpoint(resume_path)
-        _check_resumable(state["config"], config, resume_path)
-    out.mkdir(parents=True, exist_ok=True)
+        _check_resumable(state, config, resume_path)
     if info.is_main:
-        # a process killed while writing leaves its temporary file (never a torn checkpoint): tidy up
-        for name in (CHECKPOINT_NAME, WEIGHTS_NAME, "metrics.csv", "metrics.json"):
+        if overwrite:  # the earlier run goes first: nothing of it can be mistaken for this run's
+            for name in RUN_PRODUCTS:
+                (out / name).unlink(missing_ok=True)
+        # a process killed while writing leaves its temporary file (never a torn checkpoint); the
+        # lock guarantees that process is gone, so its leftovers can go
+        for name in RUN_PRODUCTS:
             for stale in out.glob(f".{name}.*.tmp"):
                 stale.unlink(missing_ok=True)
     if data is None:
         data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, size=config.image_size)
+    check_data(config, data)
 
     torch.manual_seed(config.seed)  # the same initial weights on every process and every run
     model, pipeline = build_model(config, data)
@@ -459,8 +632,14 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
     resumed_from = None
     torch.manual_seed(config.seed + info.rank)  # augmentation and dropout differ per process
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(
+                f"train: checkpoint {resume_path}: its optimizer or scheduler state does not fit this run "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         epoch, step, history = state["epoch"], state["step"], list(state["history"])
         ranks = state["ranks"]
         if len(ranks) != info.world_size:
@@ -473,17 +652,26 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
         resumed_from = (epoch, step)
 
     result = TrainResult(
-        config, history, out, checkpoint_path, out / WEIGHTS_NAME, out / "metrics.csv", out / "metrics.json",
+        config, history, out, checkpoint_path, out / WEIGHTS_NAME, out / METRICS_NAMES[0], out / METRICS_NAMES[1],
         data.source, num_params, resumed_from, world_size=info.world_size,
+        already_finished=state is not None and epoch >= config.epochs,
     )
     main_callbacks = callbacks if info.is_main else ()
+    # (epoch, step) now in checkpoint_path: the resumed checkpoint when it is that file
+    last_saved = resumed_from if state is not None and resume_path.resolve() == checkpoint_path.resolve() else None
 
     def save(epoch_: int, step_: int) -> None:
+        nonlocal last_saved
+        if not config.allow_nonfinite:
+            bad = first_nonfinite(model.state_dict().items())  # the same on every process: DDP syncs them
+            if bad:
+                raise _nonfinite_stop(f"the weights became non-finite ({bad})", epoch, step, optimizer.param_groups[0]["lr"],
+                                      checkpoint_path, last_saved)
         # a collective: every process contributes its own random state and partial sums
         ranks = all_gather_object({"rng": rng_state(), "sums": sums.clone()}, info)
         if info.is_main:
             save_checkpoint(checkpoint_path, {
-                "format": 1,
+                "format": FORMAT,
                 "config": asdict(config),
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -497,12 +685,14 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
             })
             for cb in main_callbacks:
                 cb.on_checkpoint(checkpoint_path, epoch_, step_)
+        last_saved = (epoch_, step_)
 
     for cb in main_callbacks:
         cb.on_start({
             "model": config.model, "params": num_params, "data": data.source, "train": len(data.train),
             "val": len(data.val), "processes": info.world_size, "backend": info.backend or None,
-            "resumed_from": resumed_from,
+            "resumed_from": resumed_from, "epochs": config.epochs, "already_finished": result.already_finished,
+            "checkpoint": checkpoint_path, "saved": last_saved,
         })
     net.train()
     pipeline.train()
@@ -516,6 +706,16 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
             x, y = x.to(info.device), y.to(info.device)
             logits = net(pipeline(x))
             loss = hard_example_loss(logits, y, config.hard_mining)
+            loss_value = loss.item()
+            if not config.allow_nonfinite:
+                bad = not math.isfinite(loss_value)
+                if info.distributed:  # every process must stop at the same step, or the others hang in DDP
+                    bad = all_reduce_sum(torch.tensor([float(bad)]), info).item() > 0
+                if bad:
+                    what = ("the loss became " + ("NaN" if math.isnan(loss_value) else f"{loss_value}")
+                            if not math.isfinite(loss_value) else "the loss became non-finite on another process")
+                    raise _nonfinite_stop(what,
+                                          epoch, step + 1, optimizer.param_groups[0]["lr"], checkpoint_path, last_saved)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -523,7 +723,7 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
             step += 1
             with torch.no_grad():
                 correct = (logits.argmax(1) == y).sum().item()
-                sums += torch.tensor([loss.item() * y.numel(), correct, y.numel()], dtype=torch.float64)
+                sums += torch.tensor([loss_value * y.numel(), correct, y.numel()], dtype=torch.float64)
             for cb in main_callbacks:
                 cb.on_step(epoch, step, sums[0].item() / sums[2].item(), sums[1].item() / sums[2].item())
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < steps_per_epoch:
@@ -546,7 +746,8 @@ def _fit(config: TrainConfig, out: Path, resume, callbacks, data: Optional[DataS
         for cb in main_callbacks:
             cb.on_epoch_end(epoch - 1, metrics)
 
-    if info.is_main:
+    # a finished run resumed again has its files already; they are rewritten only when missing
+    if info.is_main and not (result.already_finished and result.weights.is_file() and result.metrics_json.is_file()):
         save_checkpoint(result.weights, model.state_dict())
         _write_metrics(history, result.metrics_csv, result.metrics_json, _summary(result, config))
     result.seconds = time.perf_counter() - start_time

@@ -111,12 +111,18 @@ def test_tiny_ablation_end_to_end_and_resume(tmp_path, monkeypatch):
     assert table.to_csv().splitlines()[1].startswith("conv,flattened,")
     assert "| conv=flattened |" in table.to_markdown()
 
-    # a re-run trains nothing: every run is read back from its record
+    # a resumed re-run trains nothing: every run is read back from its record
     monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("a finished run was repeated"))
-    again = ablate("seed_cnn", "conv=flattened,standard", out=tmp_path, epochs=1, seeds=[0, 1], config=TINY, plot=False)
+    again = ablate("seed_cnn", "conv=flattened,standard", out=tmp_path, epochs=1, seeds=[0, 1], config=TINY, plot=False,
+                   resume=True)
     assert [r.accuracies for r in again.rows] == [r.accuracies for r in table.rows]
     with pytest.raises(ValueError, match=r"holds a finished run with other settings \(lr\)"):
-        ablate("seed_cnn", "conv=flattened", out=tmp_path, epochs=1, seeds=[0], config=TrainConfig(limit=64, batch_size=32, lr=0.1))
+        ablate("seed_cnn", "conv=flattened", out=tmp_path, epochs=1, seeds=[0], config=TrainConfig(limit=64, batch_size=32, lr=0.1),
+               resume=True)
+    # without resume (or overwrite) the earlier ablation is never replaced
+    with pytest.raises(ValueError, match=r"ablate: --out .* already holds an earlier ablation \(accuracy_vs_macs.png, runs, "
+                                         r"table.csv, table.json, \.\.\.\); continue it with --resume or replace it with --overwrite"):
+        ablate("seed_cnn", "conv=flattened", out=tmp_path, epochs=1, seeds=[0], config=TINY)
 
 
 def test_command(tmp_path, capsys):
@@ -154,7 +160,7 @@ def test_an_interrupted_run_continues_from_its_checkpoint(tmp_path, monkeypatch)
         ablate("seed_cnn", "conv=dilated", **settings)
     assert (tmp_path / "a" / "runs" / "conv=dilated" / "seed0" / "last.pt").is_file()
     monkeypatch.setattr(runner, "fit", spy)
-    resumed = ablate("seed_cnn", "conv=dilated", **settings)
+    resumed = ablate("seed_cnn", "conv=dilated", **settings, resume=True)
     fresh = ablate("seed_cnn", "conv=dilated", **{**settings, "out": tmp_path / "b"})
     assert calls == [False, True, False]
     assert resumed.rows[0].accuracies == fresh.rows[0].accuracies
@@ -196,3 +202,87 @@ def test_bad_settings_are_named(tmp_path, capsys):
     assert "convolab ablate: error: --seeds must be >= 1, got 0" in capsys.readouterr().err
     assert main(["ablate", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert "convolab ablate: error: --threads must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_what_an_ablation_wrote(tmp_path):
+    settings = dict(out=tmp_path, epochs=1, seeds=[0], config=TINY, plot=False)
+    ablate("seed_cnn", "conv=standard,flattened", **settings)
+    (tmp_path / "notes.txt").write_text("mine")
+    table = ablate("seed_cnn", "conv=standard", **settings, overwrite=True)
+    assert [r.variant for r in table.rows] == ["standard"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["conv=standard"]  # the flattened run is gone
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_bad_output_folders_and_data_settings_fail_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("trained before the check"))
+    with pytest.raises(ValueError, match=r"ablate: --out /proc/convolab-x: cannot create the folder /proc/convolab-x"):
+        ablate(swaps="conv=standard", out="/proc/convolab-x", config=TINY)
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match=r"ablate: --out .*f/x: .*f is a file, not a folder"):
+        ablate(swaps="conv=standard", out=tmp_path / "f" / "x", config=TINY)
+    with pytest.raises(ValueError, match=r"train: augment_shift must be at most 7 for 28x28 images"):
+        ablate(swaps="conv=standard", out=tmp_path / "a", config=TrainConfig(limit=64, batch_size=32, augment_shift=9))
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(ValueError, match=r"ablate: seeds must be ints in \[0, 2\*\*63 - 1\], got 1180591620717411303424"):
+        ablate(swaps="conv=standard", out=tmp_path / "a", seeds=[0, 2**70])
+
+
+def test_table_files_respect_the_umask(tmp_path):
+    import os
+
+    table = AblationTable.load  # a saved table re-rendered: the same writer as a real run
+    rows = (runner.AblationRow("conv", "standard", 10, 20, (3, 3), (0.5, 0.6), (0, 1), 1.0, 0.1),)
+    old = os.umask(0o022)
+    try:
+        written = AblationTable("seed_cnn", rows, {"epochs": 1, "seeds": [0, 1]}).save(tmp_path)
+    finally:
+        os.umask(old)
+    assert table(written["json"]).rows == rows
+    assert {oct(p.stat().st_mode & 0o777) for p in written.values()} == {"0o644"}
+
+
+def _boxes_overlap(a, b):
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_plot_labels_cover_no_marker_and_no_other_label(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def row(name, params, macs, accs):
+        axis, variant = name.split("=")
+        return runner.AblationRow(axis, variant, params, macs, (10, 10), accs, tuple(range(len(accs))), 1.0, 0.5)
+
+    # close points (as real ablations give): labels placed naively at the same offset collide
+    rows = (row("conv=standard", 1425214, 1_610_000, (0.972, 0.975, 0.970)),
+            row("conv=depthwise_separable", 1314589, 560_000, (0.965, 0.968, 0.962)),
+            row("conv=flattened", 1320000, 600_000, (0.966, 0.967, 0.963)),
+            row("conv=grouped_shuffle", 1330000, 620_000, (0.967, 0.968, 0.964)),
+            row("conv=dilated", 1425214, 1_610_000, (0.970, 0.973, 0.969)),
+            row("head=flatten", 1425214, 1_610_000, (0.972, 0.975, 0.970)),
+            row("head=avg", 196414, 1_500_000, (0.95, 0.955, 0.951)),
+            row("head=max", 196414, 1_500_000, (0.952, 0.956, 0.953)))
+    figures, real_close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: figures.append(fig))
+    AblationTable("seed_cnn", rows, {"epochs": 3, "seeds": [0, 1, 2]}).plot(tmp_path / "p.png")
+    fig = figures[0]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts]
+    assert {line for t in labels for line in t.get_text().split("\n")} == {r.name for r in rows}
+    assert "conv=standard\nhead=flatten" in [t.get_text() for t in labels]  # one label for the same point
+    boxes = [matplotlib.text.Text.get_window_extent(t, renderer) for t in labels]  # the text alone, not its leader line
+    for i, a in enumerate(boxes):
+        assert all(not _boxes_overlap(a, b) for b in boxes[i + 1 :]), labels[i].get_text()
+    for collection in ax.collections:
+        if not len(collection.get_offsets()) or not hasattr(collection, "get_sizes") or not len(collection.get_sizes()):
+            continue
+        cx, cy = ax.transData.transform(collection.get_offsets()[0])
+        radius = collection.get_sizes()[0] ** 0.5 / 2 * fig.dpi / 72
+        for box in boxes:
+            dx, dy = max(box.x0 - cx, 0, cx - box.x1), max(box.y0 - cy, 0, cy - box.y1)
+            assert dx * dx + dy * dy >= radius * radius
+    real_close(fig)

@@ -116,9 +116,12 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(ValueError, match="expected at least 2 class sub-folders with images .* found 1"):
         ImageFolder(root)
     root = _image_folder(tmp_path / "two")
-    (root / "dog" / "9.png").write_bytes(b"not a png")
-    ds = ImageFolder(root)
-    with pytest.raises(ValueError, match=r"cannot read image .*9.png"):
-        ds[len(ds) - 1]
     with pytest.raises(ValueError, match="channels must be 1 or 3, got 2"):
         ImageFolder(root, channels=2)
+    (root / "dog" / "9.png").write_bytes(b"not a png")
+    # refused when the folder is loaded, not an epoch later
+    with pytest.raises(ValueError, match=r"ImageFolder: .*dog/9.png is not an image Pillow can read"):
+        ImageFolder(root)
+    ds = ImageFolder(root, verify=False)  # unchecked: the same file fails, named, when it is read
+    with pytest.raises(ValueError, match=r"ImageFolder: .*9.png is not an image Pillow can read"):
+        ds[len(ds) - 1]

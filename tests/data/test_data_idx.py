@@ -133,5 +133,5 @@ def test_load_dataset_spec(tmp_path):
         load_dataset(f"mnst:{folder}")
     with pytest.raises(ValueError, match="expected 'mnist:PATH'"):
         load_dataset("mnist")
-    with pytest.raises(ValueError, match="limit must be >= 1"):
+    with pytest.raises(ValueError, match="limit must be an int >= 1, got 0"):
         load_dataset(f"mnist:{folder}", limit=0)

@@ -45,11 +45,14 @@ def test_load_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="load_checkpoint: no such file"):
         load_checkpoint(tmp_path / "nope.pt")
     (tmp_path / "junk.pt").write_bytes(b"\x00junk")
-    with pytest.raises(ValueError, match=r"junk.pt is not a readable checkpoint"):
+    with pytest.raises(ValueError, match=r"junk.pt is not a checkpoint \(not the zip archive torch.save writes\)"):
         load_checkpoint(tmp_path / "junk.pt")
     torch.save({"w": torch.ones(1)}, tmp_path / "weights.pt")
     with pytest.raises(ValueError, match=r"weights.pt is not a convolab training checkpoint"):
         load_checkpoint(tmp_path / "weights.pt")
+    save_checkpoint(tmp_path / "state.pt", {"w": torch.ones(1)})
+    with pytest.raises(ValueError, match=r"state.pt has no 'model', 'config' entries"):
+        load_checkpoint(tmp_path / "state.pt")
 
 
 def test_rng_state_round_trips_through_a_checkpoint(tmp_path):

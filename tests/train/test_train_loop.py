@@ -105,7 +105,7 @@ def test_resume_refuses_other_architectures_and_settings(tmp_path):
         (dict(model="seed_cn"), r"train: unknown model 'seed_cn'; did you mean 'seed_cnn'\? \(`convolab models` lists all"),
         (dict(optimizer="adam"), "train: optimizer must be one of 'sgd', 'adamw', got 'adam'; did you mean 'adamw'"),
         (dict(augment_shift=-1), "train: augment_shift must be an int >= 0, got -1"),
-        (dict(val_fraction=1.0), r"train: val_fraction must be in \[0, 1\), got 1.0"),
+        (dict(val_fraction=1.0), r"train: val_fraction must be a finite number in \[0, 1\), got 1.0"),
     ],
 )
 def test_bad_settings(tmp_path, change, match):

@@ -1,5 +1,6 @@
 """Real processes: SIGKILL mid-epoch then --resume, and torchrun with two processes on the loopback."""
 
+import json
 import os
 import select
 import signal
@@ -66,9 +67,13 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     finally:
         child.kill()
     assert child.returncode == -signal.SIGKILL
-    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["last.pt", "metrics.csv", "metrics.json"]
+    # the killed run's lock stays behind, stale: its owner is gone, so the resumed run takes it over
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == [".convolab.lock", "last.pt", "metrics.csv", "metrics.json"]
+    owner = json.loads((tmp_path / "cut" / ".convolab.lock").read_text())
+    assert owner["pid"] == child.pid and owner["op"] == "train"
 
     resumed = fit(TrainConfig(**config), tmp_path / "cut", resume=True)
+    assert not (tmp_path / "cut" / ".convolab.lock").exists()  # released at the end
     assert resumed.resumed_from == (1, 2)
     full = fit(TrainConfig(**config), tmp_path / "full")
     a, b = _weights(full.weights), _weights(resumed.weights)
@@ -90,6 +95,8 @@ def test_torchrun_two_processes_average_gradients(tmp_path):
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "2 processes (gloo)" in ddp.stdout
+    assert "FutureWarning" not in ddp.stderr and "deprecated" not in ddp.stderr  # sync-BN uses the supported all_reduce
+    assert not (tmp_path / "ddp" / ".convolab.lock").exists()  # rank 0 claimed --out and released it
     single = fit(TrainConfig(data=f"mnist:{data}", epochs=1, batch_size=16, lr=0.05, sync_bn=True), tmp_path / "one")
     a, b = _weights(tmp_path / "ddp" / "model.pt"), _weights(single.weights)
     assert a.keys() == b.keys()
