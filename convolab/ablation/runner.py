@@ -69,7 +69,7 @@ def _registered(base: str, axis: str, value: str, image_size: tuple[int, int]) -
     """Register the variant as a model for the duration of its runs.
 
     :func:`convolab.train.fit` builds (and checkpoints, and resumes) models by registry name,
-    so each variant gets one, e.g. ``seed_cnn[conv=dilated]``; it is removed afterwards so the
+    so each variant gets one, e.g. ``mnist_cnn[conv=dilated]``; it is removed afterwards so the
     registry lists only the library's networks.
     """
     name = f"{base}[{axis}={value}]"
@@ -144,7 +144,7 @@ def _last_feature_field(model: nn.Module, input_size: tuple[int, ...]) -> tuple[
 
 
 def ablate(
-    base: str = "seed_cnn",
+    base: str = "mnist_cnn",
     swaps: Swaps = "conv=standard,depthwise_separable",
     *,
     out: Union[str, Path],
@@ -169,7 +169,7 @@ def ablate(
             ``accuracy_vs_macs.png``). Finished runs found there are not repeated.
         data: ``"digits"``, ``"mnist:PATH"`` or ``"folder:PATH"``.
         epochs: training epochs of every run.
-        seeds: the seeds of every variant (weights, data order, augmentation).
+        seeds: the random seeds of every variant (weights, data order, augmentation).
         config: the other training settings (batch size, optimizer, lr, schedule, limit, ...);
             its model, data, epochs and seed are overridden. Default: :class:`TrainConfig`'s.
         split_seed: seed of the held-out split, the same for every run.
@@ -186,12 +186,12 @@ def ablate(
         ValueError: an unknown axis or variant, bad settings, or ``out`` holding runs with other settings.
 
     Example:
-        >>> table = ablate("seed_cnn", "conv=standard,flattened", out=getfixture("tmp_path"), epochs=1,
+        >>> table = ablate("mnist_cnn", "conv=standard,flattened", out=getfixture("tmp_path"), epochs=1,
         ...                seeds=[0], config=TrainConfig(limit=64, batch_size=32), plot=False)
         >>> [row.variant for row in table.rows]
         ['standard', 'flattened']
     """
-    if base not in list_models():
+    if base not in list_models(aliases=True):
         raise ValueError(f"ablate: unknown base network {base!r}{suggest(base, list_models())} (`convolab models` lists them)")
     pairs = parse_swaps(swaps)
     seeds = list(seeds)

@@ -27,7 +27,7 @@ class AblationRow:
         receptive_field: size per spatial dim of a unit of the last feature map, in input pixels
             (``None`` when the analysis cannot tell, e.g. a layer it does not know).
         accuracies: held-out accuracy of each seed's final epoch, in seed order.
-        seeds: the seeds, in the order of ``accuracies``.
+        seeds: the random seeds, in the order of ``accuracies``.
         epoch_seconds: mean wall time of one training epoch over every run of the variant.
         latency_ms: median inference time of one image (batch 1) on this machine.
     """
@@ -44,12 +44,12 @@ class AblationRow:
 
     @property
     def accuracy(self) -> float:
-        """Mean held-out accuracy over the seeds."""
+        """Mean held-out accuracy over the random seeds."""
         return statistics.fmean(self.accuracies)
 
     @property
     def accuracy_std(self) -> Optional[float]:
-        """Sample standard deviation over the seeds (``None`` for a single seed)."""
+        """Sample standard deviation over the random seeds (``None`` for a single seed)."""
         return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else None
 
     @property
@@ -155,7 +155,7 @@ class AblationTable:
         return "\n".join(lines)
 
     def plot(self, path: Union[str, Path]) -> Path:
-        """Save accuracy (mean, with the seeds' standard deviation as error bars) against MACs.
+        """Save accuracy (mean, with the standard deviation over random seeds as error bars) against MACs.
 
         Marker area is proportional to the parameter count; each marker is labelled with its
         variant. Needs matplotlib (the ``viz`` extra).

@@ -74,7 +74,7 @@ class TrainConfig:
         deterministic: ``torch.use_deterministic_algorithms`` during the run.
     """
 
-    model: str = "seed_cnn"
+    model: str = "mnist_cnn"
     data: str = "digits"
     epochs: int = 10
     batch_size: int = 64
@@ -98,7 +98,7 @@ class TrainConfig:
         """Check every value; raise ValueError naming the setting, its value and the rule."""
         from ..models import list_models
 
-        if self.model not in list_models():  # not check_choice: listing ~30 names would drown the line
+        if self.model not in list_models(aliases=True):  # not check_choice: listing ~30 names would drown the line
             raise ValueError(
                 f"train: unknown model {self.model!r}{suggest(self.model, list_models())} "
                 f"(`convolab models` lists all {len(list_models())})"
@@ -347,12 +347,16 @@ def _write_metrics(history: list[dict[str, Any]], csv_path: Path, json_path: Pat
 
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    if saved.get("model") != config.model:
+    from ..models import canonical_name
+
+    # a model's old name (an alias) resumes the same architecture
+    if canonical_name(str(saved.get("model"))) != canonical_name(config.model):
         raise ValueError(
             f"train: checkpoint {path} was written for model {saved.get('model')!r}, not {config.model!r} "
             f"(a checkpoint only resumes the architecture that wrote it)"
         )
     current = asdict(config)
+    saved = {**saved, "model": current["model"]}  # compared above, alias-aware
     changed = [
         f"{k}={saved.get(k)!r} (now {current[k]!r})"
         for k in current

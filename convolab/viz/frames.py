@@ -429,7 +429,7 @@ def conv_transpose_animation(
         ``out = (in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1``.
 
     Example:
-        >>> a = conv_transpose_animation((2, 2), 3)          # the seeds' 2x2 -> 4x4
+        >>> a = conv_transpose_animation((2, 2), 3)          # Dumoulin & Visin's 2x2 -> 4x4
         >>> a.input.shape, a.output.shape, len(a.frames)
         ((6, 6), (4, 4), 16)
     """
