@@ -56,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Animate OP frame by frame; every value is the op's real output. OPs: " + ", ".join(OPS),
     )
     p.add_argument("op", metavar="OP", help="one of: " + ", ".join(OPS))
-    p.add_argument("-o", "--output", required=True, help="output file: .gif, .html or .png (last frame)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="output file: .gif, .html or .png (the last frame); its folder must exist")
     p.add_argument("--input", help="input size: 8 (1-D), 5 or 5x6 (2-D)")
     p.add_argument("--kernel", help="kernel size: 3 or 3x2")
     p.add_argument("--stride", help="stride: 2 or 2x1")
@@ -182,22 +183,23 @@ def build(args: argparse.Namespace) -> Any:
 
 
 def _writer(path: Path) -> Callable:
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise UsageError(f"-o must end in {', '.join(FORMATS)}, got {str(path)!r}")
     from ..viz import render_gif, render_html
 
-    return {".gif": render_gif.save_gif, ".html": render_html.save_html, ".png": render_gif.save_png}[suffix]
+    return {".gif": render_gif.save_gif, ".html": render_html.save_html, ".png": render_gif.save_png}[path.suffix.lower()]
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.output)
-    write = _writer(path)
+    from ._output import check_output_file
+
+    path = check_output_file(args.output, "-o", FORMATS)
     duration = _ints(args.duration, "duration", 1, 20)[0]
     animation = build(args)
+    write = _writer(path)
+    n = len(animation.frames)
     if path.suffix.lower() == ".gif":
         write(animation, path, duration_ms=duration)
     else:
         write(animation, path)
-    print(f"wrote {path} ({len(animation.frames)} frames): {animation.title}")
+    what = f"the last of {n} frames" if path.suffix.lower() == ".png" and n > 1 else f"{n} frame{'s' * (n != 1)}"
+    print(f"wrote {path} ({what}): {animation.title}")
     return 0
