@@ -33,7 +33,7 @@ OPS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
                             "seed": "seed"}, {"shuffle": True}),
     "channel_shuffle": ("channel_shuffle", {"channels": "channels", "groups": "groups", "seed": "seed"}, {}),
     "depthwise_separable": ("depthwise_separable", {"in_channels": "in_channels", "out_channels": "out_channels",
-                                                    "kernel": "kernel_size", "seed": "seed"}, {}),
+                                                    "kernel": "kernel_size", "input": "input_size", "seed": "seed"}, {}),
     "pointwise": ("pointwise", {"in_channels": "in_channels", "out_channels": "out_channels", "seed": "seed"}, {}),
     "max_pool1d": ("pool", {**_CONV, "ceil_mode": "ceil_mode"}, {"mode": "max"}),
     "max_pool2d": ("pool", {**_CONV, "ceil_mode": "ceil_mode"}, {"mode": "max"}),
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("op", metavar="OP", help="one of: " + ", ".join(OPS))
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="output file: .gif, .html or .png (the last frame); its folder must exist")
-    p.add_argument("--input", help="input size: 8 (1-D), 5 or 5x6 (2-D)")
+    p.add_argument("--input", help="input size: 8 (1-D), 5 or 5x6 (2-D; depthwise_separable: at most 8)")
     p.add_argument("--kernel", help="kernel size: 3 or 3x2")
     p.add_argument("--stride", help="stride: 2 or 2x1")
     p.add_argument("--padding", help="padding: 1, 1x2, same or valid")
@@ -102,7 +102,8 @@ def _ints(text: str, option: str, ndim: int | None, minimum: int) -> tuple[int, 
 
 
 def _ndim(op: str) -> int | None:
-    return 1 if op.endswith("1d") else (2 if op.endswith("2d") or op in ("dilated", "checkerboard", "spp") else None)
+    spatial_2d = ("dilated", "checkerboard", "spp", "depthwise_separable")
+    return 1 if op.endswith("1d") else (2 if op.endswith("2d") or op in spatial_2d else None)
 
 
 def _value(option: str, text: str, op: str) -> Any:
@@ -177,7 +178,7 @@ def build(args: argparse.Namespace) -> Any:
             raise UsageError(f"option --{name.replace('_', '-')} does not apply to {op} (its options: {flags})")
         kwargs[options[name]] = _value(name, getattr(args, name), op)
     if "input_size" in options.values() and "input_size" not in kwargs:
-        if builder not in ("checkerboard", "spp", "roi_pool", "roi_align"):
+        if builder not in ("checkerboard", "spp", "roi_pool", "roi_align", "depthwise_separable"):
             raise UsageError(f"{op} needs --input (e.g. --input {'8' if _ndim(op) == 1 else '5x5'})")
     return animate(builder, **kwargs)
 
