@@ -188,8 +188,10 @@ class InceptionV1(_Branches):
 class InceptionV2(_Branches):
     """Inception v2 module: the v1 module with its 5×5 conv factorised into two 3×3 (same receptive field).
 
-    Two stacked 3×3 convs see 5×5 with ``2 * 9 / 25 = 72%`` of the weights
-    (Szegedy et al. 2016, Figure 5).
+    Two stacked 3×3 convs see 5×5 with ``2 * 9 / 25 = 72%`` of the weights when they keep the
+    width (C -> C -> C; Szegedy et al. 2016, Figure 5). Here the branch is ch5x5red -> ch5x5 ->
+    ch5x5, so with a narrow reduction (GoogLeNet 3a's 16 -> 32) it has *more* weights than the
+    5×5 it replaces: 16*32*9 + 32*32*9 = 13,824 against 16*32*25 = 12,800.
 
     Args:
         in_channels, ch1x1, ch3x3red, ch3x3, pool_proj: as :class:`InceptionV1`.
