@@ -80,7 +80,7 @@ def summary_step(ctx: DemoContext) -> None:
     from ..models import create_model
 
     table = summary(create_model("mnist_cnn"), (1, 1, 28, 28), depth=2)
-    print(table)
+    print(table.to_text(width=None), end="")  # as wide as the terminal
     ctx.out.mkdir(parents=True, exist_ok=True)
     path = ctx.out / "mnist_cnn_summary.md"
     path.write_text(table.to_markdown())
