@@ -7,7 +7,9 @@ hits them alike, and reports the median. Run by hand, never from the tests.
 
 from __future__ import annotations
 
+import re
 import statistics
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from typing import Optional
@@ -84,23 +86,71 @@ def interleaved(
     return {name: statistics.median(v) for name, v in samples.items()}
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], note: Optional[str] = None) -> None:
-    """Print a table with rich when installed, else as aligned plain text."""
+def _is_number(text: str) -> bool:
+    """A cell that is a number (with separators, a unit suffix or ± spread): never wrapped or cut."""
+    return bool(re.fullmatch(r"[-+]?[\d,.]+(\s*(±|x|%|ms|s)\s*[\d,.]*%?)*", text.strip())) if text.strip() else True
+
+
+def print_table(
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    note: Optional[str] = None,
+    *,
+    width: Optional[int] = None,
+) -> None:
+    """Print a table with rich when installed, else as aligned plain text.
+
+    The table is as wide as the terminal (rich's default: the terminal, else ``COLUMNS``, else
+    80) or ``width``. Text columns wrap; number columns are never wrapped or cut. When even the
+    narrowest layout does not fit, columns are dropped from the right (never the first) and a
+    line under the table names them.
+    """
+    cells = [[str(v) for v in r] for r in rows]
+    # numbers and one-word names (model names, variants) are kept whole; other text wraps
+    whole = [all(_is_number(r[i]) or " " not in r[i] for r in cells) for i in range(len(columns))]
+    numeric = [all(_is_number(r[i]) for r in cells) for i in range(len(columns))]
     try:
         from rich.console import Console
+        from rich.measure import Measurement
         from rich.table import Table
     except ImportError:  # pragma: no cover
-        widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
+        widths = [max(len(str(c)), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
         print(title)
         print("  ".join(str(c).rjust(w) for c, w in zip(columns, widths)))
-        for r in rows:
-            print("  ".join(str(v).rjust(w) for v, w in zip(r, widths)))
+        for r in cells:
+            print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
     else:
-        table = Table(title=title)
-        for c in columns:
-            table.add_column(str(c), justify="right" if c not in ("shape", "case") else "left")
-        for r in rows:
-            table.add_row(*(str(v) for v in r))
-        Console(width=160).print(table)
+        console = Console(width=width)
+
+        def build(keep: list[int]) -> Table:
+            table = Table(title=title)
+            for i in keep:
+                if whole[i]:
+                    table.add_column(str(columns[i]), justify="right" if numeric[i] else "left", no_wrap=True,
+                                     min_width=max([len(str(columns[i])), *(len(r[i]) for r in cells)]))
+                else:
+                    table.add_column(str(columns[i]), justify="left", overflow="fold")
+            for r in cells:
+                table.add_row(*(r[i] for i in keep))
+            return table
+
+        unbounded = console.options.update_width(1 << 20)  # measure the table's own minimum, not the clamped one
+
+        def minimum(table: Table) -> int:
+            return Measurement.get(console, unbounded, table).minimum
+
+        keep = list(range(len(columns)))
+        table = build(keep)
+        while len(keep) > 1 and minimum(table) > console.width:
+            keep.pop()
+            table = build(keep)
+        # a single column wider than the terminal is printed whole: a cut number would be a wrong number
+        wide = Console(width=minimum(table)) if minimum(table) > console.width else console
+        wide.print(table)
+        dropped = [str(columns[i]) for i in range(len(columns)) if i not in keep]
+        if dropped:
+            print(textwrap.fill(f"(left out to fit the terminal: {', '.join(dropped)}; widen it or set COLUMNS)",
+                                console.width, break_long_words=False, break_on_hyphens=False))
     if note:
         print(note)

@@ -141,7 +141,7 @@ def conv_output_size(
     ``padding`` is an int (both sides) or a ``(before, after)`` pair.
     Raises ``ValueError`` when the output would be empty.
 
-    >>> conv_output_size(28, 3)              # the seed CNN's first conv
+    >>> conv_output_size(28, 3)              # mnist_cnn's first conv
     26
     >>> conv_output_size(7, 3, stride=2, padding=(0, 1))
     3
@@ -294,7 +294,7 @@ def conv_transpose_output_size(
 
     ``output_padding`` must be smaller than ``stride`` or ``dilation`` (as in PyTorch).
 
-    >>> conv_transpose_output_size(2, 3, stride=1, padding=0)   # the seeds' 2x2 -> 4x4
+    >>> conv_transpose_output_size(2, 3, stride=1, padding=0)   # Dumoulin & Visin's 2x2 -> 4x4
     4
     >>> conv_transpose_output_size(3, 3, stride=2, padding=1, output_padding=1)
     6
@@ -358,7 +358,7 @@ def conv_transpose_equivalent_padding(
     ``dilation*(kernel - 1) - padding`` on each side plus ``output_padding`` after.
     Negative entries mean cropping.
 
-    >>> conv_transpose_equivalent_padding(3)                      # the seeds' 2x2 -> 4x4: pad 2
+    >>> conv_transpose_equivalent_padding(3)                      # Dumoulin & Visin's 2x2 -> 4x4: pad 2
     (2, 2)
     >>> conv_transpose_equivalent_padding(3, padding=1, output_padding=1)
     (1, 2)
@@ -432,7 +432,7 @@ def pool_output_size(
 
     >>> pool_output_size(5, 2, ceil_mode=True)
     3
-    >>> pool_output_size(26, 2)              # the seed CNN's first max-pool
+    >>> pool_output_size(26, 2)              # mnist_cnn's first max-pool
     13
     >>> pool_output_size(2, 3, 2, ceil_mode=True)   # smaller than the kernel: torch gives 1 too
     1
@@ -637,7 +637,7 @@ def depthwise_separable_macs(
 ) -> int:
     """MACs of a depthwise-separable conv (both convs produce ``output_size``).
 
-    >>> depthwise_separable_macs(3, 128, 3, (5, 5)), conv_macs(3, 128, 3, (5, 5))  # the seeds' 7x7x3 example
+    >>> depthwise_separable_macs(3, 128, 3, (5, 5)), conv_macs(3, 128, 3, (5, 5))  # Bai's 7x7x3 -> 5x5x128 example
     (10275, 86400)
     """
     cin = _positive(in_channels, "in_channels", "depthwise_separable_macs")
@@ -698,7 +698,7 @@ def spatially_separable_params(
 
     Channels run ``C_in -> mid -> ... -> C_out`` (``mid`` defaults to C_out); one bias at
     the end. With ``C_in = mid = C_out`` the factor versus the dense conv is
-    ``sum(k) / prod(k)`` (2/3 for 3x3: the seeds' 6 instead of 9 multiplications).
+    ``sum(k) / prod(k)`` (2/3 for 3x3: 6 instead of 9 multiplications).
 
     >>> spatially_separable_params(1, 1, 3, bias=False), conv_params(1, 1, 3, bias=False)
     (6, 9)
@@ -836,7 +836,7 @@ def conv_macs(
     Bias additions are not counted (the common model-zoo convention). The number
     of spatial dims is ``len(output_size)`` (2 when it is an int).
 
-    >>> conv_macs(256, 256, 3, (1, 1))        # the seeds' ResNet example, per output pixel
+    >>> conv_macs(256, 256, 3, (1, 1))        # ResNet's 256-channel example, per output pixel
     589824
     """
     outs = output_size if not _is_int(output_size) else (output_size,) * 2
@@ -1175,7 +1175,9 @@ def receptive_fields(
     """Receptive field after each layer of a chain of windows along one dim.
 
     Each layer is ``(kernel, stride, padding[, dilation])`` or a dict with those keys.
-    Matches the seeds' formula ``R_i = (k_i - 1) * prod(strides before i) + R_{i-1}``.
+    The recursion is ``R_i = (k_i - 1) * prod(strides of layers 1..i-1) + R_{i-1}``: the product runs
+    over the *previous* layers' strides (a layer's own stride spaces its outputs, it does not widen
+    what one output sees).
 
     >>> [(rf.size, rf.jump) for rf in receptive_fields([(3, 1, 1), (2, 2, 0), (3, 1, 1)])]
     [(3, 1), (4, 2), (8, 2)]

@@ -21,7 +21,7 @@ IMAGES = DOCS / "images"
 RUNS = DOCS.parent / "build" / "docs-ablation"
 
 # The ablation settings shown in the guide: everything but the swapped component is fixed.
-ABLATION = dict(base="seed_cnn", data="digits", epochs=3, seeds=(0, 1, 2))
+ABLATION = dict(base="mnist_cnn", data="digits", epochs=3, seeds=(0, 1, 2))
 OTHER_AXES = ["norm=conv-bn-act,conv-act-bn,none", "bottleneck=on", "head=max,avg,spp", "downsample=avgpool,strided_conv"]
 
 
@@ -51,7 +51,7 @@ ANIMATIONS = {
     "anim_channel_shuffle": ["channel_shuffle", "--channels", "6", "--groups", "2"],
     "anim_max_pool2d": ["max_pool2d", "--input", "4", "--kernel", "2", "--stride", "2"],
     "anim_roi_align": ["roi_align", "--box", "1.2,0.7,6.1,5.4", "--output-size", "2"],
-    "anim_spp": ["spp", "--input", "7"],
+    "anim_spp": ["spp", "--input", "7", "--levels", "1,2,4"],
 }
 
 
@@ -87,24 +87,29 @@ def checkerboard() -> None:
 
 
 def effective_rf() -> None:
-    """The empirical effective receptive field of the seed network's last feature map."""
+    """The empirical effective receptive field of mnist_cnn's last feature map, in its theoretical field."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
-    from convolab.analysis import effective_receptive_field
+    from convolab.analysis import effective_receptive_field, receptive_field
     from convolab.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("seed_cnn").eval()
+    model = create_model("mnist_cnn").eval()
     erf = effective_receptive_field(model, torch.randn(16, 1, 28, 28), "layer4")
-    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=110)
+    fields = receptive_field(model, (1, 1, 28, 28), "layer4")
+    (r0, r1), (c0, c1) = (rf.slice(2).bounds for rf in fields)  # the centre unit of the 5x5 map
+    fig, ax = plt.subplots(figsize=(3.8, 3.4), dpi=110, layout="constrained")
     im = ax.imshow(erf.numpy(), cmap="magma")
-    ax.set_title("seed_cnn (untrained), centre unit of layer4:\n|d unit / d input| over 16 random inputs", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(IMAGES / "erf_seed_cnn.png")
+    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False, edgecolor="#00e5ff",
+                           linewidth=1.5, linestyle="--"))
+    ax.set_title(f"mnist_cnn (untrained), centre unit of layer4:\n|d unit / d input| over 16 random inputs;\n"
+                 f"dashed: its theoretical field, {fields[0].size:g}x{fields[1].size:g}", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the gradient")
+    fig.savefig(IMAGES / "erf_mnist_cnn.png", bbox_inches="tight")
     plt.close(fig)
 
 

@@ -27,7 +27,7 @@ FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.S | re.M)
 
 
 def _elided(body: str) -> bool:
-    return any(line.strip() == "..." or "... │" in line for line in body.splitlines())
+    return any(line.strip() == "..." or "... │" in line or "~~~" in line for line in body.splitlines())
 
 
 def refresh_pycon(body: str, globs: dict) -> str:
@@ -73,6 +73,7 @@ def refresh(path: Path) -> None:
             body = refresh_console(body)
         return f"```{lang}\n{body}```"
 
+    os.environ["COLUMNS"] = "100"  # the width tests/test_guide.py runs the console blocks at
     with tempfile.TemporaryDirectory() as scratch:
         (Path(scratch) / "docs").symlink_to(DOCS)
         cwd = os.getcwd()

@@ -1,36 +1,113 @@
 """The command line: every subcommand's --help, models, bench, demo, train, and one-line errors."""
 
+import re
+
 import pytest
 import torch
 
-from convolab.cli import COMMANDS, main
+from convolab.cli import COMMANDS, build_parser, main
 from convolab.data import write_idx
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help(command, capsys):
+def test_every_command_has_help(command, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
-    assert exc.value.code == 0 and f"usage: convolab {command}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and f"usage: convolab {command}" in out
+    parser = build_parser()._subparsers._group_actions[0].choices[command]
+    assert parser.description, f"{command} has no description"
+    assert "``" not in out  # reST markup is not for terminals
+    for action in parser._actions:
+        assert action.help or action.option_strings == ["-h", "--help"], f"{command} {action.dest} has no help"
+    # no word is cut at a line end: every word of the help texts appears whole in the output
+    texts = [parser.description] + [a.help for a in parser._actions if a.help]
+    for word in set(re.findall(r"\b[A-Za-z_]\w{3,}", " ".join(texts).replace("%(default)s", ""))):
+        assert re.search(rf"\b{word}\b", out), f"{command} -h breaks {word!r}"
 
 
-def test_models_lists_the_registry_with_parameter_counts(capsys):
+def test_ablate_help_breaks_option_lists_between_items(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main(["ablate", "--help"])
+    out = capsys.readouterr().out
+    for variant in ("depthwise_separable", "spatially_separable", "grouped_shuffle", "deformable"):
+        assert variant in out  # whole, on one line
+    assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_explain_help_lists_every_topic_plainly(capsys, monkeypatch):
+    from convolab.commands.explain import TOPICS
+
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    out = capsys.readouterr().out
+    for topic in TOPICS:
+        assert f"\n  {topic} " in out  # one described line per topic
+    assert "  convolab explain feature-maps --layer layer1 -o maps.png\n" in out  # examples one per line
+
+
+def test_version(capsys):
+    import convolab
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out == f"convolab {convolab.__version__}\n"
+
+
+def test_models_lists_the_registry_with_parameter_counts(capsys, monkeypatch):
     from convolab.models import create_model, list_models
 
+    monkeypatch.setenv("COLUMNS", "120")
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     for name in list_models():
         assert name in out
-    assert f"{sum(p.numel() for p in create_model('seed_cnn').parameters()):,}" in out  # 1,425,214
+    assert f"{sum(p.numel() for p in create_model('mnist_cnn').parameters()):,}" in out  # 1,425,214
+    assert "seed" not in out  # the old name is an alias, not a second entry
     assert main(["models", "nothing-like-this"]) == 2
     assert "no registered model name contains 'nothing-like-this'" in capsys.readouterr().err
 
 
-def test_bench_quick(capsys):
-    rc = main(["bench", "--quick"])
+@pytest.mark.parametrize("width", [120, 60, 30, 10])
+def test_models_table_follows_the_terminal_and_never_cuts_a_number(width, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert main(["models", "resnet"]) == 0
     out = capsys.readouterr().out
+    lines = out.splitlines()
+    names = ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    assert all(re.search(rf"│ {n} +│", out) for n in names)  # names whole, one per row
+    if width >= 30:
+        assert max(len(line) for line in lines) <= width
+        assert "25,557,032" in out and "60,192,808" in out  # parameter counts whole
+    if width >= 60:
+        assert "Residual" in out  # the description wraps instead of going
+    else:
+        note = " ".join(out.split()).split("(left out to fit the terminal: ", 1)[1]
+        assert note.startswith("description") or note.startswith("parameters, description")
+
+
+def test_bench_quick_shows_progress(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    rc = main(["bench", "--quick"])
+    out, err = capsys.readouterr()
     assert "native" in out and "ratio" in out and "% peak" in out and "noisy" in out
+    assert "bench" in err and "case" in err and "done: depthwise 3x3" in err  # a progress bar per case, on stderr
     assert rc == (1 if "FAILED" in out else 0)  # a broken algorithm is reported, and fails the command
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--epochs", "-1"], "--epochs must be >= 1, got -1"),
+    (["demo", "--threads", "0"], "--threads must be >= 1, got 0"),
+])
+def test_demo_checks_its_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"convolab demo: error: {message}\n"
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_demo_quick_trains_and_says_where_everything_is(tmp_path, capsys):
@@ -38,8 +115,19 @@ def test_demo_quick_trains_and_says_where_everything_is(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "== Conv layer: 5x5x3 input, 2 filters 3x3, stride 2, padding 1" in out  # worked examples kept
     assert "final held-out accuracy:" in out and "Where everything is:" in out
-    assert str(tmp_path / "seed_cnn" / "last.pt") in out
-    assert (tmp_path / "seed_cnn" / "last.pt").is_file() and (tmp_path / "seed_cnn" / "model.pt").is_file()
+    assert str(tmp_path / "mnist_cnn" / "last.pt") in out
+    assert (tmp_path / "mnist_cnn" / "last.pt").is_file() and (tmp_path / "mnist_cnn" / "model.pt").is_file()
+    for word in ("seeds", "seed network", "seed 00", "source documents"):
+        assert word not in out
+    nexts = out.split("\nNext:\n", 1)[1].splitlines()
+    commands = [line.strip() for line in nexts if line.startswith("  convolab ")]
+    assert len(commands) == 3
+    assert commands[0] == f"convolab explain feature-maps --layer layer1 --weights {tmp_path / 'mnist_cnn' / 'last.pt'} -o maps.png"
+    for command in commands:  # every suggestion is a valid command line
+        import shlex
+
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        assert args.func
 
 
 def _mnist(folder):

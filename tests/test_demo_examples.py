@@ -1,10 +1,10 @@
-"""The demo's worked examples are computed by the library and equal the seeds' numbers."""
+"""The demo's worked examples are computed by the library and equal the classic published numbers."""
 
 from convolab.cli import main
 from convolab.commands.demo import worked_examples
 
 
-def test_worked_examples_carry_the_seeds_numbers():
+def test_worked_examples_carry_the_published_numbers():
     text = "\n".join(body for _, body in worked_examples())
     for number in ("387,072", "157,184", "589,824", "69,632", "3x3", "5x5", "7x7", "(4, 4)", "(2, 3, 3)"):
         assert number in text, number

@@ -3,7 +3,9 @@
 - ```pycon blocks are doctests (ELLIPSIS, NORMALIZE_WHITESPACE), sharing one namespace per file;
 - ```python blocks are executed in that namespace;
 - ```console blocks are ``$ convolab ...`` lines run in-process by ``convolab.cli.main``,
-  each followed by its expected output (``...`` stands for what varies, e.g. timings).
+  each followed by its expected output (``...`` stands for what varies, e.g. timings; a run of
+  ``~`` stands for exactly as many characters, so a table row keeps its shape, e.g. a timing
+  cell ``~~~~~~~``). They run with ``COLUMNS=100``, so tables have the width the guide shows.
 
 Blocks run in a scratch folder that links ``docs/``, so the guide's relative paths work and
 what it writes lands in the scratch folder. Every picture the guide shows must exist and be
@@ -61,8 +63,29 @@ def console_commands(body: str) -> list[tuple[str, str]]:
     return [(cmd, "\n".join(out).strip() + "\n") for cmd, out in pairs]
 
 
+GUIDE_COLUMNS = "100"  # the terminal width the guide's console blocks are written for
+
+
+def output_matches(expected: str, got: str) -> bool:
+    """doctest's comparison (ELLIPSIS, NORMALIZE_WHITESPACE), plus: ``~~~`` (n tildes) matches any n characters."""
+    if "~~~" not in expected:
+        return doctest.OutputChecker().check_output(expected, got, FLAGS)
+    pattern = ""
+    for token in re.split(r"(~{3,}|\.\.\.|\s+)", expected.strip()):
+        if not token:
+            continue
+        if token.startswith("~~~"):
+            pattern += f"[^\n]{{{len(token)}}}"
+        elif token == "...":
+            pattern += ".*?"
+        elif token.isspace():
+            pattern += r"\s+"
+        else:
+            pattern += re.escape(token)
+    return re.fullmatch(pattern, got.strip(), re.S) is not None
+
+
 def run_console(body: str, name: str, line: int) -> None:
-    checker = doctest.OutputChecker()
     for command, expected in console_commands(body):
         argv = shlex.split(command)
         assert argv[0] == "convolab", f"{name}:{line}: only convolab commands run in the guide, got {command!r}"
@@ -71,7 +94,7 @@ def run_console(body: str, name: str, line: int) -> None:
             code = main(argv[1:])
         got = out.getvalue().strip() + "\n"
         assert code == 0, f"{name}:{line}: `{command}` exited with {code}"
-        assert checker.check_output(expected, got, FLAGS), (
+        assert output_matches(expected, got), (
             f"{name}:{line}: `{command}` printed\n{got}\nbut the guide shows\n{expected}"
         )
 
@@ -80,6 +103,7 @@ def run_console(body: str, name: str, line: int) -> None:
 def test_every_block_of_the_guide_runs(path, tmp_path, monkeypatch):
     (tmp_path / "docs").symlink_to(DOCS)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", GUIDE_COLUMNS)
     torch.manual_seed(0)
     globs: dict = {"__name__": "guide"}
     found = blocks(path)
@@ -110,6 +134,13 @@ def test_console_blocks_are_parsed():
         ("convolab models", "a\n b\n"), ("convolab bench", "\n")]
     with pytest.raises(AssertionError, match="must start with"):
         console_commands("convolab models\n")
+
+
+def test_placeholders_keep_the_shape_of_a_row():
+    row = "│ conv=standard │ 1,425,214 │ {} │"
+    assert output_matches(row.format("~~~~~~"), row.format("97.40%"))
+    assert not output_matches(row.format("~~~~~~"), row.format("97.4%"))  # one character short
+    assert output_matches("a ... z", "a bc z") and not output_matches("a ~~~ z", "a bc z")
 
 
 def test_a_stale_output_fails(tmp_path):

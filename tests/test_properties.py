@@ -1,4 +1,4 @@
-"""Properties from the seeds: convolutions are translation-equivariant, max pooling is approximately
+"""Properties the classic texts state: convolutions are translation-equivariant, max pooling is approximately
 invariant to small shifts, and the separable variants save parameters by the expected factors."""
 
 from __future__ import annotations

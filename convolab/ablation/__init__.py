@@ -1,6 +1,6 @@
 """Ablation studies: train a base network once per variant of one component, everything else fixed.
 
-``ablate("seed_cnn", "conv=standard,depthwise_separable", out="runs/ablate")`` returns an
+``ablate("mnist_cnn", "conv=standard,depthwise_separable", out="runs/ablate")`` returns an
 :class:`AblationTable` (params, MACs, receptive field, accuracy mean ± std over random seeds, time per
 epoch, latency per image) and saves it as markdown, JSON, CSV and a plot. The command line is
 ``convolab ablate``.

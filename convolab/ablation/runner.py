@@ -75,7 +75,7 @@ def _registered(base: str, axis: str, value: str, image_size: tuple[int, int]) -
     """Register the variant as a model for the duration of its runs.
 
     :func:`convolab.train.fit` builds (and checkpoints, and resumes) models by registry name,
-    so each variant gets one, e.g. ``seed_cnn[conv=dilated]``; it is removed afterwards so the
+    so each variant gets one, e.g. ``mnist_cnn[conv=dilated]``; it is removed afterwards so the
     registry lists only the library's networks.
     """
     name = f"{base}[{axis}={value}]"
@@ -168,7 +168,7 @@ def _last_feature_field(model: nn.Module, input_size: tuple[int, ...]) -> tuple[
 
 
 def ablate(
-    base: str = "seed_cnn",
+    base: str = "mnist_cnn",
     swaps: Swaps = "conv=standard,depthwise_separable",
     *,
     out: Union[str, Path],
@@ -217,12 +217,12 @@ def ablate(
             other settings.
 
     Example:
-        >>> table = ablate("seed_cnn", "conv=standard,flattened", out=getfixture("tmp_path"), epochs=1,
+        >>> table = ablate("mnist_cnn", "conv=standard,flattened", out=getfixture("tmp_path"), epochs=1,
         ...                seeds=[0], config=TrainConfig(limit=64, batch_size=32), plot=False)
         >>> [row.variant for row in table.rows]
         ['standard', 'flattened']
     """
-    if base not in list_models():
+    if base not in list_models(aliases=True):
         raise ValueError(f"ablate: unknown base network {base!r}{suggest(base, list_models())} (`convolab models` lists them)")
     pairs = parse_swaps(swaps)
     seeds = list(seeds)

@@ -338,7 +338,7 @@ def build_variant(base: str, axis: str, value: str, image_size: tuple[int, int] 
         ValueError: an unknown axis or variant, or a base network the variant cannot apply to.
 
     Example:
-        >>> net = build_variant("seed_cnn", "conv", "depthwise_separable")
+        >>> net = build_variant("mnist_cnn", "conv", "depthwise_separable")
         >>> type(net.layer3[0]).__name__, net(torch.zeros(2, 1, 28, 28)).shape
         ('DepthwiseSeparableConv2d', torch.Size([2, 10]))
     """

@@ -4,7 +4,7 @@ computed on meta tensors (no arithmetic, no activation memory), and the empirica
 
 >>> import torch
 >>> from torch import nn
->>> net = nn.Sequential(*[nn.Conv2d(1, 1, 3) for _ in range(3)])     # the seeds' stacked 3x3 convs
+>>> net = nn.Sequential(*[nn.Conv2d(1, 1, 3) for _ in range(3)])     # three stacked 3x3 convs
 >>> [r.fields[0].size for r in summary(net, (1, 1, 16, 16)).rows[1:]]
 [3, 5, 7]
 """

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional, Union
 if TYPE_CHECKING:
     from .summary import Row, Summary
 
-__all__ = ["HEADERS", "cells", "footer", "number", "to_markdown", "to_text"]
+__all__ = ["DROP_ORDER", "HEADERS", "cells", "footer", "layout", "number", "to_markdown", "to_text"]
 
 HEADERS = ("Layer", "Type", "Output shape", "RF", "Jump", "Start", "Pad", "Params", "MACs")
 _NUMERIC = {"RF", "Jump", "Start", "Pad", "Params", "MACs"}
@@ -75,6 +75,9 @@ def footer(s: "Summary") -> list[str]:
         f"Params: {number(s.params)} (trainable {number(s.trainable)}, {_bytes(s.param_bytes)})",
         f"MACs (conv + matmul, the model-zoo convention): {number(s.macs)} ({_si(s.macs)})",
     ]
+    if any(len(r.output_shapes) > 1 for r in s.rows):
+        lines[0] += (" A shape followed by +N: the layer returns N more tensors (e.g. auxiliary outputs); "
+                     "the shape shown is the first one's.")
     other = {k: v for k, v in sorted(s.macs_by_kind.items()) if k not in ("conv", "matmul") and v}
     if other:
         lines.append("Other MACs: " + ", ".join(f"{k} {number(v)}" for k, v in other.items()))
@@ -115,29 +118,74 @@ def to_markdown(s: "Summary") -> str:
     return "\n".join(lines + [""] + [f"- {line}" for line in footer(s)]) + "\n"
 
 
-def to_text(s: "Summary", width: int = 100) -> str:
-    """The terminal table, ``width`` columns wide (numbers right-aligned)."""
+# Columns given up, in this order, when the table is wider than asked: the least needed first.
+# Layer, Output shape and Params always stay; a number is never cut.
+DROP_ORDER = ("Pad", "Start", "Jump", "Type", "RF", "MACs")
+TYPE_MIN = 8  # the Type column (a class name) is shortened with "…" down to this before any column goes
+
+
+def layout(s: "Summary", width: int) -> tuple[list[str], dict[str, int]]:
+    """The columns that fit in ``width`` characters and the width of each.
+
+    Every column gets its widest cell, except Type, which may be shortened (with a visible
+    "…") to :data:`TYPE_MIN`; if that is not enough, columns are left out in
+    :data:`DROP_ORDER`. The result may be wider than ``width`` only with the three kept columns.
+    """
+    rows = [HEADERS] + [cells(r) for r in s.rows]
+    natural = {h: max(len(r[i]) for r in rows) for i, h in enumerate(HEADERS)}
+    natural["Type"] = min(natural["Type"], 16)  # a long class name says little more after 16 characters
+    natural["Layer"] = max(natural["Layer"], 12)  # room to read the nesting
+    shown = list(HEADERS)
+
+    def total() -> int:
+        return sum(natural[h] for h in shown) + len(shown) - 1  # one space between columns
+
+    if total() > width:
+        natural["Type"] = max(TYPE_MIN, natural["Type"] - (total() - width))
+    for h in DROP_ORDER:
+        if total() <= width:
+            break
+        shown.remove(h)
+    return shown, natural
+
+
+def to_text(s: "Summary", width: Optional[int] = 100) -> str:
+    """The terminal table, at most ``width`` columns wide (numbers right-aligned, never cut).
+
+    ``width=None`` takes the terminal's width (``COLUMNS``, else 80 when not a terminal). When
+    the table cannot fit, columns are left out (:data:`DROP_ORDER`) and a line says which.
+    """
     try:
         from rich import box
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # pragma: no cover - rich is in the cli extra
         return _plain(s, width)
+    if width is None:
+        width = Console().width
+    shown, widths = layout(s, width)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0), show_edge=False)
-    for h in HEADERS:
-        numeric = h in _NUMERIC
-        table.add_column(
-            h, justify="right" if numeric else "left", no_wrap=True, overflow="ellipsis",
-            max_width=16 if h == "Type" else None, min_width=12 if h == "Layer" else None,
-        )
+    for h in shown:
+        table.add_column(h, justify="right" if h in _NUMERIC else "left", no_wrap=True, overflow="ellipsis",
+                         width=widths[h])
+    index = [HEADERS.index(h) for h in shown]
     for row in s.rows:
-        table.add_row(*cells(row))
+        c = cells(row)
+        table.add_row(*(c[i] for i in index))
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, force_terminal=False,
+    table_width = sum(widths[h] for h in shown) + len(shown) - 1
+    console = Console(file=out, width=max(width, table_width), color_system=None, force_terminal=False,
                       legacy_windows=False, emoji=False, highlight=False)
     console.print(table)
-    for line in footer(s):
-        console.print(line, soft_wrap=False, overflow="fold", markup=False)
+    lines = footer(s)
+    left_out = [h for h in HEADERS if h not in shown]
+    if left_out:
+        lines.insert(0, f"Left out to fit {width} characters: {', '.join(left_out)} (widen the terminal or "
+                        f"ask for a larger width).")
+    footer_console = Console(file=out, width=width, color_system=None, force_terminal=False,
+                             legacy_windows=False, emoji=False, highlight=False)
+    for line in lines:
+        footer_console.print(line, soft_wrap=False, overflow="fold", markup=False)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
 
 

@@ -175,7 +175,8 @@ class Summary:
 
         return to_markdown(self)
 
-    def to_text(self, width: int = 100) -> str:
+    def to_text(self, width: Optional[int] = 100) -> str:
+        """The terminal table, at most ``width`` characters wide (``None``: the terminal's width)."""
         from .format import to_text
 
         return to_text(self, width)

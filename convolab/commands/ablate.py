@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=f"Swap one component of a registered network, keep everything else fixed, train each "
         f"variant with several random seeds and compare. Axes and variants: {choices}.",
     )
-    p.add_argument("--base", default="seed_cnn", help="registry name of the base network (default: %(default)s)")
+    p.add_argument("--base", default="mnist_cnn", help="registry name of the base network (default: %(default)s)")
     p.add_argument("--swap", action="append", metavar="AXIS=V1,V2,...",
                    help="variants to compare, in table order (repeat for other axes; default: conv=standard,depthwise_separable)")
     p.add_argument("--data", default="digits", help="digits | mnist:PATH | folder:PATH (default: %(default)s)")

@@ -33,7 +33,7 @@ OPS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
                             "seed": "seed"}, {"shuffle": True}),
     "channel_shuffle": ("channel_shuffle", {"channels": "channels", "groups": "groups", "seed": "seed"}, {}),
     "depthwise_separable": ("depthwise_separable", {"in_channels": "in_channels", "out_channels": "out_channels",
-                                                    "kernel": "kernel_size", "seed": "seed"}, {}),
+                                                    "kernel": "kernel_size", "input": "input_size", "seed": "seed"}, {}),
     "pointwise": ("pointwise", {"in_channels": "in_channels", "out_channels": "out_channels", "seed": "seed"}, {}),
     "max_pool1d": ("pool", {**_CONV, "ceil_mode": "ceil_mode"}, {"mode": "max"}),
     "max_pool2d": ("pool", {**_CONV, "ceil_mode": "ceil_mode"}, {"mode": "max"}),
@@ -56,8 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Animate OP frame by frame; every value is the op's real output. OPs: " + ", ".join(OPS),
     )
     p.add_argument("op", metavar="OP", help="one of: " + ", ".join(OPS))
-    p.add_argument("-o", "--output", required=True, help="output file: .gif, .html or .png (last frame)")
-    p.add_argument("--input", help="input size: 8 (1-D), 5 or 5x6 (2-D)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="output file: .gif, .html or .png (the last frame); its folder must exist")
+    p.add_argument("--input", help="input size: 8 (1-D), 5 or 5x6 (2-D; depthwise_separable: at most 8)")
     p.add_argument("--kernel", help="kernel size: 3 or 3x2")
     p.add_argument("--stride", help="stride: 2 or 2x1")
     p.add_argument("--padding", help="padding: 1, 1x2, same or valid")
@@ -101,7 +102,8 @@ def _ints(text: str, option: str, ndim: int | None, minimum: int) -> tuple[int, 
 
 
 def _ndim(op: str) -> int | None:
-    return 1 if op.endswith("1d") else (2 if op.endswith("2d") or op in ("dilated", "checkerboard", "spp") else None)
+    spatial_2d = ("dilated", "checkerboard", "spp", "depthwise_separable")
+    return 1 if op.endswith("1d") else (2 if op.endswith("2d") or op in spatial_2d else None)
 
 
 def _value(option: str, text: str, op: str) -> Any:
@@ -176,28 +178,29 @@ def build(args: argparse.Namespace) -> Any:
             raise UsageError(f"option --{name.replace('_', '-')} does not apply to {op} (its options: {flags})")
         kwargs[options[name]] = _value(name, getattr(args, name), op)
     if "input_size" in options.values() and "input_size" not in kwargs:
-        if builder not in ("checkerboard", "spp", "roi_pool", "roi_align"):
+        if builder not in ("checkerboard", "spp", "roi_pool", "roi_align", "depthwise_separable"):
             raise UsageError(f"{op} needs --input (e.g. --input {'8' if _ndim(op) == 1 else '5x5'})")
     return animate(builder, **kwargs)
 
 
 def _writer(path: Path) -> Callable:
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise UsageError(f"-o must end in {', '.join(FORMATS)}, got {str(path)!r}")
     from ..viz import render_gif, render_html
 
-    return {".gif": render_gif.save_gif, ".html": render_html.save_html, ".png": render_gif.save_png}[suffix]
+    return {".gif": render_gif.save_gif, ".html": render_html.save_html, ".png": render_gif.save_png}[path.suffix.lower()]
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.output)
-    write = _writer(path)
+    from ._output import check_output_file
+
+    path = check_output_file(args.output, "-o", FORMATS)
     duration = _ints(args.duration, "duration", 1, 20)[0]
     animation = build(args)
+    write = _writer(path)
+    n = len(animation.frames)
     if path.suffix.lower() == ".gif":
         write(animation, path, duration_ms=duration)
     else:
         write(animation, path)
-    print(f"wrote {path} ({len(animation.frames)} frames): {animation.title}")
+    what = f"the last of {n} frames" if path.suffix.lower() == ".png" and n > 1 else f"{n} frame{'s' * (n != 1)}"
+    print(f"wrote {path} ({what}): {animation.title}")
     return 0

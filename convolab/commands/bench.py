@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -37,8 +40,12 @@ class BenchRow:
         return self.native_seconds / self.seconds
 
 
-def bench(shapes=SHAPES, repeats: int = 5, peak_gflops: float = 0.0) -> tuple[list[BenchRow], list[str]]:
+def bench(
+    shapes=SHAPES, repeats: int = 5, peak_gflops: float = 0.0, progress: Optional[Callable[[str], None]] = None
+) -> tuple[list[BenchRow], list[str]]:
     """Time every algorithm that supports each shape (forward), interleaved with native.
+
+    ``progress(case)`` is called after each case (the command line moves a progress bar with it).
 
     Returns:
         (rows, failures): an algorithm that raises anything but NotImplementedError, or disagrees
@@ -70,6 +77,8 @@ def bench(shapes=SHAPES, repeats: int = 5, peak_gflops: float = 0.0) -> tuple[li
                 continue
             fns[name] = fn
         times = interleaved(fns, repeats=repeats)
+        if progress is not None:
+            progress(case)
         out = A.conv_output_shape(size, k, stride=s, padding=p)
         macs = A.conv_macs(cin, cout, k, out, g, n)
         shape = f"{n}x{cin}x{'x'.join(map(str, size))} k{k} s{s} g{g} -> {cout}"
@@ -81,10 +90,36 @@ def bench(shapes=SHAPES, repeats: int = 5, peak_gflops: float = 0.0) -> tuple[li
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="time every convolution algorithm against torch's native conv")
+    p = sub.add_parser(
+        "bench", help="time every convolution algorithm against torch's native conv",
+        description="Time every registered convolution algorithm (direct, im2col, fft, winograd, ...) against "
+        "torch's native convolution on a few real network shapes, forward only, on this machine. Prints "
+        "times, the ratio to native, GFLOP/s and the share of this CPU's matmul peak, measured in the same "
+        "run. About a minute; --quick is a few seconds.",
+    )
     p.add_argument("--quick", action="store_true", help="tiny shapes, few repeats (a smoke test)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repeats per algorithm (median)")
     p.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[str], None]]:
+    """A tqdm bar on stderr (one step per case; the table goes to stdout), or nothing without tqdm."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the cli extra is missing: no bar
+        yield lambda case: None
+        return
+    bar = tqdm(total=total, desc="bench", unit="case", dynamic_ncols=True, leave=False)
+
+    def step(case: str) -> None:
+        bar.set_postfix_str(f"done: {case}", refresh=False)
+        bar.update(1)
+
+    try:
+        yield step
+    finally:
+        bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else 7)
     if repeats < 1:
         raise UsageError(f"--repeats must be >= 1, got {repeats}")
-    peak = measure_peak_gflops(sizes=(256,), repeats=2) if args.quick else measure_peak_gflops()
-    rows, failures = bench(QUICK_SHAPES if args.quick else SHAPES, repeats, peak)
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    with _progress(len(shapes) + 1) as step:
+        peak = measure_peak_gflops(sizes=(256,), repeats=2) if args.quick else measure_peak_gflops()
+        step("peak matmul")
+        rows, failures = bench(shapes, repeats, peak, progress=step)
     print_table(
         f"conv forward, float32, {torch.get_num_threads()} threads; peak matmul {peak:.0f} GFLOP/s",
         ["case", "shape", "algorithm", "ms", "native ms", "ratio", "GFLOP/s", "% peak"],

@@ -1,46 +1,78 @@
-"""``convolab explain conv|receptive-field|params``: the arithmetic written out, checkable by hand.
+"""``convolab explain TOPIC``: the arithmetic of a layer written out, or a picture of a network's layer.
 
-Examples::
-
-    convolab explain conv --input 5x5x3 --filters 2 --kernel 3 --stride 2 --padding 1
-    convolab explain receptive-field conv:k=3 conv:k=3 pool:k=2 conv:k=3,d=2 --input 32
-    convolab explain params conv:c=32,k=3 pool:k=2 fc:n=10 --input 28x28x1
-    convolab explain overlay --model seed_cnn --layer layer3 -o field.png
-    convolab explain kernels --model seed_cnn --layer layer1.0 -o kernels.png
-    convolab explain feature-maps --model seed_cnn --layer layer1 -o maps.png
+The arithmetic topics print text that can be checked by hand; the picture topics draw one layer
+of a network (trained weights when there are some: the checkpoint ``convolab demo`` writes is
+used by default) for a real input (a handwritten digit, or ``--image``).
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
 
 from ..cli import UsageError
 
 TOPICS = ("conv", "receptive-field", "params", "overlay", "kernels", "feature-maps")
-PICTURES = ("overlay", "kernels", "feature-maps")  # topics that draw a registered model's layer
+PICTURES = ("overlay", "kernels", "feature-maps")  # topics that draw a network's layer
 LAYER_HELP = "layers as KIND:key=value,... (conv: k s p d c g bias; pool: k s p d; fc: n bias), e.g. conv:c=32,k=3 pool:k=2"
+# where `convolab demo` (default --out) leaves its trained network: the pictures' default weights
+DEMO_CHECKPOINT = Path("convolab-demo") / "mnist_cnn" / "last.pt"
+DEFAULT_MODEL = "mnist_cnn"
+
+DESCRIPTION = """\
+Write out the arithmetic of a layer, checkable by hand, or draw a layer of a network.
+
+Arithmetic (printed):
+  conv             a conv layer: output size, every product and sum (CS231n's demo)
+  receptive-field  the field of a stack of layers, layer by layer
+  params           parameters and MACs of a stack of layers
+Pictures (PNG, -o): one layer of a network, by default mnist_cnn with the weights
+`convolab demo` trained (convolab-demo/mnist_cnn/last.pt, when present), on a handwritten digit:
+  overlay          theoretical and effective receptive field of a unit
+  kernels          the layer's kernels
+  feature-maps     what the layer outputs for the input
+
+Examples:
+  convolab explain conv --input 5x5x3 --filters 2 --kernel 3 --stride 2 --padding 1
+  convolab explain receptive-field conv:k=3 conv:k=3 pool:k=2 conv:k=3,d=2 --input 32
+  convolab explain params conv:c=32,k=3 pool:k=2 fc:n=10 --input 28x28x1
+  convolab explain feature-maps --layer layer1 -o maps.png
+  convolab explain overlay --layer layer3 --digit 7 -o field.png
+  convolab explain kernels --model resnet18 --layer conv1 -o kernels.png"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("explain", help="write out the arithmetic of a conv layer, a receptive field or parameters; draw a model layer's fields, kernels, maps",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("topic", metavar="TOPIC", help="conv, receptive-field or params")
+    p = sub.add_parser("explain", help="write out the arithmetic of a conv layer, a receptive field or the parameters; "
+                                       "draw a network layer's receptive field, kernels or feature maps",
+                       description=DESCRIPTION)
+    p.add_argument("topic", metavar="TOPIC", help=", ".join(TOPICS))
     p.add_argument("layers", nargs="*", metavar="LAYER", help=LAYER_HELP + " (receptive-field, params)")
-    p.add_argument("--input", help="conv/params: HxWxC (e.g. 5x5x3); receptive-field: the input side (e.g. 224)")
+    p.add_argument("--input", help="conv, params: HxWxC (e.g. 5x5x3); receptive-field: the input side (e.g. 224)")
     p.add_argument("--filters", help="conv: number of filters (default 2)")
     p.add_argument("--kernel", help="conv: kernel size (default 3)")
     p.add_argument("--stride", help="conv: stride (default 1)")
     p.add_argument("--padding", help="conv: padding: an int, same or valid (default 0)")
     p.add_argument("--dilation", help="conv: dilation (default 1)")
-    p.add_argument("--seed", help="conv, pictures: seed of the example values / weights and image (default 0)")
-    p.add_argument("--model", help="pictures: a registered model (convolab models)")
-    p.add_argument("--layer", help="pictures: a layer name of the model (as in named_modules)")
-    p.add_argument("--image-size", dest="image_size", help="pictures: CxHxW of the random input (default 1x28x28)")
-    p.add_argument("-o", "--output", help="pictures: the PNG to write")
+    p.add_argument("--seed", help="conv: seed of the example values; pictures: of untrained weights (default 0)")
+    p.add_argument("--model", help=f"pictures: a registered model (default: the one --weights was trained for, "
+                                   f"else {DEFAULT_MODEL})")
+    p.add_argument("--weights", metavar="FILE",
+                   help=f"pictures: a training checkpoint (last.pt) or weights file (model.pt) (default: {DEMO_CHECKPOINT} "
+                        f"when it exists and fits the model; else untrained weights)")
+    p.add_argument("--layer", help="pictures: a layer name of the model (as in named_modules, e.g. layer1)")
+    p.add_argument("--image", metavar="FILE", help="pictures: an image file (PNG, JPEG, ...) to run the network on "
+                                                   "(default: a handwritten digit from the embedded data)")
+    p.add_argument("--digit", help="pictures: which digit to show when no --image is given, 0-9 (default 3)")
+    p.add_argument("--image-size", dest="image_size", metavar="CxHxW",
+                   help="pictures: the input shape the image is converted to (default: what the weights were "
+                        "trained on, else 1x28x28)")
+    p.add_argument("-o", "--output", metavar="FILE", help="pictures: the PNG to write (its folder must exist)")
     p.set_defaults(func=run)
 
 
-def _int(text: str | None, option: str, default: int, minimum: int) -> int:
+def _int(text: str | None, option: str, default: int, minimum: int, maximum: Optional[int] = None) -> int:
     if text is None:
         return default
     try:
@@ -49,6 +81,8 @@ def _int(text: str | None, option: str, default: int, minimum: int) -> int:
         raise UsageError(f"--{option} must be an int, got {text!r}") from None
     if value < minimum:
         raise UsageError(f"--{option} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"--{option} must be <= {maximum}, got {value}")
     return value
 
 
@@ -57,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viz import explain
 
     topic = check_choice(args.topic, TOPICS, "TOPIC", "explain")
-    picture_only = ("model", "layer", "image_size", "output")
+    picture_only = ("model", "weights", "layer", "image", "digit", "image_size", "output")
     if topic in PICTURES:
         return _picture(topic, args)
     extra = [f"--{o.replace('_', '-')}" for o in picture_only if getattr(args, o) is not None]
@@ -94,38 +128,214 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _picture(topic: str, args: argparse.Namespace) -> int:
-    """Draw one picture of a registered model's layer (random weights and input, seeded)."""
+# --------------------------------------------------------------------------- pictures
+
+
+@dataclass
+class _Weights:
+    """What a --weights file holds: the state_dict, and from a training checkpoint its run's facts."""
+
+    path: Path
+    state: dict
+    config: Optional[dict] = None  # TrainConfig as saved
+    data: Optional[dict] = None  # classes, channels, size, mean, std, source
+    history: Optional[list] = None
+
+    def describe(self) -> str:
+        epochs = f"{len(self.history)} epoch{'s' * (len(self.history) != 1)}" if self.history else "trained"
+        accuracy = self.history[-1].get("val_accuracy") if self.history else None
+        held_out = f", {accuracy:.1%} held-out" if isinstance(accuracy, float) else ""
+        return f"trained {epochs}{held_out} ({self.path})"
+
+
+def _read_weights(path: Path) -> _Weights:
+    """A checkpoint (``last.pt``) or a bare state_dict (``model.pt``, run facts from a ``last.pt`` beside it)."""
     import torch
 
+    if not path.is_file():
+        raise UsageError(f"--weights: no such file {str(path)!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a foreign or damaged file
+        raise UsageError(f"--weights: {str(path)!r} is not a checkpoint or weights file "
+                         f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict) and isinstance(state.get("config"), dict):
+        return _Weights(path, state["model"], state["config"], state.get("data"), state.get("history"))
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"--weights: {str(path)!r} holds neither a training checkpoint nor a state_dict")
+    beside = path.with_name("last.pt")
+    if beside != path and beside.is_file():
+        try:
+            run = _read_weights(beside)
+        except UsageError:
+            run = None
+        if run is not None and run.config is not None:
+            return _Weights(path, state, run.config, run.data, run.history)
+    return _Weights(path, state)
+
+
+def _load_model(name: str, weights: Optional[_Weights], seed: int):
+    """The model with its weights, and the pipeline that turns a [0, 1] image into its input."""
+    import torch
+
+    from ..data._dataset import DataSplit
     from ..models import create_model
+    from ..train import TrainConfig, build_model
+
+    if weights is not None and weights.config is not None and weights.data is not None:
+        config = TrainConfig(**{k: v for k, v in weights.config.items() if k in TrainConfig.__dataclass_fields__})
+        info = weights.data
+        split = DataSplit(None, None, list(info["classes"]), int(info["channels"]), tuple(info["size"]),  # type: ignore[arg-type]
+                          str(info.get("source", "")), list(info["mean"]), list(info["std"]))
+        torch.manual_seed(seed)
+        model, pipeline = build_model(config, split)
+    else:
+        torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {}
+        if weights is not None:  # a bare state_dict: its classifier's width is the number of classes
+            last = [v for k, v in weights.state.items() if k.endswith(".weight") and v.dim() == 2]
+            if last:
+                kwargs["num_classes"] = last[-1].shape[0]
+        model, pipeline = create_model(name, **kwargs), None
+    if weights is not None:
+        try:
+            model.load_state_dict(weights.state)
+        except RuntimeError as exc:
+            raise UsageError(f"--weights: {str(weights.path)!r} does not fit model {name!r} "
+                             f"({str(exc).strip().splitlines()[0]})") from None
+    return model.eval(), pipeline
+
+
+def _first_conv(model) -> tuple[Optional[int], Optional[int]]:
+    """(in_channels, spatial dims) of the first convolution, or (None, None) without one."""
+    for m in model.modules():
+        weight = getattr(m, "weight", None)
+        if isinstance(getattr(m, "in_channels", None), int) and getattr(weight, "dim", lambda: 0)() >= 3:
+            return m.in_channels, weight.dim() - 2
+    return None, None
+
+
+def _digit(digit: int):
+    """The first embedded handwritten digit ``digit``, float [1, 28, 28] in [0, 1], and where it is from."""
+    from ..data import load_digits
+
+    try:
+        images, source = load_digits()
+    except ImportError as exc:
+        raise UsageError(f"{exc} (or pass --image FILE)") from None
+    index = int((images.labels == digit).nonzero()[0])
+    return images[index][0], f"a handwritten {digit} (embedded digits, image {index})"
+
+
+def _read_image(path: Path):
+    """An image file as float [C, H, W] in [0, 1] (C = 1 for gray, else 3)."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise UsageError(f"--image: no such file {str(path)!r}")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
+            pixels = np.asarray(im, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UsageError(f"--image: cannot read {str(path)!r} as an image ({exc})") from None
+    x = torch.from_numpy(pixels.copy())
+    return x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        shape = tuple(int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1 or shape[1] * shape[2] > 512 * 512:
+        raise UsageError(f"--image-size must be CxHxW with positive sides, at most 512x512, got {text!r}")
+    return shape  # type: ignore[return-value]
+
+
+def _model_input(image, shape: tuple[int, int, int], pipeline):
+    """``image`` [C, H, W] in [0, 1] -> the model's input [1, *shape]: channels, size, normalisation.
+
+    With a training run's pipeline, exactly what training fed the network; without one the image
+    is standardised by its own statistics (what an untrained network's init assumes).
+    """
+    import torch.nn.functional as F
+
+    x = image.unsqueeze(0)
+    if x.shape[1] != shape[0]:
+        x = x.mean(1, keepdim=True) if shape[0] == 1 else x.mean(1, keepdim=True).expand(-1, shape[0], -1, -1)
+    if tuple(x.shape[2:]) != shape[1:]:
+        x = F.interpolate(x, size=shape[1:], mode="bilinear", align_corners=False, antialias=True)
+    if pipeline is not None:
+        pipeline.eval()
+        return pipeline(x)
+    return (x - x.mean()) / x.std().clamp_min(1e-6)
+
+
+def _picture(topic: str, args: argparse.Namespace) -> int:
+    """Draw one picture of a network's layer for a real input (validated before anything is drawn)."""
+    import torch
+
+    from ..models import canonical_name, list_models
     from ..viz import feature_map_grid, kernel_grid, receptive_field_overlay
+    from ._output import check_output_file
 
     if args.layers:
-        raise UsageError(f"explain {topic} takes --model and --layer, not layers (got {' '.join(args.layers)!r})")
+        raise UsageError(f"explain {topic} takes --layer, not layers (got {' '.join(args.layers)!r})")
     extra = [f"--{o}" for o in ("input", "filters", "kernel", "stride", "padding", "dilation")
              if getattr(args, o) is not None]
     if extra:
         raise UsageError(f"option {extra[0]} does not apply to 'explain {topic}' (use --image-size CxHxW)")
-    for option in ("model", "layer", "output"):
+    for option in ("layer", "output"):
         if getattr(args, option) is None:
-            raise UsageError(f"explain {topic} needs --{option}")
-    if not args.output.lower().endswith(".png"):
-        raise UsageError(f"-o must end in .png, got {args.output!r}")
-    try:
-        shape = tuple(int(v) for v in (args.image_size or "1x28x28").lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--image-size must be CxHxW (e.g. 3x224x224), got {args.image_size!r}") from None
-    if len(shape) != 3 or min(shape) < 1 or shape[1] * shape[2] > 512 * 512:
-        raise UsageError(f"--image-size must be CxHxW with positive sides, at most 512x512, got {args.image_size!r}")
-    torch.manual_seed(_int(args.seed, "seed", 0, 0))
-    model = create_model(args.model).eval()
-    image = torch.randn(shape)
-    if topic == "overlay":
-        receptive_field_overlay(model, image, args.layer, path=args.output)
-    elif topic == "kernels":
-        kernel_grid(model, args.layer, args.output)
+            raise UsageError(f"explain {topic} needs --{option}" + (" FILE.png" if option == "output" else ""))
+    output = check_output_file(args.output, "-o", (".png",))
+    if args.image is not None and args.digit is not None:
+        raise UsageError("give --image or --digit, not both")
+    digit = _int(args.digit, "digit", 3, 0, 9)
+    seed = _int(args.seed, "seed", 0, 0)
+    if args.model is not None and args.model not in list_models(aliases=True):
+        from .._args import suggest
+
+        raise UsageError(f"unknown model {args.model!r}{suggest(args.model, list_models(aliases=True))} "
+                         f"(`convolab models` lists all)")
+
+    weights_path = Path(args.weights) if args.weights is not None else None
+    if weights_path is None and DEMO_CHECKPOINT.is_file() and canonical_name(args.model or DEFAULT_MODEL) == DEFAULT_MODEL:
+        weights_path = DEMO_CHECKPOINT
+    weights = _read_weights(weights_path) if weights_path is not None else None
+    trained_for = weights.config.get("model") if weights is not None and weights.config else None
+    name = args.model or trained_for or DEFAULT_MODEL
+    if trained_for is not None and canonical_name(str(trained_for)) != canonical_name(name):
+        raise UsageError(f"--weights {str(weights_path)!r} were trained for model {trained_for!r}, not {name!r}")
+
+    model, pipeline = _load_model(name, weights, seed)
+    if args.image_size is not None:
+        shape = _shape(args.image_size)
+    elif weights is not None and weights.data is not None:
+        size = weights.config.get("image_size") if weights.config else None
+        channels = _first_conv(model)[0] or int(weights.data["channels"])
+        shape = (channels, *((size, size) if size else tuple(weights.data["size"])))
     else:
-        feature_map_grid(model, image.unsqueeze(0), args.layer, args.output)
-    print(f"wrote {args.output}: {topic} of {args.model} layer {args.layer}")
+        shape = (_first_conv(model)[0] or 1, 28, 28)
+    if args.image is not None:
+        image, what = _read_image(Path(args.image)), f"{Path(args.image).name}"
+    else:
+        image, what = _digit(digit)
+    with torch.no_grad():
+        x = _model_input(image, shape, pipeline)[0].detach()
+    who = weights.describe() if weights is not None else f"untrained (random weights, seed {seed})"
+    title = f"{name}, {who}\ninput: {what}"
+    if topic == "overlay":
+        receptive_field_overlay(model, x, args.layer, path=output, title=title)
+    elif topic == "kernels":
+        kernel_grid(model, args.layer, output, title=f"{name}, {who}")
+    else:
+        feature_map_grid(model, x.unsqueeze(0), args.layer, output, show_input=True, title=title)
+    print(f"wrote {output}: {topic} of {name} layer {args.layer}; weights: {who}"
+          + ("" if topic == "kernels" else f"; input: {what}"))
+    if weights is None:
+        print("(untrained: run `convolab demo` first, or pass --weights FILE, to see what a trained network learnt)")
     return 0

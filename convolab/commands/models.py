@@ -9,8 +9,13 @@ import torch
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the registered models with their parameter counts")
-    p.add_argument("filter", nargs="?", default="", help="only names containing this text")
+    p = sub.add_parser(
+        "models", help="list the registered models with their parameter counts",
+        description="List every network of the registry (convolab.models.create_model(name)) with its "
+        "parameter count and the paper it comes from. Counts are computed on the meta device: nothing is "
+        "allocated. Any name here works with `convolab summary`, `convolab train` and `convolab explain`.",
+    )
+    p.add_argument("filter", nargs="?", default="", help="only names containing this text, e.g. resnet")
     p.set_defaults(func=run)
 
 

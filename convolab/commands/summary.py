@@ -23,13 +23,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "registered model name (convolab.models.list_models()), 'path/to/file.py:attr' or "
         "'package.module:attr', where attr is an nn.Module or a callable returning one.",
     )
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("--input", default="3x224x224", metavar="CxHxW",
-                   help="input shape without the batch, e.g. 3x224x224 (default) or 1x28x28")
+    p.add_argument("model", metavar="MODEL", help="a registered name (e.g. resnet50; `convolab models` lists them), "
+                   "path/to/file.py:attr or package.module:attr")
+    p.add_argument("--input", default=None, metavar="CxHxW",
+                   help="input shape without the batch: CxHxW for 2-D models, CxL for 1-D, CxDxHxW for 3-D "
+                   "(default: the model's channels at its default size, e.g. 3x224x224)")
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--depth", type=int, default=3, help="deepest nesting listed (default 3)")
-    p.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    p.add_argument("--width", type=int, default=100, help="table width in columns (default 100)")
+    p.add_argument("--format", choices=("table", "markdown", "json"), default="table",
+                   help="a terminal table (default), GitHub Markdown or JSON")
+    p.add_argument("--width", type=int, default=None,
+                   help="table width in characters (default: the terminal's); columns that do not fit are "
+                   "left out, and named, rather than cut")
     p.set_defaults(func=run)
 
 
@@ -84,13 +89,57 @@ def load_model(spec: str) -> nn.Module:
     raise UsageError(f"{spec} is not an nn.Module or a callable returning one (got {type(obj).__name__})")
 
 
+MIN_WIDTH = 40  # the narrowest table: Layer, Output shape and Params
+
+
+def _first_conv(model: nn.Module) -> tuple[str, Any]:
+    for name, m in model.named_modules():
+        weight = getattr(m, "weight", None)
+        if isinstance(getattr(m, "in_channels", None), int) and getattr(weight, "dim", lambda: 0)() >= 3:
+            return name, m
+    return "", None
+
+
+def default_input(model: nn.Module) -> str:
+    """The model's channels at its ``default_input_size`` (224 per spatial dim without one)."""
+    _, conv = _first_conv(model)
+    if conv is None:
+        return "3x224x224"
+    size = getattr(model, "default_input_size", None) or (224,) * (conv.weight.dim() - 2)
+    return "x".join(map(str, (conv.in_channels, *size)))
+
+
+def check_input(model: nn.Module, shape: tuple[int, ...], text: str) -> None:
+    """The input shape must have the rank and channels of the model's first convolution.
+
+    Checked before the analysis runs, so the message says what the model takes instead of
+    failing deep inside its forward. A model without convolutions is not checked here.
+    """
+    name, m = _first_conv(model)
+    if m is not None:
+        nd = m.weight.dim() - 2
+        form = {1: "CxL", 2: "CxHxW", 3: "CxDxHxW"}.get(nd, f"C and {nd} sizes")
+        if len(shape) != nd + 1 or shape[0] != m.in_channels:
+            example = default_input(model)
+            raise UsageError(f"--input must be {form} with C = {m.in_channels} for this model (its first "
+                             f"convolution, {name}, takes {m.in_channels} channel{'s' * (m.in_channels != 1)} and {nd} spatial dims), "
+                             f"e.g. {example}; got {text!r}")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {args.batch}")
     if args.depth < 0:
         raise UsageError(f"--depth must be >= 0, got {args.depth}")
+    if args.width is not None and args.width < MIN_WIDTH:
+        raise UsageError(f"--width must be >= {MIN_WIDTH} (room for Layer, Output shape and Params), got {args.width}")
+    if args.input is not None:
+        parse_shape(args.input)  # a malformed shape is reported before the model is built
     model = load_model(args.model)
-    s = summary(model, (args.batch, *parse_shape(args.input)), depth=args.depth)
+    text = args.input or default_input(model)
+    shape = parse_shape(text)
+    check_input(model, shape, text)
+    s = summary(model, (args.batch, *shape), depth=args.depth)
     if args.format == "json":
         print(s.to_json())
     elif args.format == "markdown":

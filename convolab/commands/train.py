@@ -1,7 +1,7 @@
 """``convolab train``: train any registered model on the embedded digits, MNIST IDX files or an image folder.
 
 Runs data-parallel when started by torchrun, e.g. on one machine with two processes:
-``torchrun --standalone --nproc_per_node=2 -m convolab train seed_cnn --out runs/a``.
+``torchrun --standalone --nproc_per_node=2 -m convolab train mnist_cnn --out runs/a``.
 
 Every option is checked, and the output folder claimed, before any work; Ctrl-C stops with
 one line saying what was saved and how to continue (exit status 130).

@@ -365,7 +365,7 @@ def conv_transpose(
         ``out = (in - 1)*stride - before - after + dilation*(kernel - 1) + output_padding + 1``.
 
     Example:
-        >>> conv_transpose(torch.randn(1, 1, 2, 2), torch.randn(1, 1, 3, 3)).shape   # the seeds' 2x2 -> 4x4
+        >>> conv_transpose(torch.randn(1, 1, 2, 2), torch.randn(1, 1, 3, 3)).shape   # Dumoulin & Visin's 2x2 -> 4x4
         torch.Size([1, 1, 4, 4])
         >>> conv_transpose(torch.randn(1, 4, 7, 7), torch.randn(4, 2, 4, 4), stride=2, padding=1).shape
         torch.Size([1, 2, 14, 14])

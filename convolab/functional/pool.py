@@ -620,7 +620,7 @@ def global_max_pool(input: Tensor, keepdim: bool = False) -> Tensor:
 
 @overridable
 def global_avg_pool(input: Tensor, keepdim: bool = False) -> Tensor:
-    """Global average pooling (GAP, the seeds' replacement for fully connected layers).
+    """Global average pooling (GAP: Network in Network's replacement for fully connected layers, Lin et al. 2014).
 
     Example:
         >>> global_avg_pool(torch.randn(2, 8, 7, 7), keepdim=True).shape

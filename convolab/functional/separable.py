@@ -95,7 +95,7 @@ def depthwise_separable_conv(
     Example:
         >>> x = torch.randn(1, 3, 7, 7)
         >>> dw, pw = torch.randn(3, 1, 3, 3), torch.randn(128, 3, 1, 1)
-        >>> depthwise_separable_conv(x, dw, pw).shape                   # the seeds' 7x7x3 -> 5x5x128
+        >>> depthwise_separable_conv(x, dw, pw).shape                   # Bai's 7x7x3 -> 5x5x128 example
         torch.Size([1, 128, 5, 5])
     """
     return _depthwise_separable_conv(

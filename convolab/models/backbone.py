@@ -101,7 +101,7 @@ class FeatureExtractor(nn.Module):
 def feature_extractor(
     model: nn.Module, return_layers: Union[Iterable[str], Mapping[str, str]]
 ) -> FeatureExtractor:
-    """Named intermediate feature maps of ``model`` (the seeds' "backbone").
+    """Named intermediate feature maps of ``model`` (a "backbone").
 
     Example:
         >>> import torch
@@ -133,7 +133,7 @@ def reset_head(
 ) -> nn.Module:
     """Replace the last linear layer of each head with a fresh one of ``num_classes`` outputs.
 
-    The fine-tuning recipe of the seeds' "backbone": load weights trained on
+    The fine-tuning recipe of a "backbone": load weights trained on
     a large dataset, give the network a new classifier for the new classes,
     then train the head (see :func:`freeze_except_head`). Returns ``model``.
 

@@ -1,10 +1,10 @@
 """Inception blocks v1/v2/v3 and Inception v3 (Szegedy et al. 2015, 2016).
 
-Blocks, in the seeds' order:
+Blocks, in the order of the papers:
 
 - :class:`InceptionNaive`: parallel 1×1, 3×3, 5×5 convs and a 3×3 max-pool, concatenated;
 - :class:`InceptionV1`: the same with 1×1 reductions before the 3×3 and 5×5 and
-  after the pool (GoogLeNet; the seeds' 3a example: 387,072 → 157,184 weights);
+  after the pool (GoogLeNet's inception (3a): 387,072 → 157,184 weights);
 - :class:`InceptionV2`: the 5×5 factorised into two 3×3 (Figure 5 of Szegedy et al. 2016);
 - :class:`InceptionC` (alias :data:`InceptionV3`): n×n factorised into 1×n then n×1 (Figure 6);
 - :class:`InceptionB`, :class:`InceptionD`: grid reductions (Figure 10: stride-2
@@ -123,7 +123,7 @@ class InceptionNaive(_Branches):
         ``[N, in_channels, H, W] -> [N, ch1x1 + ch3x3 + ch5x5 + in_channels, H, W]``.
 
     Example:
-        >>> m = InceptionNaive(192, 64, 128, 32)   # the seeds' GoogLeNet 3a without reductions
+        >>> m = InceptionNaive(192, 64, 128, 32)   # GoogLeNet's inception (3a) without reductions
         >>> m(torch.randn(1, 192, 4, 4)).shape
         torch.Size([1, 416, 4, 4])
     """
@@ -188,8 +188,10 @@ class InceptionV1(_Branches):
 class InceptionV2(_Branches):
     """Inception v2 module: the v1 module with its 5×5 conv factorised into two 3×3 (same receptive field).
 
-    Two stacked 3×3 convs see 5×5 with ``2 * 9 / 25 = 72%`` of the weights
-    (Szegedy et al. 2016, Figure 5).
+    Two stacked 3×3 convs see 5×5 with ``2 * 9 / 25 = 72%`` of the weights when they keep the
+    width (C -> C -> C; Szegedy et al. 2016, Figure 5). Here the branch is ch5x5red -> ch5x5 ->
+    ch5x5, so with a narrow reduction (GoogLeNet 3a's 16 -> 32) it has *more* weights than the
+    5×5 it replaces: 16*32*9 + 32*32*9 = 13,824 against 16*32*25 = 12,800.
 
     Args:
         in_channels, ch1x1, ch3x3red, ch3x3, pool_proj: as :class:`InceptionV1`.

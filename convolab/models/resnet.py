@@ -69,7 +69,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1×1 reduce, 3×3, 1×1 expand (×4), with a shortcut: ResNet-50 and deeper.
 
-    The seeds' example: on a 256-channel map, 1×1 256→64, 3×3 64→64, 1×1 64→256
+    He et al.'s example (2016, Figure 5): on a 256-channel map, 1×1 256→64, 3×3 64→64, 1×1 64→256
     has 69,632 weights per position against 589,824 for one 3×3 256→256.
 
     Args:

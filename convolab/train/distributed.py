@@ -7,7 +7,7 @@ otherwise. Without those variables everything runs as a single process (world si
 Two machines with two processes each (run on both, ``--node_rank`` 0 on the first)::
 
     torchrun --nnodes=2 --nproc_per_node=2 --node_rank=0 --master_addr=10.0.0.1 --master_port=29500 \
-        -m convolab train seed_cnn --data mnist:/data/mnist --batch-size 256 --sync-bn --out /shared/run
+        -m convolab train mnist_cnn --data mnist:/data/mnist --batch-size 256 --sync-bn --out /shared/run
 
 Rank 0 writes the checkpoint; every process reads it on ``--resume``, so ``--out`` must be on
 storage all machines see.

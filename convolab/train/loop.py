@@ -101,7 +101,7 @@ class TrainConfig:
         allow_nonfinite: keep training after a NaN or infinite loss (default: stop at the first one).
     """
 
-    model: str = "seed_cnn"
+    model: str = "mnist_cnn"
     data: str = "digits"
     epochs: int = 10
     batch_size: int = 64
@@ -166,7 +166,7 @@ class TrainConfig:
         for name in ("sync_bn", "deterministic", "allow_nonfinite"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"train: {name} must be True or False, got {getattr(self, name)!r}")
-        if self.model not in list_models():  # not check_choice: listing ~30 names would drown the line
+        if self.model not in list_models(aliases=True):  # not check_choice: listing ~30 names would drown the line
             raise ValueError(
                 f"{prefix}unknown model {self.model!r}{suggest(self.model, list_models())} "
                 f"(`convolab models` lists all {len(list_models())})"
@@ -439,10 +439,13 @@ def _write_metrics(history: list[dict[str, Any]], csv_path: Path, json_path: Pat
 
 def _check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> None:
     """Refuse a checkpoint of another architecture or run, with malformed entries, or non-finite values."""
+    from ..models import canonical_name
+
     saved = state["config"]
     if not isinstance(saved, dict):
         raise ValueError(f"train: checkpoint {path}: its 'config' entry is not a dict; it cannot be resumed")
-    if saved.get("model") != config.model:  # the most telling difference first
+    # the most telling difference first; a model's old name (an alias) resumes the same architecture
+    if canonical_name(str(saved.get("model"))) != canonical_name(config.model):
         raise ValueError(
             f"train: checkpoint {path} was written for model {saved.get('model')!r}, not {config.model!r} "
             f"(a checkpoint only resumes the architecture that wrote it)"
@@ -456,6 +459,7 @@ def _check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> 
     if not isinstance(state["ranks"], list) or not all(isinstance(r, dict) and {"rng", "sums"} <= r.keys() for r in state["ranks"]):
         raise ValueError(f"train: checkpoint {path}: entry 'ranks' must list each process's 'rng' and 'sums'")
     current = asdict(config)
+    saved = {**saved, "model": current["model"]}  # compared above, alias-aware
     changed = [
         f"{k}={saved.get(k)!r} (now {current[k]!r})"
         for k in current

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
 
-from .frames import DATA, PAD, ZERO, ChannelAnimation, GridAnimation, fmt
+from .frames import BLANK, DATA, PAD, ZERO, ChannelAnimation, GridAnimation, PanelAnimation, fmt
 
 # Colours: distinct for colour-blind viewers (ColorBrewer-like), dark text on light fills.
 BACKGROUND = "#ffffff"
@@ -25,8 +25,7 @@ WINDOW = "#1f5fbf"
 OUT_DONE = "#fdd9b5"
 HEAT_HIGH = "#b5430a"  # the darkest shade of a heat-shaded output
 OUT_NOW = "#f28e2b"
-POINT = "#d62728"
-POINT_FILL = "#ff9d9a"  # sampling points: light enough for the number under them to stay legible
+POINT = "#d62728"  # sampling points: red rings, hollow so that the numbers under them stay legible
 REGION = "#7b3294"  # a ROI bin / box outline (purple: apart from window blue and point red)
 EDGE = "#d0d0d0"
 GROUP_FILLS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
@@ -54,6 +53,7 @@ class Text:
     fill: str = INK
     anchor: str = "middle"  # or "start", "end"
     bold: bool = False
+    halo: str = ""  # a colour drawn around the glyphs, so the text stays legible over lines and rings
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Dot:
     x: float
     y: float
     r: float
-    fill: str
+    fill: str  # "none": a ring
 
 
 Shape = Union[Rect, Text, Line, Dot]
@@ -104,13 +104,15 @@ def _stack(width: int, height: int, static: list, layers: list[tuple[list, list]
     return out
 
 
-def scenes(animation: Union[GridAnimation, ChannelAnimation]) -> list[Scene]:
+def scenes(animation: Union[GridAnimation, ChannelAnimation, PanelAnimation]) -> list[Scene]:
     """One scene per frame of ``animation``."""
     if isinstance(animation, GridAnimation):
         return _grid_scenes(animation)
     if isinstance(animation, ChannelAnimation):
         return _channel_scenes(animation)
-    raise TypeError(f"viz: expected a GridAnimation or ChannelAnimation, got {type(animation).__name__}")
+    if isinstance(animation, PanelAnimation):
+        return _panel_scenes(animation)
+    raise TypeError(f"viz: expected a GridAnimation, ChannelAnimation or PanelAnimation, got {type(animation).__name__}")
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -153,7 +155,8 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
     columns = iw + kw + ow + 2 * gap_cells
     cell = max(22, min(46, int(900 / columns)))
     gap = int(gap_cells * cell)
-    grids_w = cell * (iw + kw + ow) + 2 * gap
+    labels_w = max((0.61 * SMALL * len(text) + 10 for _, text in a.output_labels), default=0)
+    grids_w = cell * (iw + kw + ow) + 2 * gap + labels_w
     width = max(grids_w + 2 * MARGIN, 640)
     header, top = _header(a.title, a.notes, width)
     label_h = SMALL + 10
@@ -179,8 +182,12 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
         for i, row in enumerate(a.kernel.values):
             for j, v in enumerate(row):
                 static += _cell_shapes(x_k + j * cell, grid_top + i * cell, cell, fmt(v), KERNEL_FILL, INK, value_size)
-    static.append(Text(x_out, top + SMALL / 2, f"{a.output.label} {oh}x{ow}" if oh > 1 else f"{a.output.label} ({ow})",
-                       SMALL, MUTED, anchor="start"))
+    blank = a.output.cells(BLANK) if a.output.kinds else set()
+    shape = "" if blank else (f" {oh}x{ow}" if oh > 1 else f" ({ow})")
+    static.append(Text(x_out, top + SMALL / 2, a.output.label + shape, SMALL, MUTED, anchor="start"))
+    for row, text in a.output_labels:  # beside the row's last cell
+        used = 1 + max((j for j in range(ow) if (row, j) not in blank), default=ow - 1)
+        static.append(Text(x_out + used * cell + 8, grid_top + (row + 0.5) * cell, text, SMALL, MUTED, anchor="start"))
     static += legend
 
     kernel_taps = [v for row in a.kernel.values for v in row] if a.kernel else []
@@ -194,7 +201,8 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
                            (bottom - top) * cell, "none", REGION, 2, dashed=True))
     for i in range(oh):
         for j in range(ow):
-            static += _cell_shapes(x_out + j * cell, grid_top + i * cell, cell, "", FILL[DATA], INK, value_size)
+            if (i, j) not in blank:
+                static += _cell_shapes(x_out + j * cell, grid_top + i * cell, cell, "", FILL[DATA], INK, value_size)
     top_value = max((abs(v) for row in a.output.values for v in row), default=1.0) or 1.0
     layers = []
     for n, frame in enumerate(a.frames):
@@ -217,15 +225,15 @@ def _grid_scenes(a: GridAnimation) -> list[Scene]:
         for i, j in frame.marked:
             now.append(Rect(x_in + j * cell + 5, grid_top + i * cell + 5, cell - 10, cell - 10, "none", POINT, 3))
         for r, c in frame.points:
-            now.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(4, cell * 0.16), POINT_FILL))
-        # a point may sit on a cell's number: write the number again, over the point
-        rows, cols = a.input.shape
-        for i, j in sorted({(round(r), round(c)) for r, c in frame.points}):
-            if 0 <= i < rows and 0 <= j < cols:
-                text = fmt(a.input.values[i][j])
-                kind = a.input.kind((i, j))
-                now.append(Text(x_in + j * cell + cell / 2, grid_top + i * cell + cell / 2, text,
-                                _fit(text, value_size, cell), TEXT[kind]))
+            now.append(Dot(x_in + (c + 0.5) * cell, grid_top + (r + 0.5) * cell, max(4, cell * 0.13), "none"))
+        if frame.points or frame.region is not None or a.boxes:
+            # rings, bin and box outlines cross the cells' numbers: write the numbers again on top,
+            # each with a halo of its cell's colour, so every number stays readable
+            for i, row in enumerate(a.input.values):
+                for j, v in enumerate(row):
+                    kind, text = a.input.kind((i, j)), fmt(v)
+                    now.append(Text(x_in + j * cell + cell / 2, grid_top + i * cell + cell / 2, text,
+                                    _fit(text, value_size, cell), TEXT[kind], halo=FILL[kind]))
         persist: list[Shape] = []
         for (i, j), v in zip(frame.cells, frame.values):
             x, y = x_out + j * cell, grid_top + i * cell
@@ -260,37 +268,41 @@ def _cell_shapes(x, y, cell, text, fill, ink, size, *, bold=False, dashed=False)
 
 
 def _legend(a: GridAnimation, y: float, width: float) -> tuple[list[Shape], float]:
-    """Colour keys, wrapped onto as many rows as the width needs; returns shapes and height."""
+    """A key for every colour and mark the animation uses, wrapped onto as many rows as the width
+    needs; returns shapes and height."""
     present = {k for row in a.input.kinds for k in row} if a.input.kinds else {DATA}
-    items = [(FILL[k], LEGEND_TEXT[k], k == PAD) for k in a.legend if k in present]
+    # (swatch shapes at (x, top), label)
+    items: list[tuple[Callable[[float, float], list[Shape]], str]] = [
+        (_swatch(FILL[k], dashed=k == PAD), LEGEND_TEXT[k]) for k in a.legend if k in present]
     if a.kernel:
-        items.append((KERNEL_FILL, "kernel weight", False))
-    items += [("none", "window", False), (OUT_NOW, "output being written", False), (OUT_DONE, "output written", False)]
+        items.append((_swatch(KERNEL_FILL), "kernel weight"))
+    items += [(_swatch("none", WINDOW, 3), "window"), (_swatch(OUT_NOW), "output being written"),
+              (_swatch(OUT_DONE), "output written")]
+    if any(f.shade for f in a.frames):
+        items.append((lambda x, top: [Rect(x, top + 10, 16, 4, WINDOW, WINDOW, 1)], a.shade_label or "weight (bar length)"))
     if any(f.points for f in a.frames):
-        items.append((POINT_FILL, a.point_label, False))
+        items.append((lambda x, top: [Dot(x + 8, top + 8, 6, "none")], a.point_label))
     if any(f.marked for f in a.frames):
-        items.append(("none", a.mark_label, False))
+        items.append((_swatch("none", POINT, 3), a.mark_label))
     if a.boxes:
-        items.append(("none", a.box_label, True))
+        items.append((_swatch("none", REGION, 2, dashed=True), a.box_label))
     if any(f.region is not None for f in a.frames):
-        items.append(("none", "bin", False))
+        items.append((_swatch("none", REGION, 3), "bin"))
     shapes: list[Shape] = []
     x, row = MARGIN, 0
-    for fill, label, dashed in items:
+    for draw, label in items:
         advance = 22 + 0.61 * 12 * len(label) + 18
         if x + advance > width - MARGIN and x > MARGIN:
             x, row = MARGIN, row + 1
         top = y + row * 24
-        if label == "window":
-            stroke, sw = WINDOW, 3
-        elif fill == "none":
-            stroke, sw = (REGION, 2) if label in (a.box_label, "bin") else (POINT, 3)
-        else:
-            stroke, sw = GRID_LINE, 1
-        shapes.append(Rect(x, top, 16, 16, fill, stroke, sw, dashed))
+        shapes += draw(x, top)
         shapes.append(Text(x + 22, top + 8, label, 12, MUTED, anchor="start"))
         x += advance
     return shapes, (row + 1) * 24
+
+
+def _swatch(fill: str, stroke: str = GRID_LINE, width: float = 1, dashed: bool = False) -> Callable:
+    return lambda x, top: [Rect(x, top, 16, 16, fill, stroke, width, dashed)]
 
 
 # --------------------------------------------------------------------------- channel diagrams
@@ -309,13 +321,15 @@ def _channel_scenes(a: ChannelAnimation) -> list[Scene]:
     caption_size = 14
     wrapped = [_wrap(f.caption, width - 2 * MARGIN, caption_size) for f in a.frames]
     caption_top = body_top + rows * row_h + 12
-    height = int(caption_top + max(len(w) for w in wrapped) * (caption_size + 6) + 22 + MARGIN)
+    legend_top = caption_top + max(len(w) for w in wrapped) * (caption_size + 6) + 10
+    legend, legend_h = _legend_row(_channel_legend(a), legend_top, width)
+    height = int(legend_top + legend_h + MARGIN)
 
     def xy(col: int, row: int, count: int) -> tuple[float, float]:
         offset = (rows - count) * row_h / 2  # centre short columns
         return MARGIN + col * (node_w + col_gap), body_top + offset + row * row_h
 
-    static: list[Shape] = list(header)
+    static: list[Shape] = list(header) + legend
     for col, lines in enumerate(label_lines):
         x, _ = xy(col, 0, rows)
         for i, line in enumerate(lines):
@@ -353,6 +367,119 @@ def _channel_scenes(a: ChannelAnimation) -> list[Scene]:
                             f"×{fmt(weights[src])}", 11, WINDOW))
         now.append(Rect(x2, y2, node_w, node_h, fill, INK, 3))
         now.append(Text(x2 + node_w / 2, y2 + node_h / 2, fmt(frame.value), 14, INK, bold=True))
+        now += _caption(wrapped[n], caption_top, caption_size)
+        now.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
+        layers.append((persist, now))
+    return _stack(width, height, static, layers)
+
+
+def _channel_legend(a: ChannelAnimation) -> list[tuple[Callable[[float, float], list[Shape]], str]]:
+    """Keys for a channel diagram: the group colours, the two kinds of line, the output being written."""
+    groups = sorted({*a.input_groups, *(g for s in a.stages for g in s.groups)})
+    items: list[tuple[Callable[[float, float], list[Shape]], str]] = []
+    if len(groups) > 1:
+        items += [(_swatch(GROUP_FILLS[g % len(GROUP_FILLS)]), f"group {g}") for g in groups]
+        items[-1] = (items[-1][0], items[-1][1] + " (a channel keeps its group's colour)")
+    items += [
+        (lambda x, top: [Line(x, top + 8, x + 16, top + 8, EDGE, 2)], "connection (non-zero weight)"),
+        (lambda x, top: [Line(x, top + 8, x + 16, top + 8, WINDOW, 3)], "read now (×w: its weight)"),
+        (_swatch("none", INK, 3), "output being written"),
+    ]
+    return items
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def _legend_row(items: list[tuple[Callable[[float, float], list[Shape]], str]], y: float, width: float
+                ) -> tuple[list[Shape], float]:
+    shapes: list[Shape] = []
+    x, row = MARGIN, 0
+    for draw, label in items:
+        advance = 22 + 0.61 * 12 * len(label) + 18
+        if x + advance > width - MARGIN and x > MARGIN:
+            x, row = MARGIN, row + 1
+        top = y + row * 24
+        shapes += draw(x, top)
+        shapes.append(Text(x + 22, top + 8, label, 12, MUTED, anchor="start"))
+        x += advance
+    return shapes, (row + 1) * 24
+
+
+def _panel_scenes(a: PanelAnimation) -> list[Scene]:
+    cell = 34
+    value_size = 13
+    label_h = SMALL + 8
+    panel_gap = 12
+    columns = sorted({p.column for p in a.panels})
+    # a column is as wide as its widest grid or label
+    col_w = {c: max(max(p.grid.shape[1] * cell, 0.61 * SMALL * len(p.grid.label) + 4)
+                    for p in a.panels if p.column == c) for c in columns}
+    headings = dict(zip(columns, a.column_labels))
+    col_w = {c: max(w, 0.61 * SMALL * len(headings.get(c, "")) + 4) for c, w in col_w.items()}
+    gap = 28
+    width = int(max(MARGIN * 2 + sum(col_w.values()) + gap * (len(columns) - 1), 640))
+    header, top = _header(a.title, a.notes, width)
+    body_top = top + (label_h if a.column_labels else 0)
+    x_of, x = {}, MARGIN
+    for c in columns:
+        x_of[c] = x
+        x += col_w[c] + gap
+    origin: list[tuple[float, float]] = []
+    bottom = body_top
+    heights = {c: 0.0 for c in columns}
+    for p in a.panels:
+        y = body_top + heights[p.column]
+        origin.append((x_of[p.column], y + label_h))
+        heights[p.column] += label_h + p.grid.shape[0] * cell + panel_gap
+        bottom = max(bottom, body_top + heights[p.column])
+    # centre each column vertically on the tallest one
+    tallest = max(heights.values())
+    shift = {c: (tallest - h) / 2 for c, h in heights.items()}
+    origin = [(ox, oy + shift[p.column]) for (ox, oy), p in zip(origin, a.panels)]
+
+    caption_size = 14
+    wrapped = [_wrap(f.caption, width - 2 * MARGIN, caption_size) for f in a.frames]
+    caption_top = bottom + 4
+    legend_top = caption_top + max(len(w) for w in wrapped) * (caption_size + 6) + 10
+    legend_items = [(_swatch(FILL[DATA]), "input value"), (_swatch(KERNEL_FILL), "weight"),
+                    (_swatch("none", WINDOW, 3), "cells read / weights used"),
+                    (_swatch(OUT_NOW), "output being written"), (_swatch(OUT_DONE), "output written")]
+    legend, legend_h = _legend_row(legend_items, legend_top, width)
+    height = int(legend_top + legend_h + MARGIN)
+
+    static: list[Shape] = list(header) + legend
+    for c in columns:
+        if c in headings:
+            static.append(Text(x_of[c], top + SMALL / 2, headings[c], SMALL, INK, anchor="start", bold=True))
+    for p, (ox, oy) in zip(a.panels, origin):
+        static.append(Text(ox, oy - label_h / 2 - 2, p.grid.label, SMALL, MUTED, anchor="start"))
+        for i, row in enumerate(p.grid.values):
+            for j, v in enumerate(row):
+                if p.role == "output":
+                    static += _cell_shapes(ox + j * cell, oy + i * cell, cell, "", FILL[DATA], INK, value_size)
+                else:
+                    kind = p.grid.kind((i, j))
+                    fill = KERNEL_FILL if p.role == "weight" else FILL[kind]
+                    static += _cell_shapes(ox + j * cell, oy + i * cell, cell, fmt(v), fill, TEXT[kind], value_size,
+                                           dashed=kind == PAD)
+
+    def at(ref: tuple[int, tuple[int, int]]) -> tuple[float, float]:
+        (ox, oy), (i, j) = origin[ref[0]], ref[1]
+        return ox + j * cell, oy + i * cell
+
+    layers = []
+    for n, frame in enumerate(a.frames):
+        now: list[Shape] = []
+        for ref in frame.window + frame.taps:
+            cx, cy = at(ref)
+            now.append(Rect(cx + 1.5, cy + 1.5, cell - 3, cell - 3, "none", WINDOW, 3))
+        persist: list[Shape] = []
+        for ref, v in zip(frame.cells, frame.values):
+            cx, cy = at(ref)
+            persist += _cell_shapes(cx, cy, cell, fmt(v), OUT_DONE, INK, value_size)
+            now += _cell_shapes(cx, cy, cell, fmt(v), OUT_NOW, INK, value_size, bold=True)
+            now.append(Rect(cx + 1.5, cy + 1.5, cell - 3, cell - 3, "none", INK, 3))
         now += _caption(wrapped[n], caption_top, caption_size)
         now.append(Text(width - MARGIN, height - MARGIN / 2 - 4, f"step {n + 1}/{len(a.frames)}", 11, MUTED, anchor="end"))
         layers.append((persist, now))

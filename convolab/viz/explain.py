@@ -1,6 +1,6 @@
 """Worked arithmetic as text, checkable by hand: a conv layer, a receptive field, parameters.
 
-``explain_conv`` is the seeds' (CS231n's) conv-layer demo: the output-size
+``explain_conv`` is CS231n's conv-layer demo: the output-size
 formula with the numbers filled in, the input volume (padded), the filters,
 and for every output element the element-wise products per channel, their
 sums and the bias. The values come from :func:`convolab.functional.conv`;
@@ -186,7 +186,7 @@ def _pad_str(pads: tuple[int, int]) -> str:
 
 
 def _parse_volume(size: Union[str, Sequence[int]], op: str) -> tuple[int, int, int]:
-    """``HxWxC`` (or ``HxW``, one channel) as (H, W, C)."""
+    """``HxWxC`` as (H, W, C); all three are required (``3x224`` is not guessed to mean 3x224x1)."""
     if isinstance(size, str):
         parts = size.lower().split("x")
         try:
@@ -195,10 +195,8 @@ def _parse_volume(size: Union[str, Sequence[int]], op: str) -> tuple[int, int, i
             raise ValueError(f"{op}: input must look like HxWxC (e.g. 5x5x3), got {size!r}") from None
     else:
         dims = tuple(size)
-    if len(dims) == 2:
-        dims = (*dims, 1)
     if len(dims) != 3 or any(not isinstance(d, int) or d < 1 for d in dims):
-        raise ValueError(f"{op}: input must be HxWxC with positive ints (e.g. 5x5x3), got {size!r}")
+        raise ValueError(f"{op}: input must be HxWxC, three positive ints (e.g. 5x5x3 or 28x28x1), got {size!r}")
     return dims  # type: ignore[return-value]
 
 

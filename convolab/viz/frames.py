@@ -13,10 +13,13 @@ Two kinds of animation exist:
   the input as shown (padding and inserted zeros marked), the kernel, the
   output; each :class:`Frame` lists the input cells under the window and the
   output cells it writes, with their values.
-- :class:`ChannelAnimation`: a channel diagram (grouped, depthwise-separable,
-  1x1 conv, channel shuffle) at one pixel: columns of channels, and for each
-  stage the edges (input channel -> output channel, weight) found from the
-  op's Jacobian, so a missing edge means the op really does not connect them.
+- :class:`ChannelAnimation`: a channel diagram (grouped, 1x1 conv, channel
+  shuffle) at one pixel: columns of channels, and for each stage the edges
+  (input channel -> output channel, weight) found from the op's Jacobian, so a
+  missing edge means the op really does not connect them.
+- :class:`PanelAnimation`: several grids side by side (e.g. every channel of a
+  depthwise-separable conv, spatially); each frame reads cells of some panels
+  and writes cells of another.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ __all__ = [
     "Frame",
     "Grid",
     "GridAnimation",
+    "Panel",
+    "PanelAnimation",
+    "PanelFrame",
     "Stage",
     "channel_shuffle_animation",
     "checkerboard_animation",
@@ -47,8 +53,9 @@ __all__ = [
 
 Cell = tuple[int, int]
 
-# Cell kinds of an input grid.
-DATA, PAD, ZERO = "data", "pad", "zero"
+# Cell kinds of a grid: a value, padding, a zero inserted by a transposed conv, and no cell at all
+# (a gap that lays out groups, e.g. SPP's levels).
+DATA, PAD, ZERO, BLANK = "data", "pad", "zero", "blank"
 
 
 def fmt(value: float) -> str:
@@ -67,8 +74,9 @@ class Grid:
     Attributes:
         label: caption above the grid.
         values: rows of cell values.
-        kinds: rows of cell kinds: ``"data"``, ``"pad"`` (padding) or ``"zero"``
-            (a zero inserted by a transposed conv); same shape as ``values``.
+        kinds: rows of cell kinds: ``"data"``, ``"pad"`` (padding), ``"zero"``
+            (a zero inserted by a transposed conv) or ``"blank"`` (no cell: a gap in
+            the layout, its value is meaningless); same shape as ``values``.
     """
 
     label: str
@@ -135,6 +143,8 @@ class GridAnimation:
     heat: bool = False  # shade written output cells by value (e.g. overlap counts)
     boxes: tuple[tuple[float, float, float, float], ...] = ()  # fixed rectangles (pixel-centre coordinates)
     box_label: str = "box"
+    output_labels: tuple[tuple[int, str], ...] = ()  # (row, text) written right of the output grid
+    shade_label: str = ""  # what the bars under window cells (Frame.shade) mean, for the legend
 
 
 @dataclass(frozen=True)
@@ -181,7 +191,49 @@ class ChannelAnimation:
     notes: tuple[str, ...] = ()
 
 
-Animation = Union[GridAnimation, ChannelAnimation]
+@dataclass(frozen=True)
+class Panel:
+    """One grid of a :class:`PanelAnimation`.
+
+    Attributes:
+        grid: the values (for an ``"output"`` panel, the op's output, shown once written).
+        role: ``"input"`` (shown from the start, padding marked), ``"weight"`` (shown from the
+            start, green) or ``"output"`` (empty until a frame writes it).
+        column: panels of one column are stacked top to bottom, columns left to right.
+    """
+
+    grid: Grid
+    role: str
+    column: int
+
+
+PanelCell = tuple[int, Cell]  # (panel index, cell)
+
+
+@dataclass(frozen=True)
+class PanelFrame:
+    """One step: the cells read (``window``), the weights used (``taps``), the cells written."""
+
+    window: tuple[PanelCell, ...]
+    taps: tuple[PanelCell, ...]
+    cells: tuple[PanelCell, ...]
+    values: tuple[float, ...]
+    caption: str
+
+
+@dataclass(frozen=True)
+class PanelAnimation:
+    """Several grids side by side; each frame reads some cells and writes others."""
+
+    op: str
+    title: str
+    panels: tuple[Panel, ...]
+    frames: tuple[PanelFrame, ...]
+    notes: tuple[str, ...] = ()
+    column_labels: tuple[str, ...] = ()  # a heading above each column
+
+
+Animation = Union[GridAnimation, ChannelAnimation, PanelAnimation]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -429,7 +481,7 @@ def conv_transpose_animation(
         ``out = (in - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1``.
 
     Example:
-        >>> a = conv_transpose_animation((2, 2), 3)          # the seeds' 2x2 -> 4x4
+        >>> a = conv_transpose_animation((2, 2), 3)          # Dumoulin & Visin's 2x2 -> 4x4
         >>> a.input.shape, a.output.shape, len(a.frames)
         ((6, 6), (4, 4), 16)
     """
@@ -469,7 +521,9 @@ def conv_transpose_animation(
     return GridAnimation(
         op=f"conv_transpose{nd}d",
         title=(f"conv_transpose{nd}d: input {'x'.join(map(str, size))}, kernel {'x'.join(map(str, k))}, "
-               f"stride {_short(s)}, padding {_short(p)}"),
+               f"stride {_short(s)}, padding {_short(p)}"
+               + (f", output_padding {_short(o)}" if any(o) else "")
+               + (f", dilation {_short(d)}" if any(v > 1 for v in d) else "")),
         input=Grid("zero-inserted, padded input", _rows(shown), _kinds(_rows(kinds), {0: PAD, 1: ZERO, 2: DATA})),
         kernel=Grid(f"flipped kernel, bias {fmt(bias)}", _rows(flipped)),
         output=Grid("output", _rows(y)),
@@ -655,8 +709,9 @@ def grouped_conv_animation(
         input_groups=tuple(c // (in_channels // groups) for c in range(in_channels)),
         stages=tuple(stages),
         frames=_channel_frames(stages, x.tolist()),
-        notes=(f"weights: C_out*(C_in/groups) = {out_channels}*{in_channels // groups} = {weights} "
-               f"(dense: {dense})",),
+        notes=(f"parameters{' of the first grouped conv' if shuffle else ''}: C_out*(C_in/groups) + C_out biases = "
+               f"{out_channels}*{in_channels // groups} + {out_channels} = {weights + out_channels} "
+               f"(dense 1x1: {dense + out_channels})",),
     )
 
 
@@ -715,66 +770,118 @@ def pointwise_animation(in_channels: int = 4, out_channels: int = 3, *, seed: in
 
 
 def depthwise_separable_animation(
-    in_channels: int = 3, out_channels: int = 4, kernel_size: int = 3, *, seed: int = 0
-) -> ChannelAnimation:
-    """Depthwise conv (groups = C_in, one filter per channel) then a 1x1 pointwise conv.
+    in_channels: int = 2,
+    out_channels: int = 3,
+    kernel_size: int = 3,
+    input_size: Union[int, Sequence[int]] = 4,
+    *,
+    seed: int = 0,
+) -> PanelAnimation:
+    """A depthwise-separable conv, spatially: each channel's own k x k filter, then 1x1 across channels.
 
-    Both stages run through :func:`convolab.functional.depthwise_separable_conv`:
-    its ``between`` hook reads the depthwise output (stage 1) and, to measure the
-    pointwise stage on its own, replaces it (stage 2). The channel view shows
-    the centre pixel of a ``kernel_size`` x ``kernel_size`` input with 'same'
-    padding, so each depthwise edge weight is that filter's centre tap.
+    Both steps run through :func:`convolab.functional.depthwise_separable_conv`: its
+    ``between`` hook captures the depthwise output (the middle column), and the last column
+    is the op's output. First one frame per depthwise output cell (the window on that
+    channel only), then one per output cell of the pointwise step (the same pixel of every
+    depthwise channel, one row of the 1x1 weights).
+
+    Args:
+        in_channels, out_channels (int): channel counts, 1 to 6 (a readable picture).
+        kernel_size (int): the depthwise kernel (square).
+        input_size (int or (H, W)): spatial size of the input, at most 8 per side.
+        seed (int): seed of the example values.
+
+    Returns:
+        PanelAnimation with ``(in_channels + out_channels) * H_out * W_out`` frames.
+
+    Shape:
+        ``H_out = H - kernel_size + 1`` (no padding, stride 1), the same for the pointwise step.
 
     Example:
-        >>> a = depthwise_separable_animation(3, 4)
-        >>> [len(s.edges) for s in a.stages], len(a.frames)
-        ([3, 12], 7)
+        >>> a = depthwise_separable_animation(2, 3, 3, 4)
+        >>> len(a.frames), a.notes[0]
+        (20, 'weights: depthwise 2*3*3 + 2 biases = 20, pointwise 3*2 + 3 biases = 9: 29 in all  vs  standard 3x3 conv 3*2*3*3 + 3 biases = 57')
     """
     import torch
 
     from ..functional import depthwise_separable_conv
 
     op = "animate depthwise-separable"
-    _check_channels(in_channels, out_channels, 1, op)
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 6:
+            raise ValueError(f"{op}: {name} must be an int in [1, 6] for a readable picture, got {v!r}")
     k = positive_tuple(kernel_size, 1, "kernel_size", op)[0]
+    size = _size_tuple((input_size, input_size) if isinstance(input_size, int) else input_size, op)
+    if len(size) != 2 or max(size) > 8:
+        raise ValueError(f"{op}: input_size must be an int or (H, W) with sides <= 8, got {input_size!r}")
+    mid_shape = arithmetic.conv_output_shape(size, k, op=op)
     gen = _generator(seed)
-    x = _channel_input(in_channels, gen)
-    wd = _sample_ints((in_channels, 1, k, k), -2, 2, gen, nonzero=True)
+    x = _sample_ints((1, in_channels, *size), 0, 3, gen)
+    wd = _sample_ints((in_channels, 1, k, k), -1, 1, gen, nonzero=True)
+    bd = _sample_ints((in_channels,), -1, 1, gen)
     wp = _sample_ints((out_channels, in_channels, 1, 1), -2, 2, gen, nonzero=True)
     bp = _sample_ints((out_channels,), -1, 1, gen)
-    centre = torch.zeros(k, k, dtype=torch.float64)
-    centre[k // 2, k // 2] = 1
+    mids = []
+    y = depthwise_separable_conv(x, wd, wp, bd, bp, between=lambda m: mids.append(m) or m)[0]
+    mid = mids[0][0]
+    if tuple(mid.shape[1:]) != mid_shape or tuple(y.shape[1:]) != mid_shape:  # the op and the arithmetic agree
+        raise RuntimeError(f"{op}: the op gives {tuple(y.shape[1:])}, arithmetic says {mid_shape}")
 
-    def at_centre(v):
-        # channel values at the centre of a zero k x k patch
-        return v.view(1, -1, 1, 1) * centre
+    panels: list[Panel] = []
+    for c in range(in_channels):
+        panels.append(Panel(Grid(f"input channel {c}", _rows(x[0, c])), "input", 0))
+    for c in range(in_channels):
+        panels.append(Panel(Grid(f"filter {c}, bias {fmt(float(bd[c]))}", _rows(wd[c, 0])), "weight", 1))
+    for c in range(in_channels):
+        panels.append(Panel(Grid(f"depthwise channel {c}", _rows(mid[c])), "output", 2))
+    weights = len(panels)
+    panels.append(Panel(Grid("1x1 weights: row o, column c", _rows(wp[:, :, 0, 0])), "weight", 3))
+    panels.append(Panel(Grid("biases", _rows(bp.view(-1, 1))), "weight", 3))
+    for o in range(out_channels):
+        panels.append(Panel(Grid(f"output channel {o}", _rows(y[o])), "output", 4))
+    first_mid, first_out = 2 * in_channels, weights + 2
 
-    def depthwise(v):
-        mids = []
-        depthwise_separable_conv(at_centre(v), wd, wp, None, bp, padding="same",
-                                 between=lambda mid: mids.append(mid) or mid)
-        return mids[0][0, :, k // 2, k // 2]
-
-    def pointwise(m):
-        out = depthwise_separable_conv(torch.zeros(1, in_channels, k, k, dtype=m.dtype), wd, wp, None, bp,
-                                       padding="same", between=lambda _: at_centre(m))
-        return out[0, :, k // 2, k // 2]
-
-    s1, v1 = _stage_from_op(depthwise, x, f"depthwise {k}x{k} (groups={in_channels})", in_channels)
-    s1 = Stage(s1.label, s1.edges, s1.values, tuple(range(in_channels)), s1.bias)
-    s2, out = _stage_from_op(pointwise, v1, "pointwise 1x1", 1)
-    whole = depthwise_separable_conv(at_centre(x), wd, wp, None, bp, padding="same")[0, :, k // 2, k // 2]
-    if not torch.allclose(out, whole):  # the two measured stages must compose to the op
-        raise RuntimeError(f"{op}: stages give {out.tolist()}, the op gives {whole.tolist()}")
-    sep = arithmetic.depthwise_separable_params(in_channels, out_channels, k, bias=False)
-    full = arithmetic.conv_params(in_channels, out_channels, k, bias=False)
-    return ChannelAnimation(
+    frames = []
+    kernel_cells = tuple((i, j) for i in range(k) for j in range(k))
+    for c in range(in_channels):
+        cells = _window_cells(size, (k, k), (1, 1), (1, 1))
+        taps = wd[c, 0].flatten().tolist()
+        for index in _indices(mid_shape):
+            window = [_cell(f, size[1]) for f in cells[index].tolist()]
+            vals = [float(x[0, c, i, j]) for i, j in window]
+            value = float(mid[c][index])
+            frames.append(PanelFrame(
+                window=tuple((c, cell) for cell in window),
+                taps=tuple((in_channels + c, t) for t in kernel_cells),
+                cells=((first_mid + c, index),), values=(value,),
+                caption=(f"depthwise, channel {c} alone: d{c}{list(index)} = {_products(vals, taps)} "
+                         f"+ b({fmt(float(bd[c]))}) = {fmt(value)}"),
+            ))
+    for o in range(out_channels):
+        row = wp[o, :, 0, 0].tolist()
+        for index in _indices(mid_shape):
+            vals = [float(mid[c][index]) for c in range(in_channels)]
+            value = float(y[o][index])
+            frames.append(PanelFrame(
+                window=tuple((first_mid + c, index) for c in range(in_channels)),
+                taps=tuple((weights, (o, c)) for c in range(in_channels)) + ((weights + 1, (o, 0)),),
+                cells=((first_out + o, index),), values=(value,),
+                caption=(f"pointwise 1x1, output {o}: y{o}{list(index)} = {_products(vals, row)} "
+                         f"+ b({fmt(float(bp[o]))}) = {fmt(value)}"),
+            ))
+    dw = arithmetic.conv_params(in_channels, in_channels, k, groups=in_channels)
+    pw = arithmetic.conv_params(in_channels, out_channels, 1)
+    full = arithmetic.conv_params(in_channels, out_channels, k)
+    if dw + pw != arithmetic.depthwise_separable_params(in_channels, out_channels, k):
+        raise RuntimeError(f"{op}: the parameter counts disagree")
+    return PanelAnimation(
         op="depthwise-separable",
-        title=f"depthwise-separable conv: {in_channels} -> {out_channels} channels, {k}x{k} depthwise + 1x1 pointwise",
-        inputs=tuple(float(t) for t in x),
-        input_groups=tuple(range(in_channels)),
-        stages=(s1, s2),
-        frames=_channel_frames([s1, s2], x.tolist()),
-        notes=(f"weights: {in_channels}*{k}*{k} + {in_channels}*{out_channels} = {sep}  vs  standard {k}x{k} conv "
-               f"{out_channels}*{in_channels}*{k}*{k} = {full}",),
+        title=(f"depthwise-separable conv: {in_channels} -> {out_channels} channels, {k}x{k} depthwise "
+               f"(one filter per channel) + 1x1 pointwise, input {size[0]}x{size[1]}"),
+        panels=tuple(panels),
+        frames=tuple(frames),
+        notes=(f"weights: depthwise {in_channels}*{k}*{k} + {in_channels} biases = {dw}, pointwise "
+               f"{out_channels}*{in_channels} + {out_channels} biases = {pw}: {dw + pw} in all  vs  standard "
+               f"{k}x{k} conv {out_channels}*{in_channels}*{k}*{k} + {out_channels} biases = {full}",),
+        column_labels=("input", "depthwise filters", "depthwise output", "pointwise 1x1", "output"),
     )

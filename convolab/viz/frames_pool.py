@@ -16,6 +16,7 @@ from typing import Optional, Union
 from .. import arithmetic
 from .._args import PaddingArg, check_choice, positive_tuple
 from .frames import (
+    BLANK,
     DATA,
     PAD,
     Frame,
@@ -153,14 +154,16 @@ def spp_animation(
 ) -> GridAnimation:
     """Spatial pyramid pooling: one frame per bin of every level (adaptive bins).
 
-    The output grid shows the pyramid's flat vector (one row, level after level),
-    taken from :func:`convolab.functional.spatial_pyramid_pool`; each frame
-    outlines one bin's input cells (:func:`convolab.arithmetic.adaptive_pool_bins`).
+    The output shows the pyramid's vector, taken from
+    :func:`convolab.functional.spatial_pyramid_pool`, grouped by level: level ``n`` is an
+    ``n`` x ``n`` block (its bins where they sit on the input), labelled with its place in the
+    flat vector. Each frame outlines one bin's input cells
+    (:func:`convolab.arithmetic.adaptive_pool_bins`).
 
     Example:
         >>> a = spp_animation((5, 5), (1, 2))
-        >>> len(a.frames), a.output.shape
-        (5, (1, 5))
+        >>> len(a.frames), a.output.shape, [text for _, text in a.output_labels]
+        (5, (4, 2), ['level 1x1: entry 0', 'level 2x2: entries 1-4'])
     """
     import torch
 
@@ -180,9 +183,15 @@ def spp_animation(
     if y.numel() != arithmetic.spp_features(1, levels):
         raise RuntimeError(f"{op}: the op returned {y.numel()} features, arithmetic says "
                            f"{arithmetic.spp_features(1, levels)}")
-    frames = []
+    # the output grid: level after level, each an n x n block, one blank row between levels
+    top = [sum(levels[:i]) + i for i in range(len(levels))]
+    rows_total, cols_total = top[-1] + levels[-1], max(levels)
+    values = [[0.0] * cols_total for _ in range(rows_total)]
+    kinds = [[BLANK] * cols_total for _ in range(rows_total)]
+    frames, labels = [], []
     position = 0
-    for n in levels:
+    for n, row0 in zip(levels, top):
+        first = position
         rows = arithmetic.adaptive_pool_bins(size[0], n)
         cols = arithmetic.adaptive_pool_bins(size[1], n)
         for bi, (r0, r1) in enumerate(rows):
@@ -190,21 +199,28 @@ def spp_animation(
                 window = tuple((r, c) for r in range(r0, r1) for c in range(c0, c1))
                 vals = [float(x[0, 0, r, c]) for r, c in window]
                 value = float(y[position])
+                values[row0 + bi][bj], kinds[row0 + bi][bj] = value, DATA
                 if mode == "max":
                     caption = f"level {n}x{n}, bin ({bi}, {bj}): max({', '.join(fmt(v) for v in vals)}) = {fmt(value)}"
                 else:
                     caption = (f"level {n}x{n}, bin ({bi}, {bj}): ({' + '.join(fmt(v) for v in vals)}) / "
                                f"{len(vals)} = {fmt(value)}")
-                frames.append(Frame(window=window, cells=((0, position),), values=(value,), caption=caption))
+                caption += f"  -> vector entry {position}"
+                frames.append(Frame(window=window, cells=((row0 + bi, bj),), values=(value,), caption=caption))
                 position += 1
+        span = f"entry {first}" if n == 1 else f"entries {first}-{position - 1}"
+        labels.append((row0, f"level {n}x{n}: {span}"))
     return GridAnimation(
         op="spp",
         title=f"spatial pyramid pooling ({mode}): input {size[0]}x{size[1]}, levels {', '.join(f'{n}x{n}' for n in levels)}",
         input=Grid("input", _rows(x[0, 0])),
         kernel=None,
-        output=Grid("pyramid vector", _rows(y.reshape(1, -1))),
+        output=Grid(f"pyramid: {y.numel()} numbers by level", tuple(tuple(r) for r in values),
+                    tuple(tuple(r) for r in kinds)),
         frames=tuple(frames),
-        notes=(f"bin i of n covers [floor(i*size/n), ceil((i+1)*size/n)); the vector has "
-               f"{' + '.join(str(n * n) for n in levels)} = {y.numel()} entries per channel, for any input size",),
+        notes=(f"bin i of n covers [floor(i*size/n), ceil((i+1)*size/n)); the levels, flattened row by row and "
+               f"concatenated, give {' + '.join(str(n * n) for n in levels)} = {y.numel()} numbers per channel "
+               f"for any input size",),
         legend=(DATA,),
+        output_labels=tuple(labels),
     )

@@ -163,9 +163,10 @@ def deform_conv_animation(
         kernel=Grid(f"kernel, bias {fmt(float(b))}", _rows(w[0, 0])),
         output=Grid("output", _rows(y)),
         frames=tuple(frames),
-        notes=("each tap samples the input at its regular position + its offset (red dots); blue bars: "
+        notes=("each tap samples the input at its regular position + its offset (red rings); blue bars: "
                "how much each pixel weighs in the bilinear samples",),
         bias=float(b),
+        shade_label="pixel's weight in the samples (bar length)",
     )
 
 
@@ -345,4 +346,5 @@ def roi_align_animation(
         legend=(DATA,),
         boxes=((y1, x1, y1 + height, x1 + width),),
         box_label="box (real coordinates)",
+        shade_label="pixel's bilinear weight in the bin (bar length)",
     )

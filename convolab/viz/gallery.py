@@ -9,14 +9,14 @@ from . import frames as F
 from .frames_pool import pool_animation, spp_animation
 from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
 
-# (file stem, builder): the seeds' examples first.
+# (file stem, builder): the textbook examples first.
 GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
     ("conv2d_stride2_pad1", lambda: F.conv_animation((5, 5), 3, stride=2, padding=1)),  # CS231n's demo geometry
     ("conv2d_same", lambda: F.conv_animation((5, 5), 3, padding="same")),
     ("conv2d_valid", lambda: F.conv_animation((5, 5), 3, padding="valid")),
     ("conv2d_dilated", lambda: F.conv_animation((7, 7), 3, dilation=2)),
     ("conv1d_same_stride2", lambda: F.conv_animation(10, 3, stride=2, padding="same")),
-    ("conv_transpose2d", lambda: F.conv_transpose_animation((2, 2), 3)),  # the seeds' 2x2 -> 4x4
+    ("conv_transpose2d", lambda: F.conv_transpose_animation((2, 2), 3)),  # Dumoulin & Visin's 2x2 -> 4x4
     ("conv_transpose2d_stride2", lambda: F.conv_transpose_animation((3, 3), 3, stride=2, padding=1, output_padding=1)),
     ("checkerboard", lambda: F.checkerboard_animation((3, 3), 3, 2)),
     ("grouped_shuffle", lambda: F.grouped_conv_animation(4, 4, 2, shuffle=True)),

@@ -37,10 +37,11 @@ def _figure(tiles: int, cols: int, tile_inches: float, title: str):
     from matplotlib.figure import Figure
 
     rows = math.ceil(tiles / cols)
-    width = max(cols * tile_inches, 5)
-    fig = Figure(figsize=(width, rows * tile_inches + 0.8), dpi=100)
+    # room on the right for the colour bar; the saved PNG is cropped to what is drawn
+    width = cols * tile_inches + 1.2
+    fig = Figure(figsize=(width, rows * tile_inches + 0.9), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    fig.suptitle(textwrap.fill(title, int(width * 12)), fontsize=10)
+    fig.suptitle("\n".join(textwrap.fill(line, max(int(width * 13), 40)) for line in title.splitlines()), fontsize=9)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -49,11 +50,18 @@ def _figure(tiles: int, cols: int, tile_inches: float, title: str):
     return fig, axes
 
 
+def _colorbar(fig, image, axes, label: str) -> None:
+    """One colour bar for all tiles (they share one scale), beside the tiles actually drawn."""
+    bar = fig.colorbar(image, ax=[ax for ax in axes.flat if ax.get_visible()], shrink=0.9, aspect=30)
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+
+
 def _save(fig, path: Optional[Union[str, Path]]):
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        fig.savefig(path, format="png", bbox_inches="tight", pad_inches=0.08)  # no empty margins
     return fig
 
 
@@ -64,13 +72,15 @@ def kernel_grid(
     *,
     max_tiles: int = 64,
     annotate: bool | None = None,
+    title: str | None = None,
 ):
     """Every (output filter, input channel) slice of a conv layer's weight as a tile.
 
     A first layer with 3 input channels is shown as one RGB tile per filter (the
-    classic picture of learned edge/colour detectors); otherwise rows are
-    output filters, columns input channels, on a symmetric blue-red scale so 0
-    is white. Small kernels carry their numbers.
+    classic picture of learned edge/colour detectors, each scaled to its own range);
+    otherwise rows are output filters, columns input channels, on one symmetric
+    blue-red scale (white is 0, the colour bar gives the values). Small kernels
+    carry their numbers.
 
     Args:
         model (nn.Module or Tensor): a model (then ``layer`` names a conv layer) or a
@@ -79,15 +89,16 @@ def kernel_grid(
         path: write a PNG there when given.
         max_tiles (int): at most this many tiles (the first filters/channels).
         annotate (bool): print the weights on the cells (default: kernels up to 5x5 and <= 16 tiles).
+        title (str): a line above the grid saying whose weights these are (e.g. "trained 5 epochs").
 
     Returns:
-        matplotlib.figure.Figure.
+        matplotlib.figure.Figure (the colour bar is its last axes).
 
     Example:
         >>> import torch
         >>> fig = kernel_grid(torch.nn.Conv2d(2, 3, 3), layer=None)
-        >>> sum(ax.get_visible() for ax in fig.axes)
-        6
+        >>> sum(ax.get_visible() for ax in fig.axes[:-1]), fig.axes[-1].get_ylabel()
+        (6, 'weight (white = 0)')
     """
     import torch
 
@@ -111,7 +122,8 @@ def kernel_grid(
     if c_in == 3:
         n = min(c_out, max_tiles)
         cols = min(n, 8)
-        fig, axes = _figure(n, cols, 1.0, f"{name}: {n} of {c_out} filters as RGB ({kh}x{kw})")
+        fig, axes = _figure(n, cols, 1.0, _title(title, f"{name}: {n} of {c_out} filters as RGB ({kh}x{kw}), "
+                                                        f"each scaled to its own range"))
         for i, ax in enumerate(axes.flat[:n]):
             f = w[i]
             f = (f - f.min()) / (f.max() - f.min() + 1e-12)
@@ -121,19 +133,25 @@ def kernel_grid(
     tiles = [(o, i) for o in range(c_out) for i in range(c_in)][:max_tiles]
     # one row per filter when the input channels fit on a row, else a plain 8-wide grid
     cols = c_in if 1 < c_in <= 8 else min(8, len(tiles))
-    limit = float(w.abs().max()) or 1.0
+    limit = max(float(w[o, i].abs().max()) for o, i in tiles) or 1.0  # the scale of what is shown
     annotate = (kh <= 5 and kw <= 5 and len(tiles) <= 16) if annotate is None else annotate
-    fig, axes = _figure(len(tiles), cols, 1.2, f"{name}: {len(tiles)} of {c_out}x{c_in} kernel slices ({kh}x{kw}), "
-                                               f"blue < 0 < red")
+    shown = f"all {len(tiles)}" if len(tiles) == c_out * c_in else f"{len(tiles)} of {c_out * c_in}"
+    fig, axes = _figure(len(tiles), cols, 1.2, _title(title, f"{name}: {shown} kernel slices ({c_out} filters x "
+                                                             f"{c_in} input channel{'s' * (c_in != 1)}, {kh}x{kw})"))
     for ax, (o, i) in zip(axes.flat, tiles):
         ax.set_visible(True)
-        ax.imshow(w[o, i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        image = ax.imshow(w[o, i].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(f"filter {o}" + (f", in {i}" if c_in > 1 else ""), fontsize=7, pad=2)
         if annotate:
             for (r, c), v in _cells(w[o, i]):
                 ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if abs(v) > 0.6 * limit else "black")
+    _colorbar(fig, image, axes, "weight (white = 0)")
     return _save(fig, path)
+
+
+def _title(first: str | None, rest: str) -> str:
+    return f"{first}\n{rest}" if first else rest
 
 
 def _cells(t):
@@ -147,18 +165,33 @@ def feature_map_grid(
     path: Optional[Union[str, Path]] = None,
     *,
     max_maps: int = 32,
+    show_input: bool = False,
+    title: str | None = None,
 ):
     """The feature maps one layer outputs for ``input`` (first sample), one tile per channel.
 
     The maps are captured with a forward hook during one ``model(input)`` call
-    (no gradients).
+    (no gradients). All maps share one colour scale (the colour bar), so a bright
+    map responds more than a dark one.
+
+    Args:
+        model (nn.Module): the model.
+        input (Tensor[N, C, H, W]): what the model is run on.
+        layer (str): name from ``model.named_modules()``.
+        path: write a PNG there when given.
+        max_maps (int): at most this many maps (the first channels).
+        show_input (bool): draw the input (first sample, gray) as the first tile, for reference.
+        title (str): a line above the grid (e.g. whose weights, which image).
+
+    Returns:
+        matplotlib.figure.Figure (the colour bar is its last axes).
 
     Example:
         >>> import torch
         >>> m = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU())
         >>> fig = feature_map_grid(m, torch.randn(1, 1, 8, 8), "0")
-        >>> sum(ax.get_visible() for ax in fig.axes)
-        4
+        >>> sum(ax.get_visible() for ax in fig.axes[:-1]), fig.axes[-1].get_ylabel()
+        (4, 'activation')
     """
     import torch
 
@@ -181,11 +214,21 @@ def feature_map_grid(
         raise ValueError(f"{op}: layer {layer!r} must output [N, C, H, W] feature maps, got {shape}")
     maps = out[0].float().cpu()
     n = min(maps.shape[0], max_maps)
-    cols = min(n, 8)
-    fig, axes = _figure(n, cols, 1.1, f"{layer}: {n} of {maps.shape[0]} feature maps "
-                                      f"({maps.shape[1]}x{maps.shape[2]})")
-    for i, ax in enumerate(axes.flat[:n]):
+    extra = 1 if show_input else 0
+    cols = min(n + extra, 8)
+    shown = f"all {n}" if n == maps.shape[0] else f"{n} of {maps.shape[0]}"
+    fig, axes = _figure(n + extra, cols, 1.1, _title(title, f"{layer}: {shown} feature maps "
+                                                            f"({maps.shape[1]}x{maps.shape[2]})"))
+    tiles = list(axes.flat)
+    if show_input:
+        picture = input[0].detach().float().cpu().mean(0)
+        tiles[0].set_visible(True)
+        tiles[0].imshow(picture.numpy(), cmap="gray", interpolation="nearest")
+        tiles[0].set_title("input", fontsize=7, pad=2, fontweight="bold")
+    low, high = float(maps[:n].min()), float(maps[:n].max())
+    for i, ax in enumerate(tiles[extra:extra + n]):
         ax.set_visible(True)
-        ax.imshow(maps[i].numpy(), cmap="viridis", interpolation="nearest")
+        image = ax.imshow(maps[i].numpy(), cmap="viridis", interpolation="nearest", vmin=low, vmax=high)
         ax.set_title(str(i), fontsize=7, pad=2)
+    _colorbar(fig, image, axes, "activation")
     return _save(fig, path)

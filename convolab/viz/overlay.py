@@ -11,6 +11,7 @@ of the centre unit, Luo et al. 2016). The data is returned first
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -92,8 +93,13 @@ def receptive_field_overlay(
     layer: str,
     unit: Optional[Sequence[int]] = None,
     path: Optional[Union[str, Path]] = None,
+    *,
+    title: Optional[str] = None,
 ):
     """Draw the image, the effective field as a heat map over it, and the theoretical field as a box.
+
+    ``title`` is a first line saying whose weights and which image (e.g. "trained 5 epochs, a 3").
+    The PNG is cropped to what is drawn.
 
     Returns:
         matplotlib.figure.Figure (also written as PNG to ``path`` when given).
@@ -115,7 +121,7 @@ def receptive_field_overlay(
         raise ValueError(f"receptive_field_overlay: draws 2-D images, got {len(data.box)} spatial dims")
     picture = x.mean(0) if x.shape[0] != 3 else x.permute(1, 2, 0)
     picture = (picture - picture.min()) / (picture.max() - picture.min() + 1e-12)
-    fig = Figure(figsize=(6, 6.4), dpi=100)
+    fig = Figure(figsize=(5.6, 5.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(picture.numpy(), cmap="gray", interpolation="nearest")
@@ -132,10 +138,11 @@ def receptive_field_overlay(
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="effective field (|gradient|, max = 1)")
     sizes = "x".join(f"{rf.size:g}" for rf in data.fields)
     jumps = "x".join(f"{rf.jump:g}" for rf in data.fields)
-    ax.set_title(f"{data.layer} unit {data.unit} of {data.output_size}\n"
-                 f"theoretical field {sizes} (dashed box, jump {jumps}), effective field (heat)", fontsize=10)
+    lines = [*(title.splitlines() if title else []), f"{data.layer} unit {data.unit} of {data.output_size}: theoretical "
+             f"field {sizes} (dashed box, jump {jumps}), effective field (heat)"]
+    ax.set_title("\n".join(textwrap.fill(line, 64) for line in lines), fontsize=9)
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        fig.savefig(path, format="png", bbox_inches="tight", pad_inches=0.08)
     return fig

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Union
 
 from ._scene import BACKGROUND, POINT, Dot, Line, Rect, Scene, Text, scenes
-from .frames import ChannelAnimation, GridAnimation
+from .frames import ChannelAnimation, GridAnimation, PanelAnimation
 
-Animation = Union[GridAnimation, ChannelAnimation]
+Animation = Union[GridAnimation, ChannelAnimation, PanelAnimation]
 
 __all__ = ["render_frames", "save_gif", "save_png"]
 
@@ -57,11 +57,13 @@ def _draw(image, shapes) -> None:
             else:
                 draw.rectangle(box, outline=s.stroke, width=int(s.width))
         elif isinstance(s, Text):
-            draw.text((s.x, s.y), s.text, fill=s.fill, font=_font(s.size, s.bold), anchor=anchors[s.anchor])
+            halo = {"stroke_width": 2, "stroke_fill": s.halo} if s.halo else {}
+            draw.text((s.x, s.y), s.text, fill=s.fill, font=_font(s.size, s.bold), anchor=anchors[s.anchor], **halo)
         elif isinstance(s, Line):
             draw.line([(s.x1, s.y1), (s.x2, s.y2)], fill=s.stroke, width=int(s.width))
         elif isinstance(s, Dot):
-            draw.ellipse([s.x - s.r, s.y - s.r, s.x + s.r, s.y + s.r], fill=s.fill, outline=POINT, width=2)
+            draw.ellipse([s.x - s.r, s.y - s.r, s.x + s.r, s.y + s.r], fill=None if s.fill == "none" else s.fill,
+                         outline=POINT, width=2)
 
 
 def draw_scene(scene: Scene):

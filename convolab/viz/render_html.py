@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Union
 
 from ._scene import BACKGROUND, POINT, Dot, Line, Rect, Scene, Text, scenes
-from .frames import ChannelAnimation, GridAnimation
+from .frames import ChannelAnimation, GridAnimation, PanelAnimation
 
-Animation = Union[GridAnimation, ChannelAnimation]
+Animation = Union[GridAnimation, ChannelAnimation, PanelAnimation]
 
 __all__ = ["html_page", "save_html", "svg_shapes"]
 
@@ -41,9 +41,10 @@ def svg_shapes(shapes: Sequence) -> str:
             )
         elif isinstance(s, Text):
             weight = ' font-weight="bold"' if s.bold else ""
+            halo = f' stroke="{s.halo}" stroke-width="4" paint-order="stroke"' if s.halo else ""
             out.append(
                 f'<text x="{_num(s.x)}" y="{_num(s.y)}" font-size="{s.size}" fill="{s.fill}" '
-                f'text-anchor="{anchors[s.anchor]}" dominant-baseline="central"{weight}>{html.escape(s.text)}</text>'
+                f'text-anchor="{anchors[s.anchor]}" dominant-baseline="central"{weight}{halo}>{html.escape(s.text)}</text>'
             )
         elif isinstance(s, Line):
             out.append(
@@ -162,7 +163,7 @@ def save_html(
         >>> open(p).read().count('class="frame"')
         2
     """
-    items = [animations] if isinstance(animations, (GridAnimation, ChannelAnimation)) else list(animations)
+    items = [animations] if isinstance(animations, (GridAnimation, ChannelAnimation, PanelAnimation)) else list(animations)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html_page(items, title or (items[0].title if len(items) == 1 else "convolab: pictures that explain")),

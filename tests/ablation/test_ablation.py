@@ -83,7 +83,7 @@ def test_bad_swaps_are_named():
         parse_swaps("conv")
     with pytest.raises(ValueError, match=r"ablate: variant conv=dilated is listed twice"):
         parse_swaps(["conv=dilated", "conv=dilated"])
-    with pytest.raises(ValueError, match=r"ablate: unknown base network 'seed_nn'.*'seed_cnn'"):
+    with pytest.raises(ValueError, match=r"ablate: unknown base network 'seed_nn'.*'mnist_cnn'"):
         ablate("seed_nn", "conv=standard", out="unused")
     with pytest.raises(ValueError, match=r"ablate: seeds must be distinct and at least one, got \[\]"):
         ablate(swaps="conv=standard", out="unused", seeds=[])

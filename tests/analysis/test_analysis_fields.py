@@ -57,8 +57,8 @@ def test_dilated_stack():
     assert all(r.fields[0].effective_padding == (r.fields[0].size - 1) / 2 for r in s.rows[1:])
 
 
-def test_seed_cnn_fields_and_fc_union():
-    s = summary(create_model("seed_cnn"), (1, 1, 28, 28), depth=1)
+def test_mnist_cnn_fields_and_fc_union():
+    s = summary(create_model("mnist_cnn"), (1, 1, 28, 28), depth=1)
     by = {r.name: r.fields[0] for r in s.rows}
     assert triple(by["layer1"]) == (3, 1, 1)
     assert triple(by["layer2"]) == (4, 2, 1.5)

@@ -103,7 +103,7 @@ def test_meta_and_real_devices_agree(small):
 
 
 def test_model_is_neither_changed_nor_moved():
-    model = create_model("seed_cnn")
+    model = create_model("mnist_cnn")
     model.train()
     model.fc.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -154,11 +154,11 @@ def _check_golden(name: str, text: str) -> None:
 
 
 def test_table_golden_fits_100_columns():
-    s = summary(create_model("seed_cnn"), (1, 1, 28, 28))
+    s = summary(create_model("mnist_cnn"), (1, 1, 28, 28))
     text = str(s)
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "1,425,214" in text and "2,925,702" in text
-    _check_golden("seed_cnn.txt", text)
+    _check_golden("mnist_cnn.txt", text)
 
 
 def test_markdown_golden(small):
@@ -195,15 +195,15 @@ def test_errors_are_clear():
                                          r"\[\[1, 2, 8, 8\]\]: .*channel"):
         summary(net, (1, 2, 8, 8))
     with pytest.raises(ValueError, match=r"summary: no layer named 'layr1'; did you mean 'layer1'"):
-        summary(create_model("seed_cnn"), (1, 1, 28, 28)).row("layr1")
+        summary(create_model("mnist_cnn"), (1, 1, 28, 28)).row("layr1")
     with pytest.raises(ValueError, match=r"receptive_field: no layer named 'layer5'; did you mean 'layer4'"):
-        receptive_field(create_model("seed_cnn"), (1, 1, 28, 28), "layer5")
+        receptive_field(create_model("mnist_cnn"), (1, 1, 28, 28), "layer5")
     with pytest.raises(ValueError, match=r"receptive_field: layer Conv2d is not a submodule"):
         receptive_field(net, (1, 3, 8, 8), nn.Conv2d(1, 1, 1))
 
 
 def test_receptive_field_by_module_and_default_output():
-    net = create_model("seed_cnn")
+    net = create_model("mnist_cnn")
     assert receptive_field(net, (1, 1, 28, 28), net.layer3)[0].size == 8
     assert receptive_field(net, (1, 1, 28, 28))[0].size == 26
     assert isinstance(summary(net, (1, 1, 28, 28)), Summary)

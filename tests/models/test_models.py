@@ -70,7 +70,7 @@ PARAMS = {
     "shufflenet_v1_g3": 1_865_728,  # the reference implementation's 1.9M
     "hourglass2": 6_570_400,
     "hourglass8": 25_434_112,
-    "seed_cnn": 1_425_214,
+    "mnist_cnn": 1_425_214,
     "alexnet_grouped": 60_965_224,  # the paper's "60 million" (groups=2 in conv2, conv4, conv5)
     "convnext_atto": 3_695_520,  # timm's 3.7M
     "replknet_31b": 79_864_168,  # the release's 79M (79.86M)
@@ -78,7 +78,7 @@ PARAMS = {
 }
 
 # models without the size attributes (input channels, size)
-FALLBACK_INPUT = {"seed_cnn": (1, (28, 28))}
+FALLBACK_INPUT = {"mnist_cnn": (1, (28, 28))}
 # the forward+backward test's small build; the auxiliary head is trained at 299x299 only
 SMALL_KWARGS = {"inception_v3": {"aux_logits": False}}
 
@@ -120,6 +120,39 @@ def test_every_registered_model_has_a_published_count():
     assert sorted(PARAMS) == list_models()
 
 
+def test_an_old_name_is_an_alias_listed_only_on_request():
+    from convolab.models import canonical_name, register_alias
+
+    assert canonical_name("seed_cnn") == "mnist_cnn" and "seed_cnn" not in list_models()
+    assert "seed_cnn" in list_models(aliases=True)
+    old, new = create_model("seed_cnn"), create_model("mnist_cnn")
+    assert type(old) is type(new) and old.state_dict().keys() == new.state_dict().keys()
+    with pytest.raises(ValueError, match=r"register_alias: 'seed_cnn' is already a model name or alias"):
+        register_alias("seed_cnn", "resnet18")
+    with pytest.raises(ValueError, match=r"unknown model 'sed_cnn'; did you mean 'seed_cnn' or 'mnist_cnn'"):
+        create_model("sed_cnn")
+
+
+def test_a_checkpoint_written_under_the_old_name_resumes_under_the_new(tmp_path):
+    from dataclasses import asdict
+
+    from convolab.train import TrainConfig
+    from convolab.train.loop import _check_resumable
+
+    from convolab.train.loop import CHECKPOINT_ENTRIES
+
+    def state(model: str) -> dict:
+        entries = dict.fromkeys(CHECKPOINT_ENTRIES, {})
+        return {**entries, "config": asdict(TrainConfig(model=model)), "model": {}, "history": [], "epoch": 0,
+                "step": 0, "ranks": []}
+
+    _check_resumable(state("seed_cnn"), TrainConfig(model="mnist_cnn"), tmp_path / "last.pt")  # no error
+    _check_resumable(state("mnist_cnn"), TrainConfig(model="seed_cnn"), tmp_path / "last.pt")
+    with pytest.raises(ValueError, match=r"written for model 'seed_cnn', not 'resnet18'"):
+        _check_resumable(state("seed_cnn"), TrainConfig(model="resnet18"), tmp_path / "last.pt")
+    TrainConfig(model="seed_cnn").validate()  # the old name still trains
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_parameter_count(name):
     assert _count(_meta(name)) == PARAMS[name]
@@ -155,7 +188,7 @@ def _expected_shape(name: str, model: nn.Module, n: int, num_classes: int, size:
 def test_canonical_output_shape(name):
     model = _shape_model(name).eval()
     channels, size = _input_spec(name, model, "default_input_size")
-    num_classes = 10 if name == "seed_cnn" else (16 if hasattr(model, "num_stacks") else 1000)
+    num_classes = 10 if name == "mnist_cnn" else (16 if hasattr(model, "num_stacks") else 1000)
     out = _tensors(model(torch.empty(1, channels, *size, device="meta")))
     assert [tuple(o.shape) for o in out] == _expected_shape(name, model, 1, num_classes, size)
 
@@ -667,12 +700,12 @@ def test_freeze_except_head(name):
 
 
 def test_freeze_except_head_errors_and_explicit_head():
-    model = create_model("seed_cnn")
-    with pytest.raises(ValueError, match=r"freeze_except_head: SeedCNN declares no head_names; pass head="):
+    model = create_model("mnist_cnn")
+    with pytest.raises(ValueError, match=r"freeze_except_head: MnistCNN declares no head_names; pass head="):
         freeze_except_head(model)
     assert freeze_except_head(model, head="fc") == [n for n, _ in model.fc.named_parameters(prefix="fc")]
     with pytest.raises(
-        ValueError, match=r"freeze_except_head: SeedCNN has no submodule 'fcc'; did you mean 'fc'"
+        ValueError, match=r"freeze_except_head: MnistCNN has no submodule 'fcc'; did you mean 'fc'"
     ):
         freeze_except_head(model, head="fcc")
     # fine-tuning: only the head moves

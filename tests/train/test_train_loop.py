@@ -39,7 +39,7 @@ def test_fit_learns_and_writes_everything(tmp_path):
     rows = list(csv.DictReader(open(result.metrics_csv)))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[-1]["val_accuracy"]) == 1.0
     summary = json.loads(result.metrics_json.read_text())
-    assert summary["model"] == "seed_cnn" and summary["final_val_accuracy"] == 1.0 and len(summary["epochs"]) == 2
+    assert summary["model"] == "mnist_cnn" and summary["final_val_accuracy"] == 1.0 and len(summary["epochs"]) == 2
     ckpt = load_checkpoint(result.checkpoint)
     assert (ckpt["epoch"], ckpt["step"]) == (2, 0) and ckpt["config"]["augment_shift"] == 1
     from convolab.models import create_model
@@ -87,9 +87,9 @@ def test_resume_refuses_other_architectures_and_settings(tmp_path):
     state = load_checkpoint(tmp_path / "last.pt")
     state["config"]["model"] = "resnet18"
     save_checkpoint(tmp_path / "other.pt", state)
-    with pytest.raises(ValueError, match=r"other.pt was written for model 'resnet18', not 'seed_cnn'"):
+    with pytest.raises(ValueError, match=r"other.pt was written for model 'resnet18', not 'mnist_cnn'"):
         fit(TrainConfig(**dict(TINY, epochs=1)), tmp_path, data=data, resume=tmp_path / "other.pt")
-    with pytest.raises(ValueError, match=r"does not fit model 'seed_cnn': Error\(s\) in loading state_dict"):
+    with pytest.raises(ValueError, match=r"does not fit model 'mnist_cnn': Error\(s\) in loading state_dict"):
         fit(TrainConfig(**dict(TINY, epochs=1)), tmp_path, data=synthetic(classes=3), resume=True)
     with pytest.raises(FileNotFoundError, match="--resume: no checkpoint at"):
         fit(TrainConfig(**TINY), tmp_path / "empty", data=data, resume=True)
@@ -102,7 +102,7 @@ def test_resume_refuses_other_architectures_and_settings(tmp_path):
         (dict(batch_size=0), "train: batch_size must be an int >= 1, got 0"),
         (dict(lr=-0.1), "train: lr must be a finite number > 0, got -0.1"),
         (dict(hard_mining=0.0), r"train: hard_mining must be a fraction in \(0, 1\], got 0.0"),
-        (dict(model="seed_cn"), r"train: unknown model 'seed_cn'; did you mean 'seed_cnn'\? \(`convolab models` lists all"),
+        (dict(model="seed_cn"), r"train: unknown model 'seed_cn'; did you mean 'mnist_cnn'\? \(`convolab models` lists all"),
         (dict(optimizer="adam"), "train: optimizer must be one of 'sgd', 'adamw', got 'adam'; did you mean 'adamw'"),
         (dict(augment_shift=-1), "train: augment_shift must be an int >= 0, got -1"),
         (dict(val_fraction=1.0), r"train: val_fraction must be a finite number in \[0, 1\), got 1.0"),
@@ -128,8 +128,8 @@ def test_model_that_cannot_take_the_images_fails_clearly(monkeypatch):
     from convolab.models._registry import _MODELS
 
     monkeypatch.setitem(_MODELS, "needs_32", _needs_32)
-    with pytest.raises(ValueError, match=r"model 'seed_cnn' cannot take 1x12x12 images \(RuntimeError: .*\); pass an image size"):
-        build_model(TrainConfig(), synthetic(size=12))  # seed_cnn only takes 28x28: no usual size works
+    with pytest.raises(ValueError, match=r"model 'mnist_cnn' cannot take 1x12x12 images \(RuntimeError: .*\); pass an image size"):
+        build_model(TrainConfig(), synthetic(size=12))  # mnist_cnn only takes 28x28: no usual size works
     with pytest.raises(ValueError, match=r"cannot take 1x8x8 images .*; --image-size 32 works"):
         build_model(TrainConfig(model="needs_32"), synthetic(size=8))
     model, pipeline = build_model(TrainConfig(image_size=28), synthetic(size=12))  # resized: fine

@@ -27,7 +27,8 @@ def _run(capsys, *argv):
     (["grouped", "--in-channels", "4", "--out-channels", "6", "--groups", "2"], 6),
     (["shuffle", "--in-channels", "4", "--out-channels", "4", "--groups", "2"], 12),
     (["channel_shuffle", "--channels", "6", "--groups", "3"], 6),
-    (["depthwise_separable", "--in-channels", "2", "--out-channels", "3", "--kernel", "3"], 5),
+    (["depthwise_separable", "--in-channels", "2", "--out-channels", "3", "--kernel", "3"], 20),
+    (["depthwise_separable", "--in-channels", "1", "--out-channels", "2", "--kernel", "2", "--input", "3x4"], 18),
     (["pointwise", "--in-channels", "3", "--out-channels", "2"], 2),
     (["max_pool2d", "--input", "5", "--kernel", "2", "--ceil-mode"], 9),
     (["max_pool1d", "--input", "9", "--kernel", "3", "--stride", "2", "--padding", "1"], 5),
@@ -49,8 +50,28 @@ def test_animate_gif(argv, frames, tmp_path, capsys):
 def test_animate_html_and_png(tmp_path, capsys):
     code, _, _ = _run(capsys, "animate", "conv2d", "--input", "5", "--padding", "same", "-o", str(tmp_path / "a.html"))
     assert code == 0 and (tmp_path / "a.html").read_text().count('class="frame"') == 25
-    code, _, _ = _run(capsys, "animate", "checkerboard", "-o", str(tmp_path / "a.png"))
+    code, out, _ = _run(capsys, "animate", "checkerboard", "-o", str(tmp_path / "a.png"))
     assert code == 0 and Image.open(tmp_path / "a.png").format == "PNG"
+    assert f"wrote {tmp_path / 'a.png'} (the last of 9 frames): checkerboard" in out  # one picture, not 9
+
+
+@pytest.mark.parametrize("where, message", [
+    ("{tmp}/missing/x.gif", r"-o: no such folder '.*missing' \(create it first\), got '.*missing/x.gif'"),
+    ("{tmp}/file.txt/x.gif", r"-o: '.*file.txt' is not a folder"),
+    ("{tmp}/sub.gif", r"-o must be a file name, got the folder '.*sub.gif'"),
+    ("/proc/x.gif", r"-o: cannot write in '/proc' \("),
+])
+def test_animate_checks_the_output_location_first(where, message, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    (tmp_path / "file.txt").write_text("")
+    (tmp_path / "sub.gif").mkdir()
+    built = []
+    monkeypatch.setattr(importlib.import_module("convolab.viz.animate"), "animate", lambda *a, **k: built.append(a))
+    code, out, err = _run(capsys, "animate", "conv2d", "--input", "5", "-o", where.replace("{tmp}", str(tmp_path)))
+    assert code == 2 and out == "" and not built  # nothing computed before the check
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "sub.gif"]  # no folder created
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -93,21 +114,32 @@ def test_animate_html_and_png(tmp_path, capsys):
     (["explain", "conv", "--stride", "two"], r"--stride must be an int, got 'two'"),
     (["explain", "conv", "--padding", "x"], r"--padding must be an int, got 'x'"),
     (["explain", "conv", "--input", "5x5x3x2"], r"input must be HxWxC"),
+    (["explain", "conv", "--input", "3x224"], r"explain conv: input must be HxWxC, three positive ints \(e.g. 5x5x3 or 28x28x1\), got '3x224'"),
     (["explain", "conv", "conv:k=3"], r"explain conv takes options, not layers"),
     (["explain", "params", "conv:k=3,c=2"], r"explain params needs --input HxWxC"),
     (["explain", "receptive-field"], r"explain receptive-field needs layers"),
     (["explain", "receptive-field", "conv:k=3", "--kernel", "3"], r"option --kernel applies to 'explain conv' only"),
     (["explain", "receptive-field", "conv:k=3", "--input", "0"], r"--input must be >= 1, got 0"),
-    (["explain", "conv", "--model", "seed_cnn"], r"option --model applies to 'explain overlay\|kernels\|feature-maps' only"),
-    (["explain", "kernels", "--model", "seed_cnn", "-o", "k.png"], r"explain kernels needs --layer"),
-    (["explain", "overlay", "--model", "seed_cnn", "--layer", "layer3", "-o", "k.gif"], r"-o must end in .png"),
-    (["explain", "overlay", "--model", "seed_cnn", "--layer", "layer9", "-o", "o.png"],
+    (["explain", "conv", "--model", "mnist_cnn"], r"option --model applies to 'explain overlay\|kernels\|feature-maps' only"),
+    (["explain", "conv", "--weights", "x.pt"], r"option --weights applies to 'explain overlay"),
+    (["explain", "kernels", "--model", "mnist_cnn", "-o", "k.png"], r"explain kernels needs --layer"),
+    (["explain", "kernels", "--layer", "layer1.0"], r"explain kernels needs --output FILE.png"),
+    (["explain", "overlay", "--model", "mnist_cnn", "--layer", "layer3", "-o", "k.gif"], r"-o must end in .png"),
+    (["explain", "overlay", "--layer", "layer3", "-o", "no/such/o.png"], r"-o: no such folder 'no/such'"),
+    (["explain", "overlay", "--layer", "layer3", "--weights", "nothing.pt", "-o", "o.png"],
+     r"--weights: no such file 'nothing.pt'"),
+    (["explain", "overlay", "--layer", "layer3", "--image", "nothing.png", "-o", "o.png"],
+     r"--image: no such file 'nothing.png'"),
+    (["explain", "overlay", "--layer", "layer3", "--digit", "12", "-o", "o.png"], r"--digit must be <= 9, got 12"),
+    (["explain", "overlay", "--layer", "layer3", "--digit", "1", "--image", "a.png", "-o", "o.png"],
+     r"give --image or --digit, not both"),
+    (["explain", "overlay", "--model", "mnist_cnn", "--layer", "layer9", "-o", "o.png"],
      r"receptive_field_overlay: no layer named 'layer9'; did you mean"),
     (["explain", "feature-maps", "--model", "sed_cnn", "--layer", "layer1", "-o", "f.png"],
-     r"unknown model 'sed_cnn'; did you mean 'seed_cnn'"),
-    (["explain", "kernels", "--model", "seed_cnn", "--layer", "layer1.0", "--image-size", "1x28", "-o", "k.png"],
+     r"unknown model 'sed_cnn'; did you mean 'seed_cnn' or 'mnist_cnn'"),
+    (["explain", "kernels", "--model", "mnist_cnn", "--layer", "layer1.0", "--image-size", "1x28", "-o", "k.png"],
      r"--image-size must be CxHxW"),
-    (["explain", "kernels", "--model", "seed_cnn", "--layer", "layer1.0", "--kernel", "3", "-o", "k.png"],
+    (["explain", "kernels", "--model", "mnist_cnn", "--layer", "layer1.0", "--kernel", "3", "-o", "k.png"],
      r"option --kernel does not apply to 'explain kernels'"),
 ])
 def test_errors_are_one_line_exit_2(argv, message, capsys, tmp_path, monkeypatch):
@@ -132,8 +164,79 @@ def test_explain_commands_print(capsys):
 
 
 @pytest.mark.parametrize("topic,layer", [("overlay", "layer3"), ("kernels", "layer1.0"), ("feature-maps", "layer1")])
-def test_explain_pictures(topic, layer, tmp_path, capsys):
+def test_explain_pictures(topic, layer, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no convolab-demo/ here: untrained weights, and the output says so
     out = tmp_path / f"{topic}.png"
-    code, stdout, _ = _run(capsys, "explain", topic, "--model", "seed_cnn", "--layer", layer, "-o", str(out))
-    assert code == 0 and stdout.startswith(f"wrote {out}")
+    code, stdout, _ = _run(capsys, "explain", topic, "--layer", layer, "-o", str(out))
+    assert code == 0 and stdout.startswith(f"wrote {out}: {topic} of mnist_cnn layer {layer}; weights: untrained")
+    assert "run `convolab demo` first, or pass --weights FILE" in stdout
     assert Image.open(out).format == "PNG"
+
+
+def _checkpoint(folder, seed=1):
+    """A training checkpoint as `convolab train` writes it (weights of a seeded fresh model)."""
+    from dataclasses import asdict
+
+    import torch
+
+    from convolab.models import create_model
+    from convolab.train import TrainConfig, save_checkpoint
+
+    torch.manual_seed(seed)
+    model = create_model("mnist_cnn")
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder / "last.pt", {
+        "config": asdict(TrainConfig(model="seed_cnn")),  # written under the old name: still fits
+        "model": model.state_dict(),
+        "data": {"classes": [str(c) for c in range(10)], "channels": 1, "size": [28, 28],
+                 "mean": [0.13], "std": [0.31], "source": "test digits"},
+        "history": [{"epoch": 1, "val_accuracy": 0.5}, {"epoch": 2, "val_accuracy": 0.75}],
+    })
+    save_checkpoint(folder / "model.pt", model.state_dict())
+    return model
+
+
+@pytest.mark.parametrize("weights", [None, "last.pt", "model.pt"])
+def test_explain_pictures_draw_the_trained_weights_on_a_real_digit(weights, tmp_path, capsys, monkeypatch):
+    import torch
+
+    import convolab.viz
+    from convolab.data import load_digits
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "convolab-demo" / "mnist_cnn"  # where `convolab demo` leaves its checkpoint
+    model = _checkpoint(folder)
+    drawn = {}
+    monkeypatch.setattr(convolab.viz, "feature_map_grid",
+                        lambda m, x, layer, path, **kw: drawn.update(model=m, x=x, layer=layer, **kw))
+    argv = ["explain", "feature-maps", "--layer", "layer1", "--digit", "7", "-o", "maps.png"]
+    if weights:
+        argv += ["--weights", str(folder / weights)]
+    code, out, _ = _run(capsys, *argv)
+    assert code == 0, out
+    shown = folder / (weights or "last.pt")
+    assert f"weights: trained 2 epochs, 75.0% held-out ({shown if weights else 'convolab-demo/mnist_cnn/last.pt'})" in out
+    assert "input: a handwritten 7" in out
+    for name, value in model.state_dict().items():  # the checkpoint's weights, not fresh ones
+        assert torch.equal(drawn["model"].state_dict()[name], value), name
+    images, _ = load_digits()
+    digit = images[int((images.labels == 7).nonzero()[0])][0]
+    assert torch.allclose(drawn["x"][0], (digit - 0.13) / 0.31)  # normalised as in training
+    assert drawn["show_input"] and drawn["layer"] == "layer1" and "input: a handwritten 7" in drawn["title"]
+
+
+def test_explain_picture_of_an_image_file_and_bad_weights(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray((np.arange(40 * 30) % 256).astype(np.uint8).reshape(30, 40)).save(tmp_path / "img.png")
+    code, out, _ = _run(capsys, "explain", "overlay", "--layer", "layer3", "--image", "img.png", "-o", "o.png")
+    assert code == 0 and "input: img.png" in out and Image.open(tmp_path / "o.png").format == "PNG"
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    code, _, err = _run(capsys, "explain", "kernels", "--layer", "layer1.0", "--weights", "junk.pt", "-o", "k.png")
+    assert code == 2 and "--weights: 'junk.pt' is not a checkpoint or weights file" in err
+    _checkpoint(tmp_path / "run")
+    code, _, err = _run(capsys, "explain", "kernels", "--model", "resnet18", "--layer", "conv1",
+                        "--weights", str(tmp_path / "run" / "last.pt"), "-o", "k.png")
+    assert code == 2 and "were trained for model 'seed_cnn', not 'resnet18'" in err
+    assert not (tmp_path / "k.png").exists()

@@ -111,7 +111,7 @@ def test_window_times_kernel_is_the_value(size, k, s, p, d):
 
 
 @pytest.mark.parametrize("size,k,s,p,op", [
-    ((2, 2), 3, 1, 0, 0),       # the seeds' 2x2 -> 4x4
+    ((2, 2), 3, 1, 0, 0),       # Dumoulin & Visin's 2x2 -> 4x4
     ((3, 3), 3, 2, 1, 1),
     ((2, 3), (3, 2), 2, 0, 0),
     ((4,), 3, 2, 1, 0),
@@ -138,6 +138,8 @@ def test_conv_transpose_frames_match_torch(size, k, s, p, op):
     ss = (s,) * nd if isinstance(s, int) else s
     assert len(zeros) == math.prod((n - 1) * t + 1 for n, t in zip(size, ss)) - math.prod(size)
     assert all(a.input.values[i][j] == 0 for i, j in zeros)
+    # the title names every setting that shapes the output, output_padding included when it is set
+    assert (f"output_padding {op}" in a.title) == (op != 0)
 
 
 def test_conv_transpose_matches_the_scatter_loop():
@@ -194,12 +196,40 @@ def test_shuffle_unit_and_channel_shuffle():
     assert b.stages[0].values == tuple(b.inputs[(j % 3) * 2 + j // 3] for j in range(6))
 
 
-def test_depthwise_separable_and_pointwise():
-    a = depthwise_separable_animation(3, 5, 3)
-    assert {(s, d) for s, d, _ in a.stages[0].edges} == {(c, c) for c in range(3)}
-    assert len(a.stages[1].edges) == 15
-    assert len(a.frames) == 3 + 5
-    assert "3*3*3 + 3*5 = 42" in a.notes[0] and "5*3*3*3 = 135" in a.notes[0]
+def test_depthwise_separable_shows_the_depthwise_step_spatially():
+    a = depthwise_separable_animation(3, 5, 3, (5, 4), seed=3)
+    by_label = {p.grid.label.split(",")[0]: (i, p) for i, p in enumerate(a.panels)}
+    x = torch.tensor([by_label[f"input channel {c}"][1].grid.values for c in range(3)], dtype=torch.float64)
+    wd = torch.tensor([by_label[f"filter {c}"][1].grid.values for c in range(3)], dtype=torch.float64)
+    bd = torch.tensor([float(by_label[f"filter {c}"][1].grid.label.split("bias ")[1]) for c in range(3)],
+                      dtype=torch.float64)
+    wp = torch.tensor(by_label["1x1 weights: row o"][1].grid.values, dtype=torch.float64)
+    bp = torch.tensor(by_label["biases"][1].grid.values, dtype=torch.float64).flatten()
+    # torch's own convs, from the numbers the picture shows
+    mid = F.conv2d(x[None], wd[:, None], bd, groups=3)[0]
+    out = F.conv2d(mid[None], wp[:, :, None, None], bp)[0]
+    assert mid.shape == (3, 3, 2) and len(a.frames) == (3 + 5) * 3 * 2
+    for f in a.frames:
+        (panel, cell), value = f.cells[0], f.values[0]
+        label = a.panels[panel].grid.label
+        if label.startswith("depthwise channel"):
+            c = int(label.split()[-1])
+            assert value == pytest.approx(float(mid[c][cell]))
+            # the window is a k x k patch of that channel only: the depthwise step is spatial
+            assert {p for p, _ in f.window} == {by_label[f"input channel {c}"][0]}
+            assert {rc for _, rc in f.window} == {(cell[0] + i, cell[1] + j) for i in range(3) for j in range(3)}
+        else:
+            o = int(label.split()[-1])
+            assert value == pytest.approx(float(out[o][cell]))
+            assert {rc for _, rc in f.window} == {cell} and len(f.window) == 3  # one pixel of every channel
+    # the counts include the biases the op adds, and match convolab.arithmetic
+    assert "depthwise 3*3*3 + 3 biases = 30, pointwise 5*3 + 5 biases = 20: 50 in all" in a.notes[0]
+    assert arithmetic.depthwise_separable_params(3, 5, 3) == 50 and "5*3*3*3 + 5 biases = 140" in a.notes[0]
+    with pytest.raises(ValueError, match=r"animate depthwise-separable: in_channels must be an int in \[1, 6\]"):
+        depthwise_separable_animation(7, 2)
+
+
+def test_pointwise():
     p = pointwise_animation(4, 2)
     assert len(p.stages[0].edges) == 8 and len(p.frames) == 2
     x = torch.tensor(p.inputs, dtype=torch.float64)

@@ -31,8 +31,8 @@ def test_box_is_the_theoretical_field_and_contains_the_effective_field(tmp_path)
     assert (tmp_path / "o.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_seed_cnn_overlay():
-    model = create_model("seed_cnn")
+def test_mnist_cnn_overlay():
+    model = create_model("mnist_cnn")
     d = receptive_field_data(model, torch.randn(1, 28, 28), "layer3")
     (r0, r1), (c0, c1) = d.box
     assert r1 - r0 + 1 == d.fields[0].size
@@ -43,7 +43,7 @@ def test_seed_cnn_overlay():
 
 @pytest.mark.parametrize("unit", [(0, 0), (2, 7), (10, 10)])
 def test_any_unit_effective_field_lies_in_its_theoretical_box(unit):
-    model = create_model("seed_cnn")
+    model = create_model("mnist_cnn")
     d = receptive_field_data(model, torch.randn(1, 28, 28), "layer3", unit=unit)
     assert d.unit == unit
     (r0, r1), (c0, c1) = d.box

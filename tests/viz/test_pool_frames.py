@@ -82,8 +82,15 @@ def test_spp_frames_match_adaptive_pooling():
                 rows = range(math.floor(i * size[0] / n), math.ceil((i + 1) * size[0] / n))
                 cols = range(math.floor(j * size[1] / n), math.ceil((j + 1) * size[1] / n))
                 assert set(f.window) == {(r, c) for r in rows for c in cols}
-                assert f.cells == ((0, k),) and f.values[0] == float(ref[k])
+                assert f.values[0] == float(ref[k]) and f.caption.endswith(f"-> vector entry {k}")
+                # the output is grouped by level: level n is an n x n block, bin (i, j) at its place
+                top = sum(levels[:levels.index(n)]) + levels.index(n)
+                assert f.cells == ((top + i, j),)
+                assert a.output.values[top + i][j] == float(ref[k])
                 k += 1
+    assert [text for _, text in a.output_labels] == ["level 1x1: entry 0", "level 2x2: entries 1-4",
+                                                     "level 3x3: entries 5-13"]
+    assert sum(kind == DATA for row in a.output.kinds for kind in row) == 14  # the rest is layout
     avg = spp_animation((4, 4), (2,), mode="avg")
     x = torch.tensor(avg.input.values, dtype=torch.float64)[None, None]
     assert [f.values[0] for f in avg.frames] == pytest.approx(F.adaptive_avg_pool2d(x, 2).flatten().tolist())

@@ -1,4 +1,4 @@
-"""``"im2col"``: unfold every window into a column matrix, then one GEMM (the seeds' vectorisation).
+"""``"im2col"``: unfold every window into a column matrix, then one GEMM (the classic vectorisation).
 
 Works for 1, 2 and 3 spatial dims through the shared windowing view. The column
 buffer holds ``N * prod(out) * C_in * prod(k)`` elements.
