@@ -303,8 +303,21 @@ def _conv(
     if name == "native":
         out = native_conv(x, weight, bias, stride_t, pads, dilation_t, groups)
     else:
-        out = ALGORITHMS[name].run(x, weight, bias, p)
+        out = memory_format_like_torch(ALGORITHMS[name].run(x, weight, bias, p), x, weight)
     return out.squeeze(0) if unbatched else out
+
+
+def memory_format_like_torch(out: Tensor, x: Tensor, weight: Tensor) -> Tensor:
+    """``out`` in the memory format torch's own conv returns for these operands: channels-last
+    when the input or the weight is, else contiguous, whichever algorithm computed it (code
+    after a conv may ``.view()`` its output)."""
+    if out.dim() < 4:
+        return out.contiguous()
+    fmt = torch.channels_last if out.dim() == 4 else torch.channels_last_3d
+    for t in (x, weight):
+        if t.dim() == out.dim() and not t.is_contiguous() and t.is_contiguous(memory_format=fmt):
+            return out.contiguous(memory_format=fmt)
+    return out.contiguous()
 
 
 def _pad_mode(x: Tensor, pads: tuple[tuple[int, int], ...], mode: str, op: str) -> Tensor:
@@ -456,6 +469,7 @@ def _conv_transpose(
             out = run_transposed(x, weight, bias, p)
         else:
             out = chosen.run(x, transposed_weight(weight, groups), bias, p)
+        out = memory_format_like_torch(out, x, weight)
     return out.squeeze(0) if unbatched else out
 
 

@@ -565,8 +565,11 @@ def _adaptive_avg_pool(
 def _exports_natively(input: Tensor, size: Sequence[Optional[int]]) -> bool:
     """Whether torch's ONNX exporters can write this adaptive pooling: 2-D with every output size
     dividing its input size (a plain pooling window then)."""
-    spatial = input.shape[-len(size):]
-    return len(size) == 2 and all(o is None or (concrete([i]) and i % o == 0) for i, o in zip(spatial, size))
+    if len(size) != 2:
+        return False
+    if all(o is None or o == 1 for o in size):  # global pooling: no size needed
+        return True
+    return all(o is None or i % o == 0 for i, o in zip(as_ints(input.shape[-2:]), size))
 
 
 def _adaptive_by_bins(input: Tensor, size: Sequence[Optional[int]], reduce: Callable[..., Tensor]) -> Tensor:

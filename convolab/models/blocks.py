@@ -223,7 +223,9 @@ class FlattenLinear(nn.Sequential):
                 f"FlattenLinear: expected {self.in_features} features per sample after flattening, "
                 f"got {x.shape[1]} (input shape {list(input.shape)}); this head needs a fixed input size"
             )
-        return super().forward(x)
+        for layer in self:  # not super().forward(): TorchScript cannot call it
+            x = layer(x)
+        return x
 
 
 class GlobalPoolLinear(nn.Sequential):
@@ -262,7 +264,10 @@ class GlobalPoolLinear(nn.Sequential):
             raise ValueError(
                 f"GlobalPoolLinear: expected input [N, C, *spatial], got shape {list(input.shape)}"
             )
-        return super().forward(input.flatten(2).mean(dim=2))
+        x = input.flatten(2).mean(dim=2)
+        for layer in self:  # not super().forward(): TorchScript cannot call it
+            x = layer(x)
+        return x
 
 
 class SPPLinear(nn.Module):
@@ -402,7 +407,9 @@ class LayerNorm2d(nn.LayerNorm):
         super().__init__(num_channels, eps=eps)
 
     def forward(self, input: Tensor) -> Tensor:
-        if input.dim() != 4 or input.shape[1] != self.normalized_shape[0]:
+        if not torch.jit.is_scripting() and isinstance(input, Tensor) and (
+            input.dim() != 4 or input.shape[1] != self.normalized_shape[0]
+        ):
             raise ValueError(
                 f"LayerNorm2d: expected input [N, {self.normalized_shape[0]}, H, W], "
                 f"got shape {list(input.shape)}"

@@ -148,16 +148,18 @@ class ReparamLargeKernelConv(nn.Module):
             if small_kernel is not None:
                 self.small_conv = _conv_bn(channels, channels, small_kernel, groups=channels)
 
+    __jit_unused_properties__ = ["merged"]
+
     @property
     def merged(self) -> bool:
         """Whether this is the inference form (one conv)."""
         return hasattr(self, "lkb_reparam")
 
     def forward(self, input: Tensor) -> Tensor:
-        if self.merged:
+        if hasattr(self, "lkb_reparam"):  # self.merged, spelled so TorchScript resolves it statically
             return self.lkb_reparam(input)
         out = self.lkb_origin(input)
-        if self.small_kernel is not None:
+        if hasattr(self, "small_conv"):
             out = out + self.small_conv(input)
         return out
 
@@ -415,8 +417,9 @@ class RepLKNet(nn.Module):
         x = self.stem(x)
         for i, stage in enumerate(self.stages):
             x = stage(x)
-            if i < len(self.transitions):
-                x = self.transitions[i](x)
+            for j, transition in enumerate(self.transitions):  # transitions[i]: TorchScript cannot
+                if j == i:  # index a ModuleList with a variable
+                    x = transition(x)
         return x
 
     def forward(self, x: Tensor) -> Tensor:

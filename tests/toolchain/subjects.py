@@ -124,7 +124,7 @@ MODULE_SUBJECTS: list[Subject] = [
 
 
 # Models at their smallest input (small is enough: every layer runs); the big ones are slow.
-FAST_MODELS = ("seed_cnn", "resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "inception_v3")
+FAST_MODELS = ("mnist_cnn", "resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "inception_v3", "convnext_atto", "replknet_tiny")
 _MODEL_KWARGS = {"inception_v3": {"aux_logits": False}, "googlenet": {"aux_logits": False}}
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.export import Dim
 
-from .subjects import Subject, relative_close
+from .subjects import Subject, built, relative_close
 
 
 def _outputs(y: object) -> list[Tensor]:
@@ -142,3 +142,16 @@ RUNNERS = {
     "autocast": run_autocast,
     "vmap": run_vmap,
 }
+
+
+def check(tool: str, subject: Subject) -> None:
+    """Put ``subject`` through ``tool``: it must work, or refuse with the clear error it declares."""
+    import pytest
+
+    module, inputs = built(subject)
+    run = RUNNERS[tool]
+    if tool in subject.refuses:
+        with pytest.raises(Exception, match=subject.refuses[tool]):
+            run(module, inputs, subject)
+    else:
+        run(module, inputs, subject)
