@@ -3,9 +3,9 @@
     python -m benchmarks.models [--models resnet18,mobilenet_v2] [--batch 8] [--size 128]
                                 [--threads 2] [--repeats 7] [--eval]
 
-The torch twin is a copy of the model whose every convolab ``Conv2d`` /
-``ConvTranspose2d`` is replaced by ``torch.nn``'s with the same weights, so the
-two differ only in the convolution layers. Prints per model: median ms of a
+The torch twin is :func:`convolab.nn.to_torch` of the model: every convolab conv and
+pooling layer torch can spell replaced by ``torch.nn``'s with the same weights, so the
+two differ only in those layers. Prints per model: median ms of a
 training step (forward + backward; ``--eval``: inference forward) for both,
 ratio (torch / ours: > 1 means ours is faster; DESIGN's bar is >= 0.97),
 GFLOP/s (2 flops per MAC, backward counted as 2x forward) and % of this
@@ -15,7 +15,6 @@ CPU's peak measured by a large matmul in the same run.
 from __future__ import annotations
 
 import argparse
-import copy
 
 import torch
 from torch import nn
@@ -29,25 +28,9 @@ DEFAULT = "resnet18,resnet50,mobilenet_v2,shufflenet_v2_x1_0,googlenet,hourglass
 
 
 def torch_twin(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with torch.nn convolutions in place of convolab's (same weights)."""
-    twin = copy.deepcopy(model)
-    for parent in list(twin.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, cnn.ConvTranspose2d):
-                new = nn.ConvTranspose2d(
-                    child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
-                    child.output_padding, child.groups, child.bias is not None, child.dilation,
-                )  # fmt: skip
-            elif isinstance(child, cnn.Conv2d):
-                new = nn.Conv2d(
-                    child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
-                    child.dilation, child.groups, child.bias is not None, child.padding_mode,
-                )  # fmt: skip
-            else:
-                continue
-            new.load_state_dict(child.state_dict())
-            setattr(parent, name, new)
-    return twin
+    """A copy of ``model`` with torch.nn layers in place of convolab's (same weights):
+    :func:`convolab.nn.to_torch`."""
+    return cnn.to_torch(model)
 
 
 def forward_macs(model: nn.Module, x: torch.Tensor) -> int:
