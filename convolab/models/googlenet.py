@@ -131,9 +131,14 @@ class GoogLeNet(nn.Module):
         x = self.conv3(self.conv2(self.maxpool1(self.conv1(x))))
         x = self.maxpool3(self.inception3b(self.inception3a(self.maxpool2(x))))
         x = self.inception4a(x)
-        aux1 = self.aux1(x) if aux else None
+        # spelled so TorchScript skips the heads a model without them lacks
+        aux1: Optional[Tensor] = None
+        if self.aux1 is not None and aux:
+            aux1 = self.aux1(x)
         x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if aux else None
+        aux2: Optional[Tensor] = None
+        if self.aux2 is not None and aux:
+            aux2 = self.aux2(x)
         x = self.maxpool4(self.inception4e(x))
         return self.inception5b(self.inception5a(x)), aux1, aux2
 
@@ -144,7 +149,7 @@ class GoogLeNet(nn.Module):
     def forward(self, x: Tensor) -> Union[Tensor, GoogLeNetOutputs]:
         x, aux1, aux2 = self._run(x, aux=True)
         logits = self.fc(self.dropout(self.avgpool(x).flatten(1)))
-        if aux1 is not None:
+        if aux1 is not None and aux2 is not None:
             return GoogLeNetOutputs(logits, aux2, aux1)
         return logits
 

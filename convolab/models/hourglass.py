@@ -109,8 +109,8 @@ class Hourglass(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         skip = self.up1(x)
         low = self.low3(self.low2(self.low1(self.pool(x))))
-        size = skip.shape[-2:]  # odd sizes: pooling floored, so grow back to the skip's size
-        if self.upsample == "transposed":
+        size = [skip.shape[-2], skip.shape[-1]]  # odd sizes: pooling floored, so grow back to the skip's size
+        if hasattr(self, "up2"):  # upsample == "transposed", spelled so TorchScript resolves it statically
             return skip + self.up2(low, output_size=size)
         return skip + F.interpolate(low, size=size, mode="nearest")
 
@@ -172,12 +172,15 @@ class StackedHourglass(nn.Module):
 
     def _run(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
         x = self.stem(x)
-        scores = []
-        for i in range(self.num_stacks):
-            y = self.lin[i](self.res[i](self.hourglass[i](x)))
-            scores.append(self.score[i](y))
-            if i < self.num_stacks - 1:
-                x = x + self.merge_features[i](y) + self.merge_scores[i](scores[-1])
+        scores: list[Tensor] = []
+        y = x
+        # zip and enumerate, not [i]: TorchScript indexes a ModuleList only with literals
+        for i, (hourglass, res, lin, score) in enumerate(zip(self.hourglass, self.res, self.lin, self.score)):
+            y = lin(res(hourglass(x)))
+            scores.append(score(y))
+            for j, (features, back) in enumerate(zip(self.merge_features, self.merge_scores)):
+                if j == i:  # every stack but the last feeds the next
+                    x = x + features(y) + back(scores[-1])
         return scores, y
 
     def forward_features(self, x: Tensor) -> Tensor:
