@@ -132,7 +132,7 @@ def vmap_by_loop(op: Callable, info: Any, in_dims: tuple, *args: Any) -> tuple[A
     """A vmap rule that is always right: call ``op`` once per vmapped slice and stack the results."""
     results = []
     for i in range(info.batch_size):
-        sliced = [a.select(d, i) if d is not None else a for a, d in zip(args, in_dims)]
+        sliced = [a.select(d, i) if isinstance(a, Tensor) and d is not None else a for a, d in zip(args, in_dims)]
         results.append(op(*sliced))
     if isinstance(results[0], (tuple, list)):
         return tuple(torch.stack(parts) for parts in zip(*results)), (0,) * len(results[0])

@@ -377,7 +377,7 @@ class _Points:
     as rows ``[N*L, K*C]`` (tap-major, channel-minor) ready for one GEMM per chunk.
     """
 
-    def __init__(self, x: Tensor, offset: Tensor, mask: Optional[Tensor], kernel, geometry) -> None:
+    def __init__(self, x: Tensor, offset: Tensor, mask: Optional[Tensor], kernel, geometry, backward: bool = True) -> None:
         stride, pads, dilation, _, og = geometry
         n, c = x.shape[:2]
         spatial, out_size = tuple(x.shape[2:]), tuple(offset.shape[2:])
@@ -402,7 +402,8 @@ class _Points:
         for d in range(nd):
             pos = torch.add(off[:, :, :, d].permute(0, 3, 2, 1), base[..., d, None], out=x.new_empty(self.shape))
             clamped = pos.clamp(-1, spatial[d])
-            self.live.append(clamped == pos)  # where the offset gradient flows (clamp's convention)
+            if backward:
+                self.live.append(clamped == pos)  # where the offset gradient flows (clamp's convention)
             low = clamped.floor()
             self.frac.append(clamped.sub_(low))
             # a NaN offset (a diverged offset branch) reads row -1's zeros with NaN weights: the
@@ -415,9 +416,9 @@ class _Points:
         # corners in bit order, dim 0's bit the slowest; planes of B values stacked last (each op
         # then runs on contiguous memory: broadcasting over a trailing dim of 2 is ~8x slower)
         shifts = [sum(strides[d] for d in range(nd) if bits[d]) for bits in self.corner_bits()]
-        self.index = torch.stack([first + s_ if s_ else first for s_ in shifts], -1).view(-1, self.corners)
+        self.index = _interleave([first + s_ if s_ else first for s_ in shifts])
         self.mask = None if mask is None else mask.reshape(n, og, taps, length).permute(0, 3, 2, 1).contiguous()
-        self.weights = torch.stack(self.corner_weights(self.mask), -1).view(-1, self.corners)  # [B, 2**d]
+        self.weights = _interleave(self.corner_weights(self.mask))  # [B, 2**d]
 
     def corner_bits(self) -> list[tuple[int, ...]]:
         return list(itertools.product((0, 1), repeat=self.nd))
@@ -436,21 +437,25 @@ class _Points:
 
     def table(self, x: Tensor) -> Tensor:
         """The zero-padded channels-last rows [N*prod(padded)*G, Cg] of ``x``."""
-        pad = [p for _ in range(self.nd) for p in (1, 2)]
-        xp = F.pad(x, pad)
-        return xp.movedim(1, -1).reshape(self.rows, self.cg)
+        # one transposing copy into a zeroed buffer (padding first, then moving the channels
+        # last, would copy the input twice)
+        table = x.new_zeros(x.shape[0], *self.padded, x.shape[1])
+        table[(slice(None), *(slice(1, s + 1) for s in self.spatial))] = x.movedim(1, -1)
+        return table.view(self.rows, self.cg)
 
     def untable(self, grad_table: Tensor, n: int, c: int) -> Tensor:
         """The inverse of :meth:`table` for a gradient: the padding cropped, channels back in dim 1 (a view)."""
         g = grad_table.view(n, *self.padded, c)
         return g[(slice(None), *(slice(1, s + 1) for s in self.spatial))].movedim(-1, 1)
 
-    def offset_and_mask_grads(self, grad_weights: Tensor, need_off: bool, need_mask: bool):
-        """Chain d loss / d corner weight [B, 2**d] back to the offsets and the mask.
+    def offset_and_mask_grads(self, grad_weights: Tensor, grad_off: Optional[Tensor], grad_mask: Optional[Tensor]) -> None:
+        """Chain d loss / d corner weight [B, 2**d] back to the offsets and the mask, into the given tensors.
 
         The corner weight is ``mask * prod_d pair_d[bit_d]``, so summing the gradient planes
         over every dim but d with their weights leaves two planes whose difference, times the
-        mask, is d loss / d frac_d; summing over all dims gives d loss / d mask.
+        mask, is d loss / d frac_d; summing over all dims gives d loss / d mask. ``grad_off``
+        and ``grad_mask`` (contiguous, shaped like the offset and the mask) are filled; None
+        skips one.
         """
         n, length, taps, og = self.shape
         planes = dict(zip(self.corner_bits(), grad_weights.view(*self.shape, self.corners).unbind(-1)))
@@ -463,14 +468,13 @@ class _Points:
                 out[key] = torch.addcmul(out[key], g, high) if key in out else g * low
             return out
 
-        grad_off = grad_mask = None
-        if need_mask:
+        if grad_mask is not None:
             summed = planes
             for d in reversed(range(self.nd)):
                 summed = contract(summed, d)
-            grad_mask = summed[()].permute(0, 3, 2, 1).reshape(n, og * taps, length)
-        if need_off:
-            grad_off = grad_weights.new_empty(n, og, taps, self.nd, length)
+            grad_mask.view(n, og, taps, length).copy_(summed[()].permute(0, 3, 2, 1))
+        if grad_off is not None:
+            out = grad_off.view(n, og, taps, self.nd, length)
             for d in range(self.nd):
                 summed = planes
                 for e in reversed(range(self.nd)):
@@ -480,9 +484,18 @@ class _Points:
                 part = summed[keys[1]] - summed[keys[0]]
                 if self.mask is not None:
                     part.mul_(self.mask)
-                grad_off[:, :, :, d] = part.mul_(self.live[d]).permute(0, 3, 2, 1)
-            grad_off = grad_off.reshape(n, og * taps * self.nd, length)
-        return grad_off, grad_mask
+                out[:, :, :, d] = part.mul_(self.live[d]).permute(0, 3, 2, 1)
+
+
+def _interleave(planes: list[Tensor]) -> Tensor:
+    """[B] planes -> [B, len(planes)], plane j in column j.
+
+    Column copies: torch.stack(planes, -1) of float32 planes runs ~3x slower on CPU.
+    """
+    out = planes[0].new_empty(planes[0].numel(), len(planes))
+    for j, plane in enumerate(planes):
+        out[:, j] = plane.reshape(-1)
+    return out
 
 
 def _memory_format(t: Tensor) -> torch.memory_format:
@@ -579,7 +592,7 @@ def _forward_kernel(input, offset, mask, weight, bias, stride, padding, dilation
     x, offset, mask, weight, bias = _upcast(dtype, input, offset, mask, weight, bias)
     kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
     taps, length, c_out = math.prod(kernel), math.prod(out_size), weight.shape[0]
-    pts = _Points(x, offset, mask, kernel, geometry)
+    pts = _Points(x, offset, mask, kernel, geometry, backward=False)
     table = pts.table(x)
     w = _flat_weight(weight, groups)
     direct = result.dtype == dtype and result.movedim(1, -1).is_contiguous()
@@ -633,7 +646,15 @@ def _backward_kernel(grad_out, input, offset, mask, weight, need, stride, paddin
     grad_table = torch.zeros_like(table) if need_x else None
     grad_weights = pts.weights.new_empty(pts.weights.shape) if need_off or need_mask else None
     itype = pts.index.dtype
-    for r0, r1 in _row_chunks(n * length, taps * c):
+    chunks = _row_chunks(n * length, taps * c)
+    if need_off or need_mask:
+        # the bag layout of the per-sample-weight gradient: every chunk but the last has the
+        # largest size, so one pair of index vectors serves all (sliced for the last)
+        most = (chunks[0][1] - chunks[0][0]) * bags
+        all_offsets = torch.arange(0, most * corners, corners, dtype=itype, device=x.device)
+        all_owners = torch.arange(most, dtype=itype, device=x.device).repeat_interleave(corners)
+    shift = corners.bit_length() - 1  # corners = 2**d: entry // corners is a shift
+    for r0, r1 in chunks:
         b0, b1 = r0 * bags, r1 * bags
         index, weights = pts.index[b0:b1], pts.weights[b0:b1]
         go_c = go[r0:r1]
@@ -655,29 +676,24 @@ def _backward_kernel(grad_out, input, offset, mask, weight, need, stride, paddin
             gcols = gcols.view(groups, r1 - r0, taps, -1).permute(1, 2, 0, 3).reshape(-1, pts.cg)
         flat = index.reshape(-1)
         if need_off or need_mask:
-            offsets = torch.arange(0, flat.numel(), corners, dtype=itype, device=x.device)
-            owner = torch.arange(b1 - b0, dtype=itype, device=x.device).repeat_interleave(corners)
             grad_weights[b0:b1] = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                gcols, table, flat, offsets, owner, 0, -1
+                gcols, table, flat, all_offsets[: b1 - b0], all_owners[: flat.numel()], 0, -1
             ).view(-1, corners)
         if need_x:
             # the transposed map: entries sorted by the input row they read, summed per row
             order, unique, starts = _group_by_row(flat)
             summed = F.embedding_bag(
-                order // corners, gcols, starts, per_sample_weights=weights.reshape(-1)[order], mode="sum"
+                order >> shift, gcols, starts, per_sample_weights=weights.reshape(-1).index_select(0, order), mode="sum"
             )
             grad_table.index_add_(0, unique, summed)
     grad_x, grad_off, grad_mask, grad_w_out, grad_b = results
     if need_x:
         grad_x.copy_(pts.untable(grad_table, n, c))
     if need_off or need_mask:
-        g_off, g_mask = pts.offset_and_mask_grads(grad_weights, need_off, need_mask)
-        if need_off:
-            grad_off.copy_(g_off.view(grad_off.shape))
-        if need_mask:
-            grad_mask.copy_(g_mask.view(grad_mask.shape))
+        pts.offset_and_mask_grads(grad_weights, grad_off if need_off else None, grad_mask if need_mask else None)
     if need_w:
-        grad_w_out.copy_(grad_w.view(weight.shape[0], taps, -1).transpose(1, 2).reshape(weight.shape))
+        # (tap, channel) columns back to the weight's (channel, tap) order, in one copy
+        grad_w_out.view(weight.shape[0], -1, taps).copy_(grad_w.view(weight.shape[0], taps, -1).transpose(1, 2))
     if need_b:
         torch.sum(go, 0, out=grad_b) if grad_b.dtype == go.dtype else grad_b.copy_(go.sum(0))
     return tuple(results)

@@ -636,21 +636,25 @@ def _pool_backward_kernel(grad: Tensor, rois: Tensor, argmax: Tensor, input_shap
     refuse_forward_ad("convolab::roi_pool_backward", "convolab.functional.roi_pool", grad)
     n, c, h, w = input_shape
     k = grad.shape[0]
-    dtype = compute_dtype(grad)  # sums of bf16 gradients at a shared argmax lose less in float32
-    result = _input_grad(grad, input_shape, dtype=dtype)
+    result = _input_grad(grad, input_shape)
     if k == 0 or grad.numel() == 0:
-        return result.to(grad.dtype)
-    bins = grad.shape[2] * grad.shape[3]
-    g = grad.to(dtype).permute(0, 2, 3, 1).reshape(-1, c)
-    arg = argmax.permute(0, 2, 3, 1).reshape(-1, c)
-    empty = arg < 0
-    if bool(empty.any()):  # bins outside the map: no gradient, and no index to send it to
-        g = g.masked_fill(empty, 0)
-        arg = arg.masked_fill(empty, 0)
-    base = (rois[:, 0].long() * (h * w)).repeat_interleave(bins).view(-1, 1)
-    target = (base + arg) * c + torch.arange(c, device=grad.device)
-    result.permute(0, 2, 3, 1).view(-1).index_add_(0, target.view(-1), g.view(-1))
-    return result.to(grad.dtype)
+        return result
+    dtype = compute_dtype(grad)  # sums of bf16 gradients at a shared argmax lose less in float32
+    # scatter-add every (bin, channel) to its argmax pixel, in grad's own memory order (no
+    # copy of grad): rows of C per pixel, and one spare pixel in front of each image where
+    # the empty bins (argmax -1) send their gradient, so no bin needs masking
+    if grad.is_contiguous():
+        g, arg, channel = grad.reshape(-1), argmax, torch.arange(c, device=grad.device).view(1, c, 1, 1)
+    else:
+        g, arg = grad.permute(0, 2, 3, 1).reshape(-1), argmax.permute(0, 2, 3, 1)
+        channel = torch.arange(c, device=grad.device).view(1, 1, 1, c)
+    itype = torch.int32 if n * (h * w + 1) * c < 2**31 else torch.int64
+    start = ((rois[:, 0].long() * (h * w + 1) + 1) * c).to(itype).view(k, 1, 1, 1) + channel.to(itype)
+    target = torch.add(start, arg, alpha=c, out=torch.empty(arg.shape, dtype=itype, device=grad.device))
+    rows = torch.zeros(n * (h * w + 1) * c, dtype=dtype, device=grad.device)
+    rows.index_add_(0, target.view(-1), g.to(dtype))
+    result.permute(0, 2, 3, 1).copy_(rows.view(n, h * w + 1, c)[:, 1:].unflatten(1, (h, w)))
+    return result
 
 
 def _gather_at_argmax(input: Tensor, rois: Tensor, argmax: Tensor) -> Tensor:
