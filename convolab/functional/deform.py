@@ -17,7 +17,8 @@ Two implementations share the sampling positions:
   (one fused gather-and-weight kernel; the mask is folded into the weights).
   The columns come out as rows ``[positions, taps*C]`` chunk by chunk, each
   chunk feeding one GEMM while it is still in cache. The custom backward
-  remakes the columns for the weight gradient, gets the corner-weight
+  remakes the sampling points, the padded table and the columns (for the weight
+  gradient) from the saved inputs, gets the corner-weight
   gradients (hence offsets and mask) from embedding_bag's own per-sample-weight
   kernel, and applies the transposed map for the input gradient: the chunk's
   entries sorted by the input row they read and summed per row, again with
@@ -55,7 +56,15 @@ from torch import Tensor
 
 from .. import arithmetic
 from .._args import PaddingArg, check_choice, check_conv_channels, positive_tuple
-from ._custom_ops import autocast_enabled, compute_dtype, needs_plain_autograd, refuse_forward_ad, register_autocast, static_shape, vmap_by_loop
+from ._custom_ops import (
+    autocast_enabled,
+    compute_dtype,
+    needs_plain_autograd,
+    refuse_forward_ad,
+    register_autocast,
+    static_shape,
+    vmap_by_loop,
+)
 from .conv import _check_bias, _check_tensors, _fixed
 
 __all__ = [
@@ -120,10 +129,16 @@ def deform_conv(
     Memory: the default "embedding_bag" path makes the columns in chunks of at most
     ``max(COLUMNS_BUDGET, C_in*prod(kernel))`` elements (``COLUMNS_BUDGET = 2**20``,
     4 MiB in float32) and keeps none of them; its backward holds one columns chunk and one
-    gradient chunk at a time. Beyond the input-sized padded copy it keeps, for the backward,
+    gradient chunk at a time. While it runs, each pass holds an input-sized padded copy and
     ``2**d`` int32 indices and ``2**d`` weights per (sample, output position, tap, offset
-    group), i.e. ``2**d`` times the size of the offsets. The "gather" path materialises
-    everything (reference only).
+    group), i.e. ``2**d`` times the size of the offsets; between forward and backward only
+    the inputs are kept. The "gather" path materialises everything (reference only).
+
+    Precision and derivatives: bf16/fp16 inputs are sampled and summed in float32 and the
+    output returns in the input's dtype; under autocast the op computes in float32 and
+    returns float32 (mixed bf16 offsets and float32 weights are fine there). Second
+    derivatives (``create_graph=True``) are exact; forward-mode AD and functorch's
+    ``grad``/``jacrev`` run the "gather" path.
 
     Args:
         input (Tensor[N, C_in, *spatial] or Tensor[C_in, *spatial]): 1-3 spatial dims.
@@ -167,10 +182,10 @@ def deform_conv(
     if isinstance(input, Tensor) and autocast_enabled(input):
         # autocast runs this op in float32 (its registered rule); casting before the checks
         # lets the usual mix (a bf16 offset predictor, float32 weights) through the dtype checks
-        input, offset, mask, weight, bias = (
+        input, offset, mask, weight, bias = [
             t.float() if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
             for t in (input, offset, mask, weight, bias)
-        )
+        ]
     spec = _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op)
     check_choice(algorithm, DEFORM_ALGORITHMS, "algorithm", spec["op"])
     unbatched = spec["unbatched"]
