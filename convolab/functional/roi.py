@@ -46,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -356,20 +357,31 @@ def _align_backward_kernel(grad: Tensor, rois: Tensor, input_shape: Sequence[int
     # by input row; the order among equal rows does not matter)
     if len(chunks) == 1 and chunks[0][0].shape[0] == k:
         _, index, weight, per_bag = chunks[0]
-        order = torch.argsort(index)
+        order = _order_by_row(index, n * h * w)
         bag = order // per_bag  # entries are in bag order, per_bag per bag
     else:
         index = torch.cat([ch[1] for ch in chunks])
         weight = torch.cat([ch[2] for ch in chunks])
         bin_ids = torch.arange(oh * ow, device=grad.device)
         bag = torch.cat([(sel.view(-1, 1) * (oh * ow) + bin_ids).view(-1).repeat_interleave(per_bag) for sel, _, _, per_bag in chunks])
-        order = torch.argsort(index)
+        order = _order_by_row(index, n * h * w)
         bag = bag[order]
     counts = torch.bincount(index, minlength=n * h * w)
     offsets = torch.zeros_like(counts)
     torch.cumsum(counts[:-1], 0, out=offsets[1:])
     grad_in = F.embedding_bag(bag, grad_rows, offsets, mode="sum", per_sample_weights=weight[order].to(dtype))
     return grad_in.view(n, h, w, c).permute(0, 3, 1, 2).to(grad.dtype)
+
+
+def _order_by_row(index: Tensor, rows: int) -> Tensor:
+    """A permutation that sorts the map's entries by input row (the order among equal rows is free).
+
+    Feature maps of up to 2**16 rows (N*H*W) sort with NumPy's radix sort of 16-bit keys,
+    about twice as fast as torch's sort of int32 keys here.
+    """
+    if index.device.type == "cpu" and rows <= 1 << 16:
+        return torch.from_numpy(np.argsort(index.numpy().astype(np.uint16), kind="stable"))
+    return torch.argsort(index)
 
 
 def _roi_align_plain(input: Tensor, rois: Tensor, output_size: Sequence[int], spatial_scale: float, sampling_ratio: int, aligned: bool) -> Tensor:
