@@ -1,6 +1,6 @@
 """Deformable conv 2-D vs torch's dense conv2d at the same shape (float32, 2 threads).
 
-Run: ``python -m benchmarks.deform [--repeats 7] [--quick]``.
+Run: ``python -m benchmarks.deform [--repeats 7] [--quick] [--compile]``.
 
 The anchor is torch's own dense ``conv2d`` (forward, and forward+backward with
 every input requiring grad); the ratio is ours / anchor (lower is better; the
@@ -8,6 +8,12 @@ targets are <= 4x forward+backward at C=64 and <= 2.5x at C >= 256, <= 3x / 2x
 forward alone). A second table splits our forward+backward into its stages
 (GEMMs, embedding_bag sampling and transposed sums, corner-weight gradients,
 sorting, scatter, the rest) from torch's profiler on the same shapes.
+
+``--compile`` adds a third table: a deformable block (DeformConv2d with its offset
+predictor, C=64 at 56x56, then BatchNorm2d and ReLU) eager vs ``torch.compile``
+(inductor), inference and one training step, next to the same block with a dense
+``torch.nn.Conv2d`` in place of the deformable conv, so that what inductor does to the
+rest of the block (batch norm, ReLU) on this CPU is seen apart from the custom op.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="first shape only")
+    ap.add_argument("--compile", action="store_true", help="also time a deformable block under torch.compile")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     peak = measure_peak_gflops()
@@ -95,6 +102,60 @@ def main(argv=None) -> None:
         "where our forward+backward time goes (ms of self CPU time per stage, profiler; same shapes, with mask)",
         ["shape", *(name for name, _ in _STAGES), _OTHER],
         parts,
+    )
+    if args.compile:
+        _compiled_block(args.repeats)
+
+
+class _Block(torch.nn.Module):
+    """conv (deformable with its offset predictor, or dense) + BatchNorm2d + ReLU."""
+
+    def __init__(self, c: int, deformable: bool) -> None:
+        super().__init__()
+        from convolab.nn import DeformConv2d
+
+        if deformable:
+            self.conv = DeformConv2d(c, c, 3, padding=1)
+            # torch's conv as the offset predictor: convolab's own conv modules compile in
+            # one graph only with the toolchain work of issue 14
+            self.conv.conv_offset = torch.nn.Conv2d(c, 18, 3, padding=1)
+            torch.nn.init.normal_(self.conv.conv_offset.weight, std=0.01)  # offsets of ~1 pixel
+        else:
+            self.conv = torch.nn.Conv2d(c, c, 3, padding=1)
+        self.bn, self.relu = torch.nn.BatchNorm2d(c), torch.nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+def _compiled_block(repeats: int) -> None:
+    x = torch.randn(8, 64, 56, 56, requires_grad=True)
+    rows = []
+    for deformable in (True, False):
+        block = _Block(64, deformable)
+        compiled = torch.compile(block, fullgraph=True)
+
+        def infer(m):
+            def run():
+                with torch.no_grad():
+                    m(x)
+
+            return run
+
+        def train(m):
+            return lambda: m(x).sum().backward()
+
+        fns = {"eager_inf": infer(block), "compiled_inf": infer(compiled), "eager_train": train(block), "compiled_train": train(compiled)}
+        t = interleaved(fns, repeats=repeats)
+        name = "DeformConv2d(64, 64, 3) + BN + ReLU" if deformable else "dense twin: Conv2d(64, 64, 3) + BN + ReLU"
+        for kind, label in (("inf", "inference"), ("train", "fwd+bwd")):
+            eager, comp = t[f"eager_{kind}"], t[f"compiled_{kind}"]
+            rows.append((name, label, f"{eager * 1e3:.1f}", f"{comp * 1e3:.1f}", f"{eager / comp:.2f}x"))
+    print_table(
+        "a deformable block under torch.compile (inductor), N=8 56x56 (speed-up = eager / compiled, higher is better)",
+        ["block", "pass", "eager ms", "compiled ms", "speed-up"],
+        rows,
+        note="the deformable conv is one opaque custom op in the compiled graph; inductor fuses the rest",
     )
 
 

@@ -20,6 +20,7 @@ FORBIDDEN = {
     "data": {"cli", "commands", "viz"},
     "train": {"cli", "commands", "viz"},
     "ablation": {"cli", "commands", "viz"},
+    "onnx": {"nn", "models", "analysis", "viz", "data", "train", "cli", "commands"},
 }
 
 

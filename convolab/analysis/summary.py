@@ -235,6 +235,20 @@ def _conv_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, in
                                 tuple(out.shape[-n:]), module.groups, batch)}
 
 
+def _deform_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
+    """A deformable conv's nominal MACs: the GEMM of its regular-grid conv (the sampling is
+    not counted, as the model-zoo convention counts conv + matmul) plus its offset predictor's.
+    The kernel is one opaque custom op (``convolab::deform_conv``), so the inner ops say nothing."""
+    n = len(module.kernel_size)
+    batch = x.shape[0] if x.dim() == n + 2 else 1
+    spatial = tuple(out.shape[-n:])
+    macs = A.conv_macs(module.in_channels, module.out_channels, module.kernel_size, spatial, module.groups, batch)
+    predictor = getattr(module, "conv_offset", None)
+    if predictor is not None:
+        macs += A.conv_macs(module.in_channels, predictor.out_channels, module.kernel_size, spatial, 1, batch)
+    return {"conv": macs}
+
+
 def _layer_rule(cls: type, table: dict[type, Any]) -> Any:
     """The rule of the nearest registered class in ``cls``'s MRO (subclasses inherit it)."""
     for base in cls.__mro__:
@@ -245,16 +259,15 @@ def _layer_rule(cls: type, table: dict[type, Any]) -> Any:
 
 
 def _register_convolab_layers() -> None:
-    from .. import nn as cnn
     from ..nn.conv import _ConvNd
+    from ..nn.deform import _DeformConvNd
 
     # A convolab conv's field is its window whatever algorithm computes it ("direct" sums
     # shifted slices, "im2col" folds maps): take it from the module, count the ops' MACs.
     register_window_layer(_ConvNd, macs=_conv_module_macs)
-    for name in ("DeformConv1d", "DeformConv2d", "DeformConv3d"):
-        cls = getattr(cnn, name, None)
-        if isinstance(cls, type):
-            register_window_layer(cls)
+    # every deformable conv (v1, v2, with or without its own offset predictor): the nominal
+    # field of its regular grid, and MACs from the module (its kernel is one custom op)
+    register_window_layer(_DeformConvNd, macs=_deform_module_macs)
 
 
 _register_convolab_layers()

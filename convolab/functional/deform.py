@@ -17,7 +17,8 @@ Two implementations share the sampling positions:
   (one fused gather-and-weight kernel; the mask is folded into the weights).
   The columns come out as rows ``[positions, taps*C]`` chunk by chunk, each
   chunk feeding one GEMM while it is still in cache. The custom backward
-  remakes the columns for the weight gradient, gets the corner-weight
+  remakes the sampling points, the padded table and the columns (for the weight
+  gradient) from the saved inputs, gets the corner-weight
   gradients (hence offsets and mask) from embedding_bag's own per-sample-weight
   kernel, and applies the transposed map for the input gradient: the chunk's
   entries sorted by the input row they read and summed per row, again with
@@ -25,6 +26,20 @@ Two implementations share the sampling positions:
 - ``algorithm="gather"``: the readable reference. The 2**d corners of every
   sampling point are gathered and weighted explicitly, and plain autograd
   differentiates through it. It materialises the whole columns matrix.
+
+The fast path is the torch custom op ``convolab::deform_conv`` (schema below) with
+``convolab::deform_conv_backward`` as its gradient: opaque to ``torch.compile``,
+``torch.export`` and ``jit.trace`` (one node, shapes from its fake kernel), with a vmap
+rule, an autocast rule (float32) and an ONNX mapping to ``DeformConv``
+(:mod:`convolab.onnx`)::
+
+    convolab::deform_conv(Tensor input, Tensor offset, Tensor? mask, Tensor weight, Tensor? bias,
+        int[] stride, int[] padding, int[] dilation, int groups, int offset_groups) -> Tensor
+
+``padding`` is ONNX's ``pads``: all the befores, then all the afters. Second derivatives
+(``create_graph=True``) are computed by differentiating the "gather" path again, which
+is exact; forward-mode AD (``torch.func.jvp``, ``jacfwd``) and functorch's ``grad``,
+``vjp`` and ``jacrev`` run the "gather" path (plain torch ops), which they need.
 """
 
 from __future__ import annotations
@@ -38,10 +53,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .. import arithmetic
 from .._args import PaddingArg, check_choice, check_conv_channels, positive_tuple
+from ._custom_ops import (
+    autocast_enabled,
+    compute_dtype,
+    needs_plain_autograd,
+    refuse_forward_ad,
+    register_autocast,
+    static_shape,
+    vmap_by_loop,
+)
 from .conv import _check_bias, _check_tensors, _fixed
 
 __all__ = [
@@ -106,10 +129,16 @@ def deform_conv(
     Memory: the default "embedding_bag" path makes the columns in chunks of at most
     ``max(COLUMNS_BUDGET, C_in*prod(kernel))`` elements (``COLUMNS_BUDGET = 2**20``,
     4 MiB in float32) and keeps none of them; its backward holds one columns chunk and one
-    gradient chunk at a time. Beyond the input-sized padded copy it keeps, for the backward,
+    gradient chunk at a time. While it runs, each pass holds an input-sized padded copy and
     ``2**d`` int32 indices and ``2**d`` weights per (sample, output position, tap, offset
-    group), i.e. ``2**d`` times the size of the offsets. The "gather" path materialises
-    everything (reference only).
+    group), i.e. ``2**d`` times the size of the offsets; between forward and backward only
+    the inputs are kept. The "gather" path materialises everything (reference only).
+
+    Precision and derivatives: bf16/fp16 inputs are sampled and summed in float32 and the
+    output returns in the input's dtype; under autocast the op computes in float32 and
+    returns float32 (mixed bf16 offsets and float32 weights are fine there). Second
+    derivatives (``create_graph=True``) are exact; forward-mode AD and functorch's
+    ``grad``/``jacrev`` run the "gather" path.
 
     Args:
         input (Tensor[N, C_in, *spatial] or Tensor[C_in, *spatial]): 1-3 spatial dims.
@@ -150,27 +179,39 @@ def deform_conv(
         >>> deform_conv(torch.randn(1, 2, 10), torch.zeros(1, 3, 8), torch.randn(5, 2, 3)).shape
         torch.Size([1, 5, 8])
     """
+    if isinstance(input, Tensor) and autocast_enabled(input):
+        # autocast runs this op in float32 (its registered rule); casting before the checks
+        # lets the usual mix (a bf16 offset predictor, float32 weights) through the dtype checks
+        input, offset, mask, weight, bias = [
+            t.float() if isinstance(t, Tensor) and t.is_floating_point() and t.dtype != torch.float64 else t
+            for t in (input, offset, mask, weight, bias)
+        ]
     spec = _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op)
     check_choice(algorithm, DEFORM_ALGORITHMS, "algorithm", spec["op"])
     unbatched = spec["unbatched"]
     if unbatched:
         input, offset = input.unsqueeze(0), offset.unsqueeze(0)
         mask = None if mask is None else mask.unsqueeze(0)
-    n, c_out, out_size = input.shape[0], weight.shape[0], spec["out_size"]
-    if n == 0:
-        # batch 0: an empty output still tied to every input, so backward gives zero gradients
-        tie = sum(t.sum() for t in (input, offset, weight, mask, bias) if t is not None) * 0
-        out = input.new_zeros(0, c_out, *out_size) + tie
-        return out.squeeze(0) if unbatched else out
-    geometry = (spec["stride"], spec["pads"], spec["dilation"], spec["groups"], spec["offset_groups"])
-    if algorithm == "gather":
+    if algorithm == "gather" or needs_plain_autograd(input, offset, mask, weight, bias):
+        # forward-mode AD and functorch's grad transforms need plain torch ops: the reference path
+        geometry = (spec["stride"], spec["pads"], spec["dilation"], spec["groups"], spec["offset_groups"])
         out = _deform_conv_gather(input, offset, mask, weight, geometry)
         if bias is not None:
-            out = out + bias.view(-1, *([1] * len(out_size)))
+            out = out + bias.view(-1, *([1] * (out.dim() - 2)))
     else:
-        # inside forward needs_input_grad ignores no_grad mode: say whether a backward can follow
-        grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, offset, mask, weight, bias))
-        out = _DeformConvFunction.apply(input, offset, mask, weight, bias, geometry, grad)
+        pads = spec["pads"]
+        out = torch.ops.convolab.deform_conv(
+            input,
+            offset,
+            mask,
+            weight,
+            bias,
+            list(spec["stride"]),
+            [b for b, _ in pads] + [a for _, a in pads],
+            list(spec["dilation"]),
+            spec["groups"],
+            spec["offset_groups"],
+        )
     return out.squeeze(0) if unbatched else out
 
 
@@ -198,22 +239,24 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
     if not input.is_floating_point():
         raise TypeError(f"{op}: expected a floating-point input, got {input.dtype}")
     lead = 0 if unbatched else 1
-    c_in, c_out, kernel = input.shape[lead], weight.shape[0], tuple(weight.shape[2:])
-    check_conv_channels(op, tuple(input.shape), tuple(weight.shape), groups, channel_dim=lead)
+    in_shape, w_shape, off_shape = static_shape(input), static_shape(weight), static_shape(offset)
+    mask_shape = None if mask is None else static_shape(mask)
+    c_in, c_out, kernel = in_shape[lead], w_shape[0], w_shape[2:]
+    check_conv_channels(op, in_shape, w_shape, groups, channel_dim=lead)
     _check_bias(op, bias, c_out)
     stride_t = positive_tuple(stride, nd, "stride", op)
     dilation_t = positive_tuple(dilation, nd, "dilation", op)
-    spatial = tuple(input.shape[lead + 1 :])
+    spatial = in_shape[lead + 1 :]
     pads = arithmetic.resolve_padding(padding, spatial, kernel, stride_t, dilation_t, op=op)
     out_size = arithmetic.conv_output_shape(spatial, kernel, stride_t, pads, dilation_t, op=op)
     taps = math.prod(kernel)
     dims = "dx" if nd == 1 else "(dy, dx)" if nd == 2 else "(dz, dy, dx)"
-    off_c = offset.shape[lead]
+    off_c = off_shape[lead]
     if offset_groups is None:
         if off_c == 0 or off_c % (nd * taps):
             raise ValueError(
                 f"{op}: expected offset with a multiple of {nd}*prod(kernel) = {nd * taps} channels "
-                f"(offset_groups * taps * {dims}), got {off_c} (offset {list(offset.shape)})"
+                f"(offset_groups * taps * {dims}), got {off_c} (offset {list(off_shape)})"
             )
         offset_groups = off_c // (nd * taps)
     elif not isinstance(offset_groups, int) or isinstance(offset_groups, bool) or offset_groups < 1:
@@ -221,24 +264,23 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
     if c_in % offset_groups:
         raise ValueError(f"{op}: offset_groups ({offset_groups}) must divide in_channels ({c_in})")
     want = (nd * offset_groups * taps, *out_size)
-    if tuple(offset.shape[lead:]) != want:
+    if off_shape[lead:] != want:
         raise ValueError(
             f"{op}: expected offset of shape [{'N, ' if lead else ''}{', '.join(map(str, want))}] "
             f"({nd}*offset_groups*prod(kernel) = {nd}*{offset_groups}*{taps} channels, {dims} per tap, "
-            f"and the output size {list(out_size)}), got {list(offset.shape)}"
+            f"and the output size {list(out_size)}), got {list(off_shape)}"
         )
-    if mask is not None and tuple(mask.shape[lead:]) != (offset_groups * taps, *out_size):
+    if mask_shape is not None and mask_shape[lead:] != (offset_groups * taps, *out_size):
         raise ValueError(
             f"{op}: expected mask of shape [{'N, ' if lead else ''}"
             f"{', '.join(map(str, (offset_groups * taps, *out_size)))}] (offset_groups*prod(kernel) = "
-            f"{offset_groups}*{taps} channels and the output size {list(out_size)}), got {list(mask.shape)}"
+            f"{offset_groups}*{taps} channels and the output size {list(out_size)}), got {list(mask_shape)}"
         )
     if lead:
-        for name, t in (("offset", offset), ("mask", mask)):
-            if t is not None and t.shape[0] != input.shape[0]:
+        for name, shape in (("offset", off_shape), ("mask", mask_shape)):
+            if shape is not None and shape[0] != in_shape[0]:
                 raise ValueError(
-                    f"{op}: expected {name} with batch size {input.shape[0]} (like the input), "
-                    f"got {t.shape[0]}"
+                    f"{op}: expected {name} with batch size {in_shape[0]} (like the input), got {shape[0]}"
                 )
     return {
         "op": op,
@@ -350,7 +392,7 @@ class _Points:
     as rows ``[N*L, K*C]`` (tap-major, channel-minor) ready for one GEMM per chunk.
     """
 
-    def __init__(self, x: Tensor, offset: Tensor, mask: Optional[Tensor], kernel, geometry) -> None:
+    def __init__(self, x: Tensor, offset: Tensor, mask: Optional[Tensor], kernel, geometry, backward: bool = True) -> None:
         stride, pads, dilation, _, og = geometry
         n, c = x.shape[:2]
         spatial, out_size = tuple(x.shape[2:]), tuple(offset.shape[2:])
@@ -375,7 +417,8 @@ class _Points:
         for d in range(nd):
             pos = torch.add(off[:, :, :, d].permute(0, 3, 2, 1), base[..., d, None], out=x.new_empty(self.shape))
             clamped = pos.clamp(-1, spatial[d])
-            self.live.append(clamped == pos)  # where the offset gradient flows (clamp's convention)
+            if backward:
+                self.live.append(clamped == pos)  # where the offset gradient flows (clamp's convention)
             low = clamped.floor()
             self.frac.append(clamped.sub_(low))
             # a NaN offset (a diverged offset branch) reads row -1's zeros with NaN weights: the
@@ -388,9 +431,9 @@ class _Points:
         # corners in bit order, dim 0's bit the slowest; planes of B values stacked last (each op
         # then runs on contiguous memory: broadcasting over a trailing dim of 2 is ~8x slower)
         shifts = [sum(strides[d] for d in range(nd) if bits[d]) for bits in self.corner_bits()]
-        self.index = torch.stack([first + s_ if s_ else first for s_ in shifts], -1).view(-1, self.corners)
+        self.index = _interleave([first + s_ if s_ else first for s_ in shifts])
         self.mask = None if mask is None else mask.reshape(n, og, taps, length).permute(0, 3, 2, 1).contiguous()
-        self.weights = torch.stack(self.corner_weights(self.mask), -1).view(-1, self.corners)  # [B, 2**d]
+        self.weights = _interleave(self.corner_weights(self.mask))  # [B, 2**d]
 
     def corner_bits(self) -> list[tuple[int, ...]]:
         return list(itertools.product((0, 1), repeat=self.nd))
@@ -409,22 +452,25 @@ class _Points:
 
     def table(self, x: Tensor) -> Tensor:
         """The zero-padded channels-last rows [N*prod(padded)*G, Cg] of ``x``."""
-        pad = [p for _ in range(self.nd) for p in (1, 2)]
-        xp = F.pad(x, pad)
-        return xp.movedim(1, -1).reshape(self.rows, self.cg)
+        # one transposing copy into a zeroed buffer (padding first, then moving the channels
+        # last, would copy the input twice)
+        table = x.new_zeros(x.shape[0], *self.padded, x.shape[1])
+        table[(slice(None), *(slice(1, s + 1) for s in self.spatial))] = x.movedim(1, -1)
+        return table.view(self.rows, self.cg)
 
-    def untable(self, grad_table: Tensor, like: Tensor) -> Tensor:
-        """The inverse of :meth:`table` for a gradient: crop the padding, channels back in dim 1."""
-        g = grad_table.view(like.shape[0], *self.padded, like.shape[1])
-        g = g[(slice(None), *(slice(1, s + 1) for s in self.spatial))].movedim(-1, 1)
-        return g.contiguous(memory_format=_memory_format(like))
+    def untable(self, grad_table: Tensor, n: int, c: int) -> Tensor:
+        """The inverse of :meth:`table` for a gradient: the padding cropped, channels back in dim 1 (a view)."""
+        g = grad_table.view(n, *self.padded, c)
+        return g[(slice(None), *(slice(1, s + 1) for s in self.spatial))].movedim(-1, 1)
 
-    def offset_and_mask_grads(self, grad_weights: Tensor, need_off: bool, need_mask: bool):
-        """Chain d loss / d corner weight [B, 2**d] back to the offsets and the mask.
+    def offset_and_mask_grads(self, grad_weights: Tensor, grad_off: Optional[Tensor], grad_mask: Optional[Tensor]) -> None:
+        """Chain d loss / d corner weight [B, 2**d] back to the offsets and the mask, into the given tensors.
 
         The corner weight is ``mask * prod_d pair_d[bit_d]``, so summing the gradient planes
         over every dim but d with their weights leaves two planes whose difference, times the
-        mask, is d loss / d frac_d; summing over all dims gives d loss / d mask.
+        mask, is d loss / d frac_d; summing over all dims gives d loss / d mask. ``grad_off``
+        and ``grad_mask`` (contiguous, shaped like the offset and the mask) are filled; None
+        skips one.
         """
         n, length, taps, og = self.shape
         planes = dict(zip(self.corner_bits(), grad_weights.view(*self.shape, self.corners).unbind(-1)))
@@ -437,14 +483,13 @@ class _Points:
                 out[key] = torch.addcmul(out[key], g, high) if key in out else g * low
             return out
 
-        grad_off = grad_mask = None
-        if need_mask:
+        if grad_mask is not None:
             summed = planes
             for d in reversed(range(self.nd)):
                 summed = contract(summed, d)
-            grad_mask = summed[()].permute(0, 3, 2, 1).reshape(n, og * taps, length)
-        if need_off:
-            grad_off = grad_weights.new_empty(n, og, taps, self.nd, length)
+            grad_mask.view(n, og, taps, length).copy_(summed[()].permute(0, 3, 2, 1))
+        if grad_off is not None:
+            out = grad_off.view(n, og, taps, self.nd, length)
             for d in range(self.nd):
                 summed = planes
                 for e in reversed(range(self.nd)):
@@ -454,9 +499,18 @@ class _Points:
                 part = summed[keys[1]] - summed[keys[0]]
                 if self.mask is not None:
                     part.mul_(self.mask)
-                grad_off[:, :, :, d] = part.mul_(self.live[d]).permute(0, 3, 2, 1)
-            grad_off = grad_off.reshape(n, og * taps * self.nd, length)
-        return grad_off, grad_mask
+                out[:, :, :, d] = part.mul_(self.live[d]).permute(0, 3, 2, 1)
+
+
+def _interleave(planes: list[Tensor]) -> Tensor:
+    """[B] planes -> [B, len(planes)], plane j in column j.
+
+    Column copies: torch.stack(planes, -1) of float32 planes runs ~3x slower on CPU.
+    """
+    out = planes[0].new_empty(planes[0].numel(), len(planes))
+    for j, plane in enumerate(planes):
+        out[:, j] = plane.reshape(-1)
+    return out
 
 
 def _memory_format(t: Tensor) -> torch.memory_format:
@@ -511,99 +565,264 @@ def _group_by_row(rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return order, present + lo, starts
 
 
-class _DeformConvFunction(torch.autograd.Function):
-    # The columns are made chunk by chunk (COLUMNS_BUDGET elements, cache-sized) and never kept:
-    # the backward remakes them, which costs less than one memory pass over them, while keeping
-    # or allocating a large buffer costs page faults every call (glibc maps buffers over 32 MiB
-    # afresh). The input gradient is the transposed sparse map applied the same way: the chunk's
-    # entries sorted by input row and summed per row with embedding_bag.
+# ----------------------------------------------------------------------------------------------
+# the kernels of the custom ops
+#
+# The columns are made chunk by chunk (COLUMNS_BUDGET elements, cache-sized) and never kept:
+# the backward remakes them, which costs less than one memory pass over them, while keeping
+# or allocating a large buffer costs page faults every call (glibc maps buffers over 32 MiB
+# afresh). The backward also remakes the sampling points and the padded table from the
+# saved inputs, so the op saves nothing but its inputs. The input gradient is the transposed
+# sparse map applied the same way: the chunk's entries sorted by input row and summed per
+# row with embedding_bag.
 
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, bias: Optional[Tensor], geometry, grad: bool) -> Tensor:
-        stride, pads, dilation, groups, og = geometry
-        n, c = x.shape[:2]
-        kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
-        taps, length = math.prod(kernel), math.prod(out_size)
-        pts = _Points(x, offset, mask, kernel, geometry)
-        table = pts.table(x)
-        w = _flat_weight(weight, groups)
-        out = x.new_empty(n * length, weight.shape[0])
-        bags = taps * og  # bags per output row
-        for r0, r1 in _row_chunks(n * length, taps * c):
-            cols = F.embedding_bag(pts.index[r0 * bags : r1 * bags], table, per_sample_weights=pts.weights[r0 * bags : r1 * bags], mode="sum")
-            _columns_gemm(cols.view(r1 - r0, -1), w, taps, out[r0:r1])
-        if bias is not None:
-            out += bias
-        if grad:
-            ctx.geometry, ctx.pts, ctx.table = geometry, pts, table
-            ctx.shapes = (offset.shape, None if mask is None else mask.shape)
-            ctx.save_for_backward(x, weight)
-        out = out.view(n, *out_size, -1).movedim(-1, 1)
-        return out.contiguous(memory_format=_memory_format(x))
+Geometry = tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...], int, int]
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: Tensor):
-        x, weight = ctx.saved_tensors
-        pts, table, geometry = ctx.pts, ctx.table, ctx.geometry
-        groups = geometry[3]
-        need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
-        n, c = x.shape[:2]
-        taps = math.prod(weight.shape[2:])
-        length = grad_out[0, 0].numel()
-        bags, corners = taps * pts.og, pts.corners
-        go = grad_out.movedim(1, -1).reshape(n * length, -1)  # rows [N*L, C_out]
-        w = _flat_weight(weight, groups)
-        grad_w = torch.zeros_like(w) if need_w else None
-        grad_table = torch.zeros_like(table) if need_x else None
-        grad_weights = pts.weights.new_empty(pts.weights.shape) if need_off or need_mask else None
-        itype = pts.index.dtype
-        for r0, r1 in _row_chunks(n * length, taps * c):
-            b0, b1 = r0 * bags, r1 * bags
-            index, weights = pts.index[b0:b1], pts.weights[b0:b1]
-            go_c = go[r0:r1]
-            if need_w:
-                cols = F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
-                if groups == 1:
-                    grad_w[0].addmm_(go_c.t(), cols.view(r1 - r0, -1))
-                else:
-                    cols = cols.view(r1 - r0, taps, groups, -1).transpose(1, 2).reshape(r1 - r0, groups, -1)
-                    go_g = go_c.view(r1 - r0, groups, -1)
-                    grad_w.baddbmm_(go_g.transpose(0, 1).transpose(1, 2), cols.transpose(0, 1))
-            if not (need_x or need_off or need_mask):
-                continue
-            # grad of the columns [r, K*C] = go [r, C_out] x W, back in (tap, channel) rows of Cg
-            if groups == 1:
-                gcols = torch.mm(go_c, w[0]).view(-1, pts.cg)
-            else:
-                gcols = torch.bmm(go_c.view(r1 - r0, groups, -1).transpose(0, 1), w)  # [groups, r, K*C_g]
-                gcols = gcols.view(groups, r1 - r0, taps, -1).permute(1, 2, 0, 3).reshape(-1, pts.cg)
-            flat = index.reshape(-1)
-            if need_off or need_mask:
-                offsets = torch.arange(0, flat.numel(), corners, dtype=itype, device=x.device)
-                owner = torch.arange(b1 - b0, dtype=itype, device=x.device).repeat_interleave(corners)
-                grad_weights[b0:b1] = torch.ops.aten._embedding_bag_per_sample_weights_backward(
-                    gcols, table, flat, offsets, owner, 0, -1
-                ).view(-1, corners)
-            if need_x:
-                # the transposed map: entries sorted by the input row they read, summed per row
-                order, unique, starts = _group_by_row(flat)
-                summed = F.embedding_bag(
-                    order // corners, gcols, starts, per_sample_weights=weights.reshape(-1)[order], mode="sum"
-                )
-                grad_table.index_add_(0, unique, summed)
-        grad_x = pts.untable(grad_table, x) if need_x else None
-        grad_off = grad_mask = None
-        if need_off or need_mask:
-            grad_off, grad_mask = pts.offset_and_mask_grads(grad_weights, need_off, need_mask and pts.mask is not None)
-        if grad_off is not None:
-            grad_off = grad_off.view(ctx.shapes[0])
-        if grad_mask is not None:
-            grad_mask = grad_mask.view(ctx.shapes[1])
+
+def _geometry(stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, offset_groups: int) -> Geometry:
+    """The op's flat arguments as the (stride, pads, dilation, groups, offset_groups) the kernels use."""
+    nd = len(stride)
+    pads = tuple(zip(padding[:nd], padding[nd:]))
+    return tuple(stride), pads, tuple(dilation), groups, offset_groups
+
+
+def _forward_output(input: Tensor, offset: Tensor, weight: Tensor) -> Tensor:
+    """The uninitialised output, laid out like the input (the fake kernel's answer too)."""
+    shape = (input.shape[0], weight.shape[0], *offset.shape[2:])
+    return torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=_memory_format(input))
+
+
+def _upcast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
+    return [None if t is None else t.to(dtype) for t in tensors]
+
+
+def _forward_kernel(input, offset, mask, weight, bias, stride, padding, dilation, groups, offset_groups) -> Tensor:
+    refuse_forward_ad("convolab::deform_conv", "convolab.functional.deform_conv", input, offset, mask, weight, bias)
+    geometry = _geometry(stride, padding, dilation, groups, offset_groups)
+    result = _forward_output(input, offset, weight)
+    n, c = input.shape[:2]
+    if n == 0:
+        return result
+    dtype = compute_dtype(input)  # bf16/fp16 sample and accumulate in float32
+    x, offset, mask, weight, bias = _upcast(dtype, input, offset, mask, weight, bias)
+    kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
+    taps, length, c_out = math.prod(kernel), math.prod(out_size), weight.shape[0]
+    pts = _Points(x, offset, mask, kernel, geometry, backward=False)
+    table = pts.table(x)
+    w = _flat_weight(weight, groups)
+    direct = result.dtype == dtype and result.movedim(1, -1).is_contiguous()
+    # channels-last outputs take the GEMM rows in place; others are transposed once at the end
+    out = result.movedim(1, -1).view(n * length, c_out) if direct else x.new_empty(n * length, c_out)
+    bags = taps * offset_groups  # bags per output row
+    for r0, r1 in _row_chunks(n * length, taps * c):
+        cols = F.embedding_bag(pts.index[r0 * bags : r1 * bags], table, per_sample_weights=pts.weights[r0 * bags : r1 * bags], mode="sum")
+        _columns_gemm(cols.view(r1 - r0, -1), w, taps, out[r0:r1])
+    if bias is not None:
+        out += bias
+    if not direct:
+        result.copy_(out.view(n, *out_size, c_out).movedim(-1, 1))
+    return result
+
+
+def _backward_outputs(input: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, need: Sequence[bool]) -> list[Tensor]:
+    """Uninitialised gradients (x, offset, mask, weight, bias); an unneeded one is an empty tensor."""
+    likes = (input, offset, mask, weight, None)
+    shapes = (input.shape, offset.shape, None if mask is None else mask.shape, weight.shape, weight.shape[:1])
+    outs = []
+    for i, (like, shape) in enumerate(zip(likes, shapes)):
+        owner = like if like is not None else weight
+        if need[i] and shape is not None:
+            fmt = _memory_format(input) if i == 0 else torch.contiguous_format
+            outs.append(torch.empty(shape, dtype=owner.dtype, device=owner.device, memory_format=fmt))
+        else:
+            outs.append(owner.new_empty(0))
+    return outs
+
+
+def _backward_kernel(grad_out, input, offset, mask, weight, need, stride, padding, dilation, groups, offset_groups):
+    refuse_forward_ad("convolab::deform_conv_backward", "convolab.functional.deform_conv", grad_out, input, offset, mask, weight)
+    geometry = _geometry(stride, padding, dilation, groups, offset_groups)
+    results = _backward_outputs(input, offset, mask, weight, need)
+    need_x, need_off, need_mask, need_w, need_b = (bool(v) and r.numel() > 0 for v, r in zip(need, results))
+    n, c = input.shape[:2]
+    if n == 0:
+        return tuple(r.zero_() for r in results)
+    dtype = compute_dtype(input)
+    go_full, x, offset, mask, weight = _upcast(dtype, grad_out, input, offset, mask, weight)
+    kernel = tuple(weight.shape[2:])
+    taps = math.prod(kernel)
+    pts = _Points(x, offset, mask, kernel, geometry)
+    table = pts.table(x)
+    length = go_full[0, 0].numel()
+    bags, corners = taps * pts.og, pts.corners
+    go = go_full.movedim(1, -1).reshape(n * length, -1)  # rows [N*L, C_out]
+    w = _flat_weight(weight, groups)
+    grad_w = torch.zeros_like(w) if need_w else None
+    grad_table = torch.zeros_like(table) if need_x else None
+    grad_weights = pts.weights.new_empty(pts.weights.shape) if need_off or need_mask else None
+    itype = pts.index.dtype
+    chunks = _row_chunks(n * length, taps * c)
+    if need_off or need_mask:
+        # the bag layout of the per-sample-weight gradient: every chunk but the last has the
+        # largest size, so one pair of index vectors serves all (sliced for the last)
+        most = (chunks[0][1] - chunks[0][0]) * bags
+        all_offsets = torch.arange(0, most * corners, corners, dtype=itype, device=x.device)
+        all_owners = torch.arange(most, dtype=itype, device=x.device).repeat_interleave(corners)
+    shift = corners.bit_length() - 1  # corners = 2**d: entry // corners is a shift
+    for r0, r1 in chunks:
+        b0, b1 = r0 * bags, r1 * bags
+        index, weights = pts.index[b0:b1], pts.weights[b0:b1]
+        go_c = go[r0:r1]
         if need_w:
-            grad_w = grad_w.view(weight.shape[0], taps, -1).transpose(1, 2).reshape(weight.shape)
-        grad_b = go.sum(0) if need_b else None
-        return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None
+            cols = F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
+            if groups == 1:
+                grad_w[0].addmm_(go_c.t(), cols.view(r1 - r0, -1))
+            else:
+                cols = cols.view(r1 - r0, taps, groups, -1).transpose(1, 2).reshape(r1 - r0, groups, -1)
+                go_g = go_c.view(r1 - r0, groups, -1)
+                grad_w.baddbmm_(go_g.transpose(0, 1).transpose(1, 2), cols.transpose(0, 1))
+        if not (need_x or need_off or need_mask):
+            continue
+        # grad of the columns [r, K*C] = go [r, C_out] x W, back in (tap, channel) rows of Cg
+        if groups == 1:
+            gcols = torch.mm(go_c, w[0]).view(-1, pts.cg)
+        else:
+            gcols = torch.bmm(go_c.view(r1 - r0, groups, -1).transpose(0, 1), w)  # [groups, r, K*C_g]
+            gcols = gcols.view(groups, r1 - r0, taps, -1).permute(1, 2, 0, 3).reshape(-1, pts.cg)
+        flat = index.reshape(-1)
+        if need_off or need_mask:
+            grad_weights[b0:b1] = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                gcols, table, flat, all_offsets[: b1 - b0], all_owners[: flat.numel()], 0, -1
+            ).view(-1, corners)
+        if need_x:
+            # the transposed map: entries sorted by the input row they read, summed per row
+            order, unique, starts = _group_by_row(flat)
+            summed = F.embedding_bag(
+                order >> shift, gcols, starts, per_sample_weights=weights.reshape(-1).index_select(0, order), mode="sum"
+            )
+            grad_table.index_add_(0, unique, summed)
+    grad_x, grad_off, grad_mask, grad_w_out, grad_b = results
+    if need_x:
+        grad_x.copy_(pts.untable(grad_table, n, c))
+    if need_off or need_mask:
+        pts.offset_and_mask_grads(grad_weights, grad_off if need_off else None, grad_mask if need_mask else None)
+    if need_w:
+        # (tap, channel) columns back to the weight's (channel, tap) order, in one copy
+        grad_w_out.view(weight.shape[0], -1, taps).copy_(grad_w.view(weight.shape[0], taps, -1).transpose(1, 2))
+    if need_b:
+        torch.sum(go, 0, out=grad_b) if grad_b.dtype == go.dtype else grad_b.copy_(go.sum(0))
+    return tuple(results)
+
+
+# ----------------------------------------------------------------------------------------------
+# the custom ops and their registrations
+
+_deform_conv_op = torch.library.custom_op(
+    "convolab::deform_conv",
+    _forward_kernel,
+    mutates_args=(),
+    schema="(Tensor input, Tensor offset, Tensor? mask, Tensor weight, Tensor? bias, int[] stride, "
+    "int[] padding, int[] dilation, int groups, int offset_groups) -> Tensor",
+)
+_deform_conv_backward_op = torch.library.custom_op(
+    "convolab::deform_conv_backward",
+    _backward_kernel,
+    mutates_args=(),
+    schema="(Tensor grad_output, Tensor input, Tensor offset, Tensor? mask, Tensor weight, bool[] output_mask, "
+    "int[] stride, int[] padding, int[] dilation, int groups, int offset_groups) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+)
+
+
+@_deform_conv_op.register_fake
+def _(input, offset, mask, weight, bias, stride, padding, dilation, groups, offset_groups):
+    return _forward_output(input, offset, weight)
+
+
+@_deform_conv_backward_op.register_fake
+def _(grad_output, input, offset, mask, weight, output_mask, stride, padding, dilation, groups, offset_groups):
+    return tuple(_backward_outputs(input, offset, mask, weight, output_mask))
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    input, offset, mask, weight, bias, *flat_geometry = inputs
+    ctx.save_for_backward(input, offset, mask, weight)
+    ctx.flat_geometry = flat_geometry
+    ctx.has_bias = bias is not None
+
+
+def _vjp(ctx: Any, grad: Tensor) -> tuple:
+    input, offset, mask, weight = ctx.saved_tensors
+    need = list(ctx.needs_input_grad[:5])
+    need[2] = need[2] and mask is not None
+    need[4] = need[4] and ctx.has_bias
+    if torch.is_grad_enabled():
+        # create_graph=True: gradients that are themselves differentiable
+        grads = _differentiable_vjp(grad, input, offset, mask, weight, need, *ctx.flat_geometry)
+    else:
+        grads = torch.ops.convolab.deform_conv_backward(grad, input, offset, mask, weight, need, *ctx.flat_geometry)
+    return (*(g if wanted else None for g, wanted in zip(grads, need)), None, None, None, None, None)
+
+
+def _differentiable_vjp(grad, input, offset, mask, weight, need, stride, padding, dilation, groups, offset_groups):
+    """The vector-Jacobian product as a differentiable function: autograd through the "gather" path.
+
+    The fast backward is a kernel of its own (embedding_bag maps, a NumPy sort), so the
+    graph of a second derivative is built by differentiating the reference path, which
+    computes the same function with plain torch ops; only ``create_graph=True`` pays for it.
+    """
+    geometry = _geometry(stride, padding, dilation, groups, offset_groups)
+    inputs = (input, offset, mask, weight)
+    if input.shape[0] == 0:
+        zeros = [None if t is None else t.new_zeros(t.shape) for t in inputs]
+        return (*zeros, weight.new_zeros(weight.shape[0]))
+    dtype = compute_dtype(input)
+    with torch.enable_grad():
+        out = _deform_conv_gather(*_upcast(dtype, input, offset, mask), weight.to(dtype), geometry)
+        wanted = [t for t, w_ in zip(inputs, need) if w_]
+        found = iter(torch.autograd.grad(out, wanted, grad.to(dtype), create_graph=True, allow_unused=True) if wanted else ())
+    grads = [next(found) if w_ else None for w_ in need[:4]]
+    grads = [g if g is not None or not w_ else t.new_zeros(t.shape) for g, w_, t in zip(grads, need, inputs)]
+    grad_b = grad.sum([0, *range(2, grad.dim())]) if need[4] else None
+    return (*grads, grad_b)
+
+
+_deform_conv_op.register_autograd(_vjp, setup_context=_setup_context)
+
+
+def _backward_refused(ctx: Any, *grads: Tensor) -> None:
+    raise RuntimeError(
+        "convolab::deform_conv_backward: this kernel is not differentiable; second derivatives of "
+        "deform_conv come from convolab.functional.deform_conv's own backward under create_graph=True"
+    )
+
+
+_deform_conv_backward_op.register_autograd(_backward_refused, setup_context=lambda ctx, inputs, output: None)
+
+
+@_deform_conv_op.register_vmap
+def _(info, in_dims, input, offset, mask, weight, bias, *flat_geometry):
+    if in_dims[3] is not None or in_dims[4] is not None:
+        return vmap_by_loop(torch.ops.convolab.deform_conv, info, in_dims, input, offset, mask, weight, bias, *flat_geometry)
+    # shared weights: the vmapped dim joins the batch
+
+    def fold(t: Optional[Tensor], dim: Optional[int]) -> Optional[Tensor]:
+        if t is None:
+            return None
+        t = t.movedim(dim, 0) if dim is not None else t.expand(info.batch_size, *t.shape)
+        return t.reshape(-1, *t.shape[2:])
+
+    x, off, m = (fold(t, d) for t, d in zip((input, offset, mask), in_dims))
+    out = torch.ops.convolab.deform_conv(x, off, m, weight, bias, *flat_geometry)
+    return out.unflatten(0, (info.batch_size, -1)), 0
+
+
+@_deform_conv_backward_op.register_vmap
+def _(info, in_dims, *args):
+    return vmap_by_loop(torch.ops.convolab.deform_conv_backward, info, in_dims, *args)
+
+
+register_autocast(_deform_conv_op)
+register_autocast(_deform_conv_backward_op)
 
 
 # the rank-pinned wrappers: the weight is the third positional argument (after input, offset)

@@ -19,19 +19,48 @@ that every gather moves a whole run of C contiguous values:
 
 The conventions are those of the widely used CPU/GPU kernels (torchvision's
 ``ops.roi_align`` / ``ops.roi_pool``), so trained detectors port unchanged.
+
+Both kernels are torch custom ops, opaque to ``torch.compile``, ``torch.export`` and
+``jit.trace`` (one node each, shapes from their fake kernels), with vmap rules, an
+autocast rule (float32: bf16 boxes and sums are far too coarse) and ONNX mappings to
+``RoiAlign`` and ``MaxRoiPool`` (:mod:`convolab.onnx`)::
+
+    convolab::roi_align(Tensor input, Tensor rois, int[] output_size, float spatial_scale,
+        int sampling_ratio, bool aligned) -> Tensor
+    convolab::roi_align_backward(Tensor grad, Tensor rois, SymInt[] input_shape, float spatial_scale,
+        int sampling_ratio, bool aligned) -> Tensor
+    convolab::roi_pool(Tensor input, Tensor rois, int[] output_size, float spatial_scale)
+        -> (Tensor output, Tensor argmax)
+    convolab::roi_pool_backward(Tensor grad, Tensor rois, Tensor argmax, SymInt[] input_shape) -> Tensor
+
+``rois`` is ``Tensor[K, 5]`` of ``(batch_index, x1, y1, x2, y2)``; ``argmax`` is int32, the
+flat ``h*W + w`` of each bin's maximum in its image, -1 for an empty bin. Both ops are
+linear in the input for fixed boxes, so every derivative order is exact: the backward of
+``roi_align_backward`` is ``roi_align``, that of ``roi_pool_backward`` a gather at the argmax.
+The box checks of the public functions read values, so they run in eager mode only (not
+under compile, export, tracing, or on fake/meta tensors): a traced graph does not check boxes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .._args import positive_tuple
+from ._custom_ops import (
+    compute_dtype,
+    needs_plain_autograd,
+    refuse_forward_ad,
+    register_autocast,
+    static_shape,
+    values_unavailable,
+    vmap_by_loop,
+)
 
 __all__ = ["ROI_BUDGET", "roi_align", "roi_pool"]
 
@@ -47,7 +76,12 @@ ROI_BUDGET = 1 << 24
 
 
 def _check(op: str, input: Tensor, boxes: BoxesArg, output_size: Any, spatial_scale: float) -> tuple[Tensor, tuple[int, int]]:
-    """Validate the arguments; return the boxes as Tensor[K, 5] in the input's dtype and (oh, ow)."""
+    """Validate the arguments; return the boxes as Tensor[K, 5] and (oh, ow).
+
+    The boxes keep float64 for a float64 input and are float32 otherwise (bf16 coordinates
+    would move boxes by whole pixels). The checks that read box values run only when values
+    are available (:func:`~convolab.functional._custom_ops.values_unavailable`).
+    """
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a torch.Tensor, got {type(input).__name__}")
     if input.dim() != 4:
@@ -57,6 +91,8 @@ def _check(op: str, input: Tensor, boxes: BoxesArg, output_size: Any, spatial_sc
     size = positive_tuple(output_size, 2, "output_size", op)
     check_spatial_scale(op, spatial_scale)
     rois = _as_rois(op, boxes, input)
+    if values_unavailable(input, rois):
+        return rois, size
     if rois.shape[0]:
         bad = ~torch.isfinite(rois).all(1)
         if bad.any():
@@ -97,21 +133,23 @@ def check_sampling_ratio(op: str, sampling_ratio: int) -> int:
 
 def _as_rois(op: str, boxes: BoxesArg, input: Tensor) -> Tensor:
     rule = "boxes must be a Tensor[K, 5] (batch_index, x1, y1, x2, y2) or a list of Tensor[L, 4] (one per image)"
+    dtype = compute_dtype(input)
     if isinstance(boxes, Tensor):
-        if boxes.dim() != 2 or boxes.shape[1] != 5:
-            raise ValueError(f"{op}: {rule}, got a tensor of shape {list(boxes.shape)}")
-        return boxes.detach().to(input.dtype)
+        if boxes.dim() != 2 or static_shape(boxes)[1] != 5:
+            raise ValueError(f"{op}: {rule}, got a tensor of shape {list(static_shape(boxes))}")
+        return boxes.detach().to(dtype)
     if not isinstance(boxes, (list, tuple)) or not all(isinstance(b, Tensor) for b in boxes):
         raise TypeError(f"{op}: {rule}, got {type(boxes).__name__}")
-    if len(boxes) > input.shape[0]:
-        raise ValueError(f"{op}: got {len(boxes)} box tensors for a batch of {input.shape[0]} images")
+    batch = static_shape(input)[0]
+    if not values_unavailable(input) and len(boxes) > batch:
+        raise ValueError(f"{op}: got {len(boxes)} box tensors for a batch of {batch} images")
     parts = []
     for i, b in enumerate(boxes):
-        if b.dim() != 2 or b.shape[1] != 4:
-            raise ValueError(f"{op}: {rule}, got boxes[{i}] of shape {list(b.shape)}")
-        b = b.detach().to(input.dtype)
-        parts.append(torch.cat([b.new_full((b.shape[0], 1), i), b], 1))
-    return torch.cat(parts) if parts else input.new_zeros(0, 5)
+        if b.dim() != 2 or static_shape(b)[1] != 4:
+            raise ValueError(f"{op}: {rule}, got boxes[{i}] of shape {list(static_shape(b))}")
+        b = b.detach().to(dtype)
+        parts.append(torch.cat([torch.full_like(b[:, :1], i), b], 1))
+    return torch.cat(parts) if parts else input.new_zeros(0, 5, dtype=dtype)
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -124,11 +162,6 @@ def _from_rows(rows: Tensor, k: int, size: tuple[int, int]) -> Tensor:
     return rows.view(k, size[0], size[1], rows.shape[1]).permute(0, 3, 1, 2)
 
 
-def _empty(input: Tensor, size: tuple[int, int]) -> Tensor:
-    # tied to the input so that backward through an empty box list gives a zero gradient
-    return input.new_zeros(0, input.shape[1], *size) + input.sum() * 0
-
-
 def _groups(keys: Tensor) -> list[Tensor]:
     """Indices of the boxes sharing each distinct key (sorted by key)."""
     order = torch.argsort(keys, stable=True)
@@ -139,6 +172,18 @@ def _groups(keys: Tensor) -> list[Tensor]:
 def _split(sel: Tensor, per_box: int) -> list[Tensor]:
     step = max(ROI_BUDGET // max(per_box, 1), 1)
     return list(torch.split(sel, step))
+
+
+def _roi_output(input: Tensor, k: int, size: Sequence[int], dtype: Any = None) -> Tensor:
+    """Zeros [K, C, oh, ow] strided channels-last, as the kernels make it (the fake kernel's answer too)."""
+    rows = input.new_zeros(k, size[0], size[1], input.shape[1], dtype=dtype)
+    return rows.permute(0, 3, 1, 2)
+
+
+def _input_grad(like: Tensor, input_shape: Sequence[int], dtype: Any = None) -> Tensor:
+    """Zeros shaped like the input [N, C, H, W], strided channels-last (rows of C)."""
+    n, c, h, w = input_shape
+    return like.new_zeros(n, h, w, c, dtype=dtype).permute(0, 3, 1, 2)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,9 +210,13 @@ def roi_align(
     ``aligned`` the box is at least 1x1 pixel (the legacy Detectron rule).
 
     Memory: the map from input pixels to bins is built in chunks of at most
-    ``ROI_BUDGET`` entries and kept for the backward: ``4*grid_h*grid_w`` entries
-    (an int64 index, a weight and an int64 bin id) per output bin, independent of C.
-    No gradient flows to the boxes (as in the usual kernels).
+    ``ROI_BUDGET`` entries, ``4*grid_h*grid_w`` entries (an int32 index and a weight) per
+    output bin, independent of C; the backward rebuilds it from the boxes, so the op keeps
+    only the boxes. No gradient flows to the boxes (as in the usual kernels). Low-precision
+    inputs (bf16, fp16) are sampled and summed in float32; under autocast the op returns
+    float32. Derivatives of every order are exact (the op is linear in ``input``); forward-mode
+    AD and functorch's ``grad``/``jacrev`` run a plain torch path that holds ``C`` values per
+    map entry.
 
     Args:
         input (Tensor[N, C, H, W]): feature maps.
@@ -202,10 +251,10 @@ def roi_align(
         boxes = [b if isinstance(b, Tensor) else torch.as_tensor(b) for b in boxes]
     rois, size = _check(op, input, boxes, output_size, spatial_scale)
     check_sampling_ratio(op, sampling_ratio)
-    if rois.shape[0] == 0:
-        return _empty(input, size)
-    index, weight, bag = _align_map(rois, input.shape, size, float(spatial_scale), sampling_ratio, bool(aligned))
-    return _RoIAlignFunction.apply(input, index, weight, bag, rois.shape[0], size)
+    args = (list(size), float(spatial_scale), sampling_ratio, bool(aligned))
+    if needs_plain_autograd(input):
+        return _roi_align_plain(input, rois, *args)
+    return torch.ops.convolab.roi_align(input, rois, *args)
 
 
 def _axis(coord: Tensor, size: int) -> tuple[Tensor, Tensor]:
@@ -221,9 +270,18 @@ def _axis(coord: Tensor, size: int) -> tuple[Tensor, Tensor]:
     return torch.stack((low, high), -1), weight
 
 
-def _align_map(rois: Tensor, shape, size, scale: float, sampling_ratio: int, aligned: bool):
-    """Every output bin as a list of (input row, weight) entries: index/weight [E], bag [E]."""
-    _, _, height, width = shape
+def _align_chunks(
+    rois: Tensor, shape: Sequence[int], size: Sequence[int], scale: float, sampling_ratio: int, aligned: bool
+) -> Iterator[tuple[Tensor, Tensor, Tensor, int]]:
+    """The sparse map of roi_align, in chunks of boxes that share one sample grid.
+
+    Yields ``(sel, index, weight, per_bag)``: the chunk's boxes ``sel`` [k], and for its
+    ``k*oh*ow`` bins in (box, bin row, bin column) order, ``per_bag = 4*grid_h*grid_w``
+    consecutive entries each: the input row ``index`` (flat ``(n*H + y)*W + x``) and the
+    weight (bilinear corner weight over the sample count). Boxes without samples (an
+    adaptive grid of 0, only for degenerate aligned boxes) are in no chunk: their bins are 0.
+    """
+    n, _, height, width = shape
     oh, ow = size
     shift = 0.5 if aligned else 0.0
     start = rois[:, 1:3] * scale - shift  # (x, y)
@@ -231,73 +289,194 @@ def _align_map(rois: Tensor, shape, size, scale: float, sampling_ratio: int, ali
     if not aligned:
         extent = extent.clamp(min=1.0)
     bins = extent / extent.new_tensor([ow, oh])
-    if sampling_ratio > 0:
-        grid = torch.full_like(extent, sampling_ratio, dtype=torch.long)
-    else:
-        grid = torch.ceil(extent / extent.new_tensor([ow, oh])).long()
     batch = rois[:, 0].long()
-    keys = grid[:, 1] * (grid[:, 0].max() + 1) + grid[:, 0]
-    indices, weights, bags = [], [], []
-    for sel_all in _groups(keys):
-        gw, gh = (int(v) for v in grid[sel_all[0]])
+    itype = torch.int32 if n * height * width < 2**31 else torch.int64
+    if sampling_ratio > 0:
+        grids = [(torch.arange(rois.shape[0], device=rois.device), sampling_ratio, sampling_ratio)]
+    else:
+        grid = torch.ceil(bins).long()
+        keys = grid[:, 1] * (grid[:, 0].max() + 1) + grid[:, 0]
+        grids = [(sel, *(int(v) for v in grid[sel[0]])) for sel in _groups(keys)]
+    for sel_all, gw, gh in grids:
         if gw * gh == 0:
-            continue  # degenerate aligned boxes with adaptive sampling: no samples, output 0
+            continue
         for sel in _split(sel_all, oh * ow * gh * gw * 4):
             k = sel.shape[0]
             pos = []
             for dim, (n_bins, n_grid) in enumerate(((ow, gw), (oh, gh))):
                 b = bins[sel, dim].view(k, 1, 1)
-                p = torch.arange(n_bins, dtype=rois.dtype).view(1, n_bins, 1)
-                i = torch.arange(n_grid, dtype=rois.dtype).view(1, 1, n_grid) + 0.5
+                p = torch.arange(n_bins, dtype=rois.dtype, device=rois.device).view(1, n_bins, 1)
+                i = torch.arange(n_grid, dtype=rois.dtype, device=rois.device).view(1, 1, n_grid) + 0.5
                 pos.append(start[sel, dim].view(k, 1, 1) + p * b + i * b / n_grid)  # [k, bins, grid]
             (ix, wx), (iy, wy) = _axis(pos[0], width), _axis(pos[1], height)
-            count = float(gh * gw)
+            # the small factors first, so that each full-size map is made by one broadcast op
+            row = ((batch[sel].view(k, 1, 1, 1) * height + iy) * width).to(itype)  # [k, oh, gh, 2]
+            wy = wy / (gh * gw)
             # [k, oh, ow, gh, gw, corner_y, corner_x]
-            row = (batch[sel].view(k, 1, 1, 1, 1, 1, 1) * height + iy.view(k, oh, 1, gh, 1, 2, 1)) * width
-            index = row + ix.view(k, 1, ow, 1, gw, 1, 2)
-            weight = wy.view(k, oh, 1, gh, 1, 2, 1) * wx.view(k, 1, ow, 1, gw, 1, 2) / count
-            bag = (sel.view(k, 1, 1) * (oh * ow) + torch.arange(oh * ow).view(1, oh * ow, 1)).expand(k, oh * ow, gh * gw * 4)
-            indices.append(index.reshape(-1))
-            weights.append(weight.reshape(-1))
-            bags.append(bag.reshape(-1))
-    if not indices:
-        return rois.new_zeros(0, dtype=torch.long), rois.new_zeros(0), rois.new_zeros(0, dtype=torch.long)
-    return torch.cat(indices), torch.cat(weights), torch.cat(bags)
+            index = row.view(k, oh, 1, gh, 1, 2, 1) + ix.to(itype).view(k, 1, ow, 1, gw, 1, 2)
+            weight = wy.view(k, oh, 1, gh, 1, 2, 1) * wx.view(k, 1, ow, 1, gw, 1, 2)
+            yield sel, index.reshape(-1), weight.reshape(-1), gh * gw * 4
 
 
-def _weighted_rows(rows: Tensor, index: Tensor, weight: Tensor, bag: Tensor, n_bags: int) -> Tensor:
-    """out[bag] = sum of weight * rows[index] over the entries of each bag (bags sorted ascending)."""
-    counts = torch.bincount(bag, minlength=n_bags)
-    offsets = torch.zeros(n_bags, dtype=torch.long)
-    torch.cumsum(counts[:-1], 0, out=offsets[1:])
+def _align_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spatial_scale: float, sampling_ratio: int, aligned: bool) -> Tensor:
+    refuse_forward_ad("convolab::roi_align", "convolab.functional.roi_align", input)
+    k, c = rois.shape[0], input.shape[1]
+    oh, ow = output_size
+    if k == 0 or c == 0 or input.numel() == 0:
+        return _roi_output(input, k, output_size)
+    dtype = compute_dtype(input)
+    rows = _rows(input.to(dtype))
+    chunks = list(_align_chunks(rois.to(dtype), input.shape, output_size, spatial_scale, sampling_ratio, aligned))
+    if len(chunks) == 1 and chunks[0][0].shape[0] == k:
+        out = _bags(rows, *chunks[0][1:])  # one chunk of every box in order: the output itself
+    else:
+        out = rows.new_zeros(k, oh * ow * c)
+        for sel, index, weight, per_bag in chunks:
+            out.index_copy_(0, sel, _bags(rows, index, weight, per_bag).view(-1, oh * ow * c))
+    return _from_rows(out.view(-1, c), k, output_size).to(input.dtype)
+
+
+def _bags(rows: Tensor, index: Tensor, weight: Tensor, per_bag: int) -> Tensor:
+    """out[b] = sum of weight * rows[index] over the ``per_bag`` consecutive entries of bag b."""
+    offsets = torch.arange(0, index.shape[0], per_bag, dtype=index.dtype, device=index.device)
     return F.embedding_bag(index, rows, offsets, mode="sum", per_sample_weights=weight.to(rows.dtype))
 
 
-class _RoIAlignFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, input: Tensor, index: Tensor, weight: Tensor, bag: Tensor, k: int, size) -> Tensor:
-        # entries were built box group by box group: put them in bag order for embedding_bag
-        # (already so when all boxes share one sample grid, e.g. a fixed sampling_ratio)
-        if bag.numel() > 1 and not bool((bag[1:] >= bag[:-1]).all()):
-            order = torch.argsort(bag, stable=True)
-            index, weight, bag = index[order], weight[order], bag[order]
-        out = _weighted_rows(_rows(input), index, weight, bag, k * size[0] * size[1])
-        ctx.save_for_backward(index, weight, bag)
-        ctx.shape, ctx.k, ctx.size = input.shape, k, size
-        return _from_rows(out, k, size)
+def _align_backward_kernel(grad: Tensor, rois: Tensor, input_shape: Sequence[int], spatial_scale: float, sampling_ratio: int, aligned: bool) -> Tensor:
+    refuse_forward_ad("convolab::roi_align_backward", "convolab.functional.roi_align", grad)
+    n, c, h, w = input_shape
+    k, _, oh, ow = grad.shape
+    if k == 0 or grad.numel() == 0 or n * h * w == 0:
+        return _input_grad(grad, input_shape)
+    dtype = compute_dtype(grad)
+    grad_rows = grad.to(dtype).permute(0, 2, 3, 1).reshape(-1, c)
+    chunks = list(_align_chunks(rois.to(dtype), input_shape, (oh, ow), spatial_scale, sampling_ratio, aligned))
+    if not chunks:
+        return _input_grad(grad, input_shape)
+    # the transposed map: every input row gathers the output bins that read it (entries sorted
+    # by input row; the order among equal rows does not matter)
+    if len(chunks) == 1 and chunks[0][0].shape[0] == k:
+        _, index, weight, per_bag = chunks[0]
+        order = _order_by_row(index, n * h * w)
+        bag = order // per_bag  # entries are in bag order, per_bag per bag
+    else:
+        index = torch.cat([ch[1] for ch in chunks])
+        weight = torch.cat([ch[2] for ch in chunks])
+        bin_ids = torch.arange(oh * ow, device=grad.device)
+        bag = torch.cat([(sel.view(-1, 1) * (oh * ow) + bin_ids).view(-1).repeat_interleave(per_bag) for sel, _, _, per_bag in chunks])
+        order = _order_by_row(index, n * h * w)
+        bag = bag[order]
+    counts = torch.bincount(index, minlength=n * h * w)
+    offsets = torch.zeros_like(counts)
+    torch.cumsum(counts[:-1], 0, out=offsets[1:])
+    grad_in = F.embedding_bag(bag, grad_rows, offsets, mode="sum", per_sample_weights=weight[order].to(dtype))
+    return grad_in.view(n, h, w, c).permute(0, 3, 1, 2).to(grad.dtype)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor):
-        index, weight, bag = ctx.saved_tensors
-        n, c, h, w = ctx.shape
-        grad_rows = grad.permute(0, 2, 3, 1).reshape(-1, c)
-        # the transposed map: every input row gathers the output bins that read it
-        # int32 keys sort about twice as fast; the order among equal keys does not matter
-        keys = index.int() if n * h * w < 2**31 else index
-        order = torch.argsort(keys)
-        grad_in = _weighted_rows(grad_rows, bag[order], weight[order], index[order], n * h * w)
-        return grad_in.view(n, h, w, c).permute(0, 3, 1, 2), None, None, None, None, None
+
+def _order_by_row(index: Tensor, rows: int) -> Tensor:
+    """A permutation that sorts the map's entries by input row (the order among equal rows is free).
+
+    Feature maps of up to 2**16 rows (N*H*W) sort with NumPy's radix sort of 16-bit keys,
+    about twice as fast as torch's sort of int32 keys here.
+    """
+    if index.device.type == "cpu" and rows <= 1 << 16:
+        return torch.from_numpy(np.argsort(index.numpy().astype(np.uint16), kind="stable"))
+    return torch.argsort(index)
+
+
+def _roi_align_plain(input: Tensor, rois: Tensor, output_size: Sequence[int], spatial_scale: float, sampling_ratio: int, aligned: bool) -> Tensor:
+    """roi_align in plain differentiable torch ops (forward-mode AD, functorch's grad transforms).
+
+    The same map as the kernel, applied as gather-multiply-scatter: it holds ``C`` values
+    per map entry, so it is for the transforms that need it, not for speed.
+    """
+    k, c = rois.shape[0], input.shape[1]
+    oh, ow = output_size
+    rows = _rows(input)
+    out = input.new_zeros(k * oh * ow, c)
+    bin_ids = torch.arange(oh * ow, device=input.device)
+    for sel, index, weight, per_bag in _align_chunks(rois, input.shape, output_size, spatial_scale, sampling_ratio, aligned):
+        bag = (sel.view(-1, 1) * (oh * ow) + bin_ids).view(-1).repeat_interleave(per_bag)
+        out = out.index_add(0, bag, rows[index.long()] * weight.to(input.dtype).unsqueeze(1))
+    return _from_rows(out, k, output_size)
+
+
+_roi_align_op = torch.library.custom_op(
+    "convolab::roi_align",
+    _align_kernel,
+    mutates_args=(),
+    schema="(Tensor input, Tensor rois, int[] output_size, float spatial_scale, int sampling_ratio, bool aligned) -> Tensor",
+)
+_roi_align_backward_op = torch.library.custom_op(
+    "convolab::roi_align_backward",
+    _align_backward_kernel,
+    mutates_args=(),
+    schema="(Tensor grad, Tensor rois, SymInt[] input_shape, float spatial_scale, int sampling_ratio, bool aligned) -> Tensor",
+)
+
+
+@_roi_align_op.register_fake
+def _(input, rois, output_size, spatial_scale, sampling_ratio, aligned):
+    return _roi_output(input, rois.shape[0], output_size)
+
+
+@_roi_align_backward_op.register_fake
+def _(grad, rois, input_shape, spatial_scale, sampling_ratio, aligned):
+    return _input_grad(grad, input_shape)
+
+
+def _align_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    input, rois, _, *params = inputs
+    ctx.save_for_backward(rois)
+    ctx.input_shape, ctx.params = list(input.shape), params
+
+
+def _align_vjp(ctx: Any, grad: Tensor) -> tuple:
+    (rois,) = ctx.saved_tensors
+    return torch.ops.convolab.roi_align_backward(grad, rois, ctx.input_shape, *ctx.params), None, None, None, None, None
+
+
+def _align_backward_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    grad, rois, _, *params = inputs
+    ctx.save_for_backward(rois)
+    ctx.output_size, ctx.params = list(grad.shape[2:]), params
+
+
+def _align_backward_vjp(ctx: Any, grad_grad_input: Tensor) -> tuple:
+    # roi_align is linear in its input: the backward's own backward is roi_align again
+    (rois,) = ctx.saved_tensors
+    return torch.ops.convolab.roi_align(grad_grad_input, rois, ctx.output_size, *ctx.params), None, None, None, None, None
+
+
+_roi_align_op.register_autograd(_align_vjp, setup_context=_align_setup)
+_roi_align_backward_op.register_autograd(_align_backward_vjp, setup_context=_align_backward_setup)
+
+
+def _fold_channels(t: Tensor, dim: int) -> Tensor:
+    """A vmapped dim joins the channels: [.., B at dim, ..] -> [N, B*C, H, W] (each channel is independent)."""
+    t = t.movedim(dim, 1)
+    return t.reshape(t.shape[0], -1, *t.shape[3:])
+
+
+@_roi_align_op.register_vmap
+def _(info, in_dims, input, rois, *params):
+    if in_dims[1] is not None:
+        return vmap_by_loop(torch.ops.convolab.roi_align, info, in_dims, input, rois, *params)
+    out = torch.ops.convolab.roi_align(_fold_channels(input, in_dims[0]), rois, *params)
+    return out.unflatten(1, (info.batch_size, -1)), 1
+
+
+@_roi_align_backward_op.register_vmap
+def _(info, in_dims, grad, rois, input_shape, *params):
+    if in_dims[1] is not None:
+        return vmap_by_loop(torch.ops.convolab.roi_align_backward, info, in_dims, grad, rois, input_shape, *params)
+    n, c, h, w = input_shape
+    out = torch.ops.convolab.roi_align_backward(_fold_channels(grad, in_dims[0]), rois, [n, c * info.batch_size, h, w], *params)
+    return out.unflatten(1, (info.batch_size, -1)), 1
+
+
+register_autocast(_roi_align_op)
+register_autocast(_roi_align_backward_op)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,7 +499,10 @@ def roi_pool(
     the first (row-major) maximum of each bin.
 
     Memory: a few pooled copies of the map (one per power-of-two window size in
-    use, built one at a time) and the argmax of every output value (int64).
+    use, built one at a time) and the argmax of every output value (int32, kept for
+    the backward). Low-precision inputs are compared and returned exactly (a max
+    needs no float32 sums); under autocast the op returns float32. Derivatives of every
+    order are exact: the backward scatters to the argmax, its own backward gathers there.
 
     Args:
         input (Tensor[N, C, H, W]): feature maps.
@@ -346,9 +528,11 @@ def roi_pool(
     if isinstance(boxes, (list, tuple)):
         boxes = [b if isinstance(b, Tensor) else torch.as_tensor(b) for b in boxes]
     rois, size = _check(op, input, boxes, output_size, spatial_scale)
-    if rois.shape[0] == 0:
-        return _empty(input, size)
-    return _RoIPoolFunction.apply(input, rois, float(spatial_scale), size)
+    if needs_plain_autograd(input):
+        # the argmax does not depend on the tangent: find it with the kernel, gather there
+        _, argmax = torch.ops.convolab.roi_pool(input.detach(), rois, list(size), float(spatial_scale))
+        return _gather_at_argmax(input, rois, argmax)
+    return torch.ops.convolab.roi_pool(input, rois, list(size), float(spatial_scale))[0]
 
 
 def _round_half_away(v: Tensor) -> Tensor:
@@ -387,7 +571,7 @@ def _window_max(input: Tensor, bins: Tensor, batch: Tensor, top: Tensor, left: T
     of the map comes from torch's channels-last max pooling (vectorised over C),
     rows first and then columns. Among equal maxima the smallest flat pixel wins,
     which is the first one in row-major order, as in the loop definition.
-    Returns (bins in the order processed, values [B, C], pixels [B, C]).
+    Returns (bins in the order processed, values [B, C], pixels [B, C] as ``h*W + w`` in the bin's image).
     """
     n, c, height, width = input.shape
     x_cl = input.contiguous(memory_format=torch.channels_last)
@@ -430,40 +614,144 @@ def _window_max(input: Tensor, bins: Tensor, batch: Tensor, top: Tensor, left: T
                     first = torch.where(take, p, first)
                     best = torch.maximum(best, v)  # = where(take, v, best): take implies v >= best
         values_all.append(best)
-        pixels_all.append(first.long() + (batch[sel] * (height * width)).unsqueeze(1))
+        pixels_all.append(first)
         picked.append(sel)
     return torch.cat(picked), torch.cat(values_all), torch.cat(pixels_all)
 
 
-class _RoIPoolFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, input: Tensor, rois: Tensor, scale: float, size) -> Tensor:
-        n, c, height, width = input.shape
-        k, (oh, ow) = rois.shape[0], size
-        hs, he, ws, we = _pool_bins(rois, input.shape, size, scale)
-        # every bin as (batch, top, left, bin height, bin width), flattened over [K, oh, ow]
-        bin_h = (he - hs).view(k, oh, 1).expand(k, oh, ow).reshape(-1)
-        bin_w = (we - ws).view(k, 1, ow).expand(k, oh, ow).reshape(-1)
-        top = hs.view(k, oh, 1).expand(k, oh, ow).reshape(-1)
-        left = ws.view(k, 1, ow).expand(k, oh, ow).reshape(-1)
-        batch = rois[:, 0].long().view(k, 1).expand(k, oh * ow).reshape(-1)
-        full = ((bin_h > 0) & (bin_w > 0)).nonzero().squeeze(1)  # empty bins (outside the map) give 0
-        out = input.new_zeros(k * oh * ow, c)
-        if full.numel():
-            picked, best, pixel = _window_max(input, full, batch, top, left, bin_h, bin_w)
-            out.index_copy_(0, picked, best)
-        else:
-            picked, pixel = full, full.new_zeros(0, c)
-        ctx.save_for_backward(picked, pixel)
-        ctx.shape = input.shape
-        return _from_rows(out, k, size)
+def _pool_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spatial_scale: float) -> tuple[Tensor, Tensor]:
+    refuse_forward_ad("convolab::roi_pool", "convolab.functional.roi_pool", input)
+    n, c, height, width = input.shape
+    k, (oh, ow) = rois.shape[0], output_size
+    out = _roi_output(input, k, output_size)
+    argmax = _roi_output(input, k, output_size, dtype=torch.int32).fill_(-1)
+    if k == 0 or input.numel() == 0:
+        return out, argmax
+    if height * width >= 2**31:
+        raise ValueError(f"roi_pool: expected feature maps of fewer than 2**31 pixels (int32 argmax), got H*W = {height * width}")
+    hs, he, ws, we = _pool_bins(rois.to(compute_dtype(input)), input.shape, output_size, spatial_scale)
+    # every bin as (batch, top, left, bin height, bin width), flattened over [K, oh, ow]
+    bin_h = (he - hs).view(k, oh, 1).expand(k, oh, ow).reshape(-1)
+    bin_w = (we - ws).view(k, 1, ow).expand(k, oh, ow).reshape(-1)
+    top = hs.view(k, oh, 1).expand(k, oh, ow).reshape(-1)
+    left = ws.view(k, 1, ow).expand(k, oh, ow).reshape(-1)
+    batch = rois[:, 0].long().view(k, 1).expand(k, oh * ow).reshape(-1)
+    full = ((bin_h > 0) & (bin_w > 0)).nonzero().squeeze(1)  # empty bins (outside the map) give 0
+    if full.numel():
+        picked, best, pixel = _window_max(input, full, batch, top, left, bin_h, bin_w)
+        out.permute(0, 2, 3, 1).view(-1, c).index_copy_(0, picked, best)
+        argmax.permute(0, 2, 3, 1).view(-1, c).index_copy_(0, picked, pixel.to(torch.int32))
+    return out, argmax
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor):
-        picked, arg = ctx.saved_tensors
-        n, c, h, w = ctx.shape
-        g = grad.permute(0, 2, 3, 1).reshape(-1, c).index_select(0, picked)
-        grad_rows = g.new_zeros(n * h * w * c)
-        grad_rows.index_add_(0, (arg * c + torch.arange(c)).view(-1), g.reshape(-1))
-        return grad_rows.view(n, h, w, c).permute(0, 3, 1, 2), None, None, None
+
+def _pool_backward_kernel(grad: Tensor, rois: Tensor, argmax: Tensor, input_shape: Sequence[int]) -> Tensor:
+    refuse_forward_ad("convolab::roi_pool_backward", "convolab.functional.roi_pool", grad)
+    n, c, h, w = input_shape
+    k = grad.shape[0]
+    result = _input_grad(grad, input_shape)
+    if k == 0 or grad.numel() == 0:
+        return result
+    dtype = compute_dtype(grad)  # sums of bf16 gradients at a shared argmax lose less in float32
+    # scatter-add every (bin, channel) to its argmax pixel, in grad's own memory order (no
+    # copy of grad): rows of C per pixel, and one spare pixel in front of each image where
+    # the empty bins (argmax -1) send their gradient, so no bin needs masking
+    if grad.is_contiguous():
+        g, arg, channel = grad.reshape(-1), argmax, torch.arange(c, device=grad.device).view(1, c, 1, 1)
+    else:
+        g, arg = grad.permute(0, 2, 3, 1).reshape(-1), argmax.permute(0, 2, 3, 1)
+        channel = torch.arange(c, device=grad.device).view(1, 1, 1, c)
+    itype = torch.int32 if n * (h * w + 1) * c < 2**31 else torch.int64
+    start = ((rois[:, 0].long() * (h * w + 1) + 1) * c).to(itype).view(k, 1, 1, 1) + channel.to(itype)
+    target = torch.add(start, arg, alpha=c, out=torch.empty(arg.shape, dtype=itype, device=grad.device))
+    rows = torch.zeros(n * (h * w + 1) * c, dtype=dtype, device=grad.device)
+    rows.index_add_(0, target.view(-1), g.to(dtype))
+    result.permute(0, 2, 3, 1).copy_(rows.view(n, h * w + 1, c)[:, 1:].unflatten(1, (h, w)))
+    return result
+
+
+def _gather_at_argmax(input: Tensor, rois: Tensor, argmax: Tensor) -> Tensor:
+    """out[k, c, i, j] = input[batch[k], c, argmax[k, c, i, j]] (0 where argmax is -1), in plain torch ops.
+
+    roi_pool's value for fixed argmaxes, and the backward of roi_pool_backward: both are
+    this gather, and as plain ops it is differentiable again in any mode.
+    """
+    n, c, h, w = input.shape
+    flat = input.permute(0, 2, 3, 1).reshape(-1)
+    base = (rois[:, 0].long() * (h * w)).view(-1, 1, 1, 1)
+    channel = torch.arange(c, device=input.device).view(1, -1, 1, 1)
+    index = (base + argmax.long().clamp(min=0)) * c + channel
+    return torch.where(argmax >= 0, flat[index], flat.new_zeros(()))
+
+
+_roi_pool_op = torch.library.custom_op(
+    "convolab::roi_pool",
+    _pool_kernel,
+    mutates_args=(),
+    schema="(Tensor input, Tensor rois, int[] output_size, float spatial_scale) -> (Tensor, Tensor)",
+)
+_roi_pool_backward_op = torch.library.custom_op(
+    "convolab::roi_pool_backward",
+    _pool_backward_kernel,
+    mutates_args=(),
+    schema="(Tensor grad, Tensor rois, Tensor argmax, SymInt[] input_shape) -> Tensor",
+)
+
+
+@_roi_pool_op.register_fake
+def _(input, rois, output_size, spatial_scale):
+    k = rois.shape[0]
+    return _roi_output(input, k, output_size), _roi_output(input, k, output_size, dtype=torch.int32)
+
+
+@_roi_pool_backward_op.register_fake
+def _(grad, rois, argmax, input_shape):
+    return _input_grad(grad, input_shape)
+
+
+def _pool_setup(ctx: Any, inputs: tuple, output: tuple) -> None:
+    input, rois, _, _ = inputs
+    ctx.save_for_backward(rois, output[1])
+    ctx.mark_non_differentiable(output[1])
+    ctx.input_shape = list(input.shape)
+
+
+def _pool_vjp(ctx: Any, grad: Tensor, _grad_argmax: Any) -> tuple:
+    rois, argmax = ctx.saved_tensors
+    return torch.ops.convolab.roi_pool_backward(grad, rois, argmax, ctx.input_shape), None, None, None
+
+
+def _pool_backward_setup(ctx: Any, inputs: tuple, output: Tensor) -> None:
+    _, rois, argmax, _ = inputs
+    ctx.save_for_backward(rois, argmax)
+
+
+def _pool_backward_vjp(ctx: Any, grad_grad_input: Tensor) -> tuple:
+    rois, argmax = ctx.saved_tensors
+    return _gather_at_argmax(grad_grad_input, rois, argmax), None, None, None
+
+
+_roi_pool_op.register_autograd(_pool_vjp, setup_context=_pool_setup)
+_roi_pool_backward_op.register_autograd(_pool_backward_vjp, setup_context=_pool_backward_setup)
+
+
+@_roi_pool_op.register_vmap
+def _(info, in_dims, input, rois, *params):
+    if in_dims[1] is not None:
+        return vmap_by_loop(torch.ops.convolab.roi_pool, info, in_dims, input, rois, *params)
+    out, argmax = torch.ops.convolab.roi_pool(_fold_channels(input, in_dims[0]), rois, *params)
+    return (out.unflatten(1, (info.batch_size, -1)), argmax.unflatten(1, (info.batch_size, -1))), (1, 1)
+
+
+@_roi_pool_backward_op.register_vmap
+def _(info, in_dims, grad, rois, argmax, input_shape):
+    if in_dims[1] is not None:
+        return vmap_by_loop(torch.ops.convolab.roi_pool_backward, info, in_dims, grad, rois, argmax, input_shape)
+    b = info.batch_size
+    grad, argmax = (t.movedim(d, 0) if d is not None else t.expand(b, *t.shape) for t, d in zip((grad, argmax), in_dims[::2]))
+    n, c, h, w = input_shape
+    out = torch.ops.convolab.roi_pool_backward(_fold_channels(grad, 0), rois, _fold_channels(argmax, 0), [n, c * b, h, w])
+    return out.unflatten(1, (b, -1)), 1
+
+
+register_autocast(_roi_pool_op)
+register_autocast(_roi_pool_backward_op)

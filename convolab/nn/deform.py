@@ -9,6 +9,11 @@
 - ``PlainDeformConv1d/2d/3d`` take ``offset`` (and optionally ``mask``) as forward
   inputs, like torchvision's ``ops.DeformConv2d`` (same parameters and
   ``state_dict`` keys ``weight``, ``bias``).
+
+The forward is plain tensor code around one call of the ``convolab::deform_conv``
+custom op, so the modules compile in one graph, export (also to ONNX ``DeformConv``),
+trace, vmap and autocast. For ``torch.fx.symbolic_trace`` the functional op is a leaf
+(``torch.fx.wrap``): the graph shows one ``deform_conv`` call per module.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from torch import Tensor, nn
 from .._args import check_choice, check_groups, normalize_padding, positive_tuple
 from ..functional.deform import DEFORM_ALGORITHMS, deform_conv
 from .conv import Conv1d, Conv2d, Conv3d
+
+# fx leaves: symbolic tracing records one call instead of tracing the op's argument checks
+torch.fx.wrap("deform_conv")
 
 __all__ = [
     "DeformConv1d",
@@ -139,10 +147,12 @@ class _DeformConvNd(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         pred = self.conv_offset(input)
-        split = self.ndim * self.offset_groups * math.prod(self.kernel_size)
-        ch = 1 if input.dim() == self.ndim + 2 else 0  # unbatched input has no N
-        offset = pred.narrow(ch, 0, split)
-        mask = torch.sigmoid(pred.narrow(ch, split, pred.shape[ch] - split)) if self.modulated else None
+        taps = self.offset_groups * math.prod(self.kernel_size)
+        # the channel dim counted from the end serves batched and unbatched input alike, and
+        # needs no branch on input.dim() (tracers that cannot branch on values follow it)
+        ch = -self.ndim - 1
+        offset = pred.narrow(ch, 0, self.ndim * taps)
+        mask = torch.sigmoid(pred.narrow(ch, self.ndim * taps, taps)) if self.modulated else None
         return self._deform(input, offset, mask)
 
     def extra_repr(self) -> str:

@@ -1,5 +1,9 @@
 """ROI pooling modules; the definitions are on :func:`convolab.functional.roi_align` and
-:func:`convolab.functional.roi_pool`."""
+:func:`convolab.functional.roi_pool` (custom ops ``convolab::roi_align``/``roi_pool``).
+
+For ``torch.fx.symbolic_trace`` the functional ops are leaves (``torch.fx.wrap``): the
+graph shows one ``roi_align``/``roi_pool`` call per module, boxes as an input.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ from torch import Tensor, nn
 
 from .._args import positive_tuple
 from ..functional.roi import BoxesArg, check_sampling_ratio, check_spatial_scale, roi_align, roi_pool
+
+# fx leaves: symbolic tracing records one call instead of tracing the box checks
+torch.fx.wrap("roi_align")
+torch.fx.wrap("roi_pool")
 
 __all__ = ["RoIAlign", "RoIPool"]
 

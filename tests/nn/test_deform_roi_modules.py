@@ -97,3 +97,20 @@ def test_roi_modules_equal_the_ops_and_check_arguments():
         cnn.RoIAlign(7, 1.0, 2.0)
     with pytest.raises(ValueError, match=r"RoIPool: output_size must be >= 1 in every dim"):
         cnn.RoIPool((7, 0))
+
+
+def test_model_summary_counts_the_nominal_macs_of_every_deformable_conv():
+    # the kernel is one opaque custom op: the MACs come from the module (regular-grid conv
+    # plus the offset predictor), the field is the regular grid's
+    from convolab.analysis import summary
+
+    model = torch.nn.Sequential(
+        cnn.DeformConv2d(4, 8, 3, padding=1),
+        cnn.ModulatedDeformConv2d(8, 8, 3, padding=1, groups=2),
+    )
+    s = summary(model, (1, 4, 16, 16))
+    conv = lambda c_in, c_out, groups=1: c_out * (c_in // groups) * 9 * 16 * 16  # noqa: E731
+    expected = conv(4, 8) + conv(4, 18) + conv(8, 8, 2) + conv(8, 27)
+    text = str(s)
+    assert f"{expected:,}" in text
+    assert "Not analysed" not in text
