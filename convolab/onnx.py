@@ -41,7 +41,6 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import Any, Optional
 
 import torch

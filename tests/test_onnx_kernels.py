@@ -96,8 +96,6 @@ CASES = [
     Case("roi_align-aligned-sampling-3", lambda: cnn.RoIAlign(3, 0.5, 3, True), _roi_inputs),
     Case("roi_pool", lambda: cnn.RoIPool((3, 2), 0.5), _roi_inputs),
 ]
-#: the TorchScript exporter traces convolab's own conv modules (the offset predictor) only with issue 14
-NEEDS_ISSUE_14 = {("ModulatedDeformConv2d-module", False)}
 
 
 def _export(m: torch.nn.Module, args: tuple, dynamo: bool) -> bytes:
@@ -121,10 +119,7 @@ def _run(model: bytes, args: tuple):
 def _params():
     for case in CASES:
         for dynamo in (True, False):
-            marks = []
-            if (case.name, dynamo) in NEEDS_ISSUE_14:
-                marks.append(pytest.mark.xfail(strict=True, reason="convolab.nn.Conv2d under jit tracing: issue 14"))
-            yield pytest.param(case, dynamo, id=f"{case.name}-{'dynamo' if dynamo else 'torchscript'}", marks=marks)
+            yield pytest.param(case, dynamo, id=f"{case.name}-{'dynamo' if dynamo else 'torchscript'}")
 
 
 @pytest.mark.parametrize("case,dynamo", list(_params()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from ._lowered import pad_pairs  # noqa: F401  (one padding helper for every op)

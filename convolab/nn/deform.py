@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from .._args import check_choice, check_groups, normalize_padding, positive_tuple
+from .._args import check_choice
+from ..functional._lowered import same_pairs
 from ..functional.deform import DEFORM_ALGORITHMS, deform_conv
+from ._base import conv_spec, positive_int, repr_arguments
 from .conv import Conv1d, Conv2d, Conv3d
 
 # fx leaves: symbolic tracing records one call instead of tracing the op's argument checks
@@ -49,11 +51,16 @@ _CONVS = {1: Conv1d, 2: Conv2d, 3: Conv3d}
 
 
 class _DeformConvNd(nn.Module):
-    """Shared logic; subclasses set ``ndim``, ``predicts`` (own the offset conv) and ``modulated``."""
+    """Shared logic; subclasses set ``ndim``, ``predicts`` (own the offset conv) and ``modulated``.
 
-    ndim: int = 2
-    predicts: bool = True
-    modulated: bool = False
+    The arguments are checked as every conv module's (:func:`convolab.nn._base.conv_spec`).
+    Under ``torch.jit.script`` the forward calls the ``convolab::deform_conv`` custom op
+    directly (its autograd, autocast and vmap rules come with it).
+    """
+
+    ndim = 2
+    predicts = True
+    modulated = False
 
     def __init__(
         self,
@@ -73,24 +80,20 @@ class _DeformConvNd(nn.Module):
     ) -> None:
         super().__init__()
         op, n = type(self).__name__, self.ndim
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("offset_groups", offset_groups)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
-        check_groups(in_channels, out_channels, groups, op)
+        spec = conv_spec(op, n, in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
+        self.offset_groups = positive_int(offset_groups, "offset_groups", op)
         if in_channels % offset_groups:
             raise ValueError(f"{op}: offset_groups ({offset_groups}) must divide in_channels ({in_channels})")
-        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.offset_groups = offset_groups
-        self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", op)
-        self.stride = positive_tuple(stride, n, "stride", op)
-        self.dilation = positive_tuple(dilation, n, "dilation", op)
-        pads = normalize_padding(padding, n, op)
-        self.padding = (
-            padding.lower()
-            if isinstance(padding, str)
-            else tuple(b for b, _ in pads) if all(b == a for b, a in pads) else pads
-        )
+        self.in_channels, self.out_channels, self.groups = spec.in_channels, spec.out_channels, spec.groups
+        self.kernel_size, self.stride, self.dilation = spec.kernel_size, spec.stride, spec.dilation
+        self.padding = spec.shown_padding(padding)
         self.algorithm = check_choice(algorithm, DEFORM_ALGORITHMS, "algorithm", op)
+        # what the TorchScript forward needs, typed for it (as the conv modules keep)
+        self._pairs: List[Tuple[int, int]] = list(spec.pairs)
+        self._size_dependent = spec.size_dependent
+        self._taps = math.prod(self.kernel_size) * self.offset_groups  # offsets per position, per dim
+        self._modulated = self.modulated  # class attributes do not exist in TorchScript
+        self._name = op
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size, **factory))
         if bias:
@@ -99,17 +102,10 @@ class _DeformConvNd(nn.Module):
             self.register_parameter("bias", None)
         self._reset_weight()  # before the predictor exists, so equal seeds give torch.nn.Conv's weights
         if self.predicts:
-            taps = math.prod(self.kernel_size)
             self.conv_offset = _CONVS[n](
-                in_channels,
-                offset_groups * taps * (n + (1 if self.modulated else 0)),
-                self.kernel_size,
-                self.stride,
-                self.padding,
-                self.dilation,
-                bias=True,
-                **factory,
-            )
+                in_channels, self._taps * (n + (1 if self.modulated else 0)), self.kernel_size, self.stride,
+                self.padding, self.dilation, bias=True, **factory,
+            )  # fmt: skip
             self._reset_predictor()
 
     def reset_parameters(self) -> None:
@@ -118,11 +114,8 @@ class _DeformConvNd(nn.Module):
         self._reset_predictor()
 
     def _reset_weight(self) -> None:
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
-            bound = 1 / math.sqrt(fan_in) if fan_in else 0
-            nn.init.uniform_(self.bias, -bound, bound)
+        # torch.nn.Conv's initialisation, call for call
+        nn.modules.conv._ConvNd.reset_parameters(self)  # type: ignore[arg-type]
 
     def _reset_predictor(self) -> None:
         if self.predicts:
@@ -130,41 +123,47 @@ class _DeformConvNd(nn.Module):
             nn.init.zeros_(self.conv_offset.bias)
 
     def _deform(self, input: Tensor, offset: Tensor, mask: Optional[Tensor]) -> Tensor:
+        if torch.jit.is_scripting():
+            return self._scripted(input, offset, mask)
         return deform_conv(
-            input,
-            offset,
-            self.weight,
-            self.bias,
-            mask=mask,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-            offset_groups=self.offset_groups,
-            algorithm=self.algorithm,
-            _op=type(self).__name__,
-        )
+            input, offset, self.weight, self.bias, mask=mask, stride=self.stride, padding=self.padding,
+            dilation=self.dilation, groups=self.groups, offset_groups=self.offset_groups,
+            algorithm=self.algorithm, _op=self._name,
+        )  # fmt: skip
+
+    def _scripted(self, input: Tensor, offset: Tensor, mask: Optional[Tensor]) -> Tensor:
+        nd = len(self.kernel_size)
+        unbatched = input.dim() == nd + 1
+        if unbatched:
+            input, offset = input.unsqueeze(0), offset.unsqueeze(0)
+            if mask is not None:
+                mask = mask.unsqueeze(0)
+        pairs = self._pairs
+        if self._size_dependent:
+            pairs = same_pairs(input.shape[2:], [k for k in self.kernel_size], [s for s in self.stride],
+                               [d for d in self.dilation])
+        pads = [b for b, _ in pairs] + [a for _, a in pairs]  # the op takes ONNX's order
+        out = torch.ops.convolab.deform_conv(
+            input, offset, mask, self.weight, self.bias, [s for s in self.stride], pads,
+            [d for d in self.dilation], self.groups, self.offset_groups,
+        )  # fmt: skip
+        return out.squeeze(0) if unbatched else out
 
     def forward(self, input: Tensor) -> Tensor:
         pred = self.conv_offset(input)
-        taps = self.offset_groups * math.prod(self.kernel_size)
+        nd = len(self.kernel_size)
         # the channel dim counted from the end serves batched and unbatched input alike, and
         # needs no branch on input.dim() (tracers that cannot branch on values follow it)
-        ch = -self.ndim - 1
-        offset = pred.narrow(ch, 0, self.ndim * taps)
-        mask = torch.sigmoid(pred.narrow(ch, self.ndim * taps, taps)) if self.modulated else None
+        ch = -nd - 1
+        offset = pred.narrow(ch, 0, nd * self._taps)
+        mask = torch.sigmoid(pred.narrow(ch, nd * self._taps, self._taps)) if self._modulated else None
         return self._deform(input, offset, mask)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        defaults = {"padding": (0,) * self.ndim, "dilation": (1,) * self.ndim, "groups": 1, "offset_groups": 1, "algorithm": "auto"}
-        for name, default in defaults.items():
-            value = getattr(self, name)
-            if value != default:
-                s += f", {name}={value!r}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        n = self.ndim
+        return repr_arguments(
+            self, {"padding": (0,) * n, "dilation": (1,) * n, "groups": 1, "offset_groups": 1, "algorithm": "auto"}
+        )
 
 
 class _PlainDeformConvNd(_DeformConvNd):

@@ -8,19 +8,31 @@ graph shows one ``roi_align``/``roi_pool`` call per module, boxes as an input.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
+from typing import List, Union
 
 import torch
 from torch import Tensor, nn
 
 from .._args import positive_tuple
-from ..functional.roi import BoxesArg, check_sampling_ratio, check_spatial_scale, roi_align, roi_pool
+from ..functional.roi import check_sampling_ratio, check_spatial_scale, roi_align, roi_pool
 
 # fx leaves: symbolic tracing records one call instead of tracing the box checks
 torch.fx.wrap("roi_align")
 torch.fx.wrap("roi_pool")
 
 __all__ = ["RoIAlign", "RoIPool"]
+
+
+def _scripted_rois(input: Tensor, boxes: Union[Tensor, List[Tensor]]) -> Tensor:
+    """``Tensor[K, 5]`` rows (batch index first) from either box form, in the input's dtype
+    (what :func:`convolab.functional.roi_align` makes of them, without its eager checks)."""
+    if isinstance(boxes, Tensor):
+        return boxes.detach().to(input.dtype)
+    parts: List[Tensor] = []
+    for i, b in enumerate(boxes):
+        b = b.detach().to(input.dtype)
+        parts.append(torch.cat([torch.full_like(b[:, :1], i), b], 1))
+    return torch.cat(parts) if len(parts) > 0 else input.new_zeros(0, 5)
 
 
 class RoIAlign(nn.Module):
@@ -49,7 +61,10 @@ class RoIAlign(nn.Module):
         self.sampling_ratio = check_sampling_ratio("RoIAlign", sampling_ratio)
         self.aligned = bool(aligned)
 
-    def forward(self, input: Tensor, boxes: BoxesArg) -> Tensor:
+    def forward(self, input: Tensor, boxes: Union[Tensor, List[Tensor]]) -> Tensor:
+        if torch.jit.is_scripting():  # the custom op itself (checked boxes are the caller's job here)
+            return torch.ops.convolab.roi_align(input, _scripted_rois(input, boxes), [s for s in self.output_size],
+                                                self.spatial_scale, self.sampling_ratio, self.aligned)
         return roi_align(input, boxes, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned)
 
     def extra_repr(self) -> str:
@@ -76,7 +91,10 @@ class RoIPool(nn.Module):
         self.output_size = positive_tuple(output_size, 2, "output_size", "RoIPool")
         self.spatial_scale = check_spatial_scale("RoIPool", spatial_scale)
 
-    def forward(self, input: Tensor, boxes: BoxesArg) -> Tensor:
+    def forward(self, input: Tensor, boxes: Union[Tensor, List[Tensor]]) -> Tensor:
+        if torch.jit.is_scripting():
+            return torch.ops.convolab.roi_pool(input, _scripted_rois(input, boxes), [s for s in self.output_size],
+                                               self.spatial_scale)[0]
         return roi_pool(input, boxes, self.output_size, self.spatial_scale)
 
     def extra_repr(self) -> str:

@@ -1,17 +1,12 @@
-"""Deformable conv and ROI modules under the PyTorch toolchain: compile, export, jit.trace, fx, vmap, jacrev, autocast.
+"""Deformable conv and ROI modules under the PyTorch toolchain, beyond what every module gets.
 
-Table-driven: ``SUBJECTS`` lists the modules with their example inputs, each tool is one
-parametrised test over it (a subject moves into a shared registry with one line).
-The modules that own a convolab offset predictor (``DeformConv*``, ``ModulatedDeformConv*``)
-run their ``conv_offset`` through convolab's own conv modules, which compile, export,
-trace and fx-trace only with the toolchain work of issue 14: those cases are strict
-xfails until then. Three of them with a ``torch.nn`` predictor instead (1-D, 2-D v2, 3-D)
-run those tools now.
+Every tool (compile, export, ONNX, jit, fx, autocast, vmap) runs over these modules in
+``tests/toolchain`` (one registry of subjects). Here: the op stays one fx node, inductor
+compiles a deformable block, ``jacrev`` equals autograd's Jacobian, and bf16 modules.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -32,8 +27,6 @@ OWNING = {
     "ModulatedDeformConv3d": cnn.ModulatedDeformConv3d,
 }
 PLAIN = {"PlainDeformConv1d": cnn.PlainDeformConv1d, "PlainDeformConv2d": cnn.PlainDeformConv2d, "PlainDeformConv3d": cnn.PlainDeformConv3d}
-#: tools that reach convolab's own conv modules inside an owning deformable conv
-NEEDS_ISSUE_14 = {"compile", "export", "jit_trace", "fx"}
 
 
 @dataclass(frozen=True)
@@ -118,15 +111,8 @@ SUBJECTS = (
 
 
 def _cases(tool: str) -> list:
-    params = []
-    for s in SUBJECTS:
-        if s.predictor == "torch" and tool not in NEEDS_ISSUE_14:
-            continue  # the same module with convolab's predictor runs this tool already
-        marks = list(s.marks)
-        if s.predictor == "convolab" and tool in NEEDS_ISSUE_14:
-            marks.append(pytest.mark.xfail(strict=True, reason="convolab.nn.ConvNd (the offset predictor) under this tool: issue 14"))
-        params.append(pytest.param(s, id=s.name, marks=marks))
-    return params
+    # the torch-predictor variants show the op alone; the tool runs of tests/toolchain cover the rest
+    return [pytest.param(s, id=s.name, marks=list(s.marks)) for s in SUBJECTS]
 
 
 def _close(a, b, tol=1e-5):
@@ -145,18 +131,6 @@ def _grad_inputs(s: Subject, args: tuple) -> tuple:
 
 
 # ----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("s", _cases("compile"))
-def test_compile_fullgraph_forward_and_backward(s):
-    torch._dynamo.reset()
-    m = s.make()
-    args = _grad_inputs(s, s.inputs(2))
-    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
-    out, ref = compiled(*args), m(*args)
-    _close(out, ref)
-    for a, b in zip(_grads(m, args, out), _grads(m, args, ref)):
-        _close(a, b, 1e-4)
 
 
 class _DeformBlock(torch.nn.Module):
@@ -186,29 +160,6 @@ def test_inductor_compiles_a_deformable_block():
         _close(a, b, 1e-3)
 
 
-@pytest.mark.parametrize("s", _cases("export"))
-def test_export_with_a_dynamic_batch(s):
-    m = s.make()
-    dims = [{0: torch.export.Dim(f"n{i}", min=1, max=64)} if b else None for i, b in enumerate(s.batched)]
-    if not s.name.startswith("RoI"):  # the offset (and mask) batch is the input's
-        dims = [dims[0]] * len(dims)
-    program = torch.export.export(m, s.inputs(2), dynamic_shapes=tuple(dims))
-    for n in (2, 3, 5):
-        args = s.inputs(n)
-        _close(program.module()(*args), m(*args))
-
-
-@pytest.mark.parametrize("s", _cases("jit_trace"))
-def test_jit_trace(s):
-    m = s.make()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # jit.trace's deprecation notice
-        traced = torch.jit.trace(m, s.inputs(2), check_trace=False)
-    for n in (2, 3):
-        args = s.inputs(n)
-        _close(traced(*args), m(*args))
-
-
 @pytest.mark.parametrize("s", _cases("fx"))
 def test_fx_symbolic_trace_keeps_the_op_as_one_call(s):
     m = s.make()
@@ -219,40 +170,12 @@ def test_fx_symbolic_trace_keeps_the_op_as_one_call(s):
     _close(gm(*args), m(*args))
 
 
-@pytest.mark.parametrize("s", _cases("vmap"))
-def test_vmap_over_a_stack_of_batches(s):
-    m = s.make()
-    batches = [s.inputs(2) for _ in range(3)]
-    if s.name.startswith("RoI"):  # one box list for every stacked feature map
-        stacked = (torch.stack([b[0] * (i + 1) for i, b in enumerate(batches)]), batches[0][1])
-        ref = torch.stack([m(x, stacked[1]) for x in stacked[0]])
-        out = torch.vmap(m, in_dims=(0, None))(*stacked)
-    else:
-        stacked = tuple(torch.stack([b[j] * (i + 1) for i, b in enumerate(batches)]) for j in range(len(s.batched)))
-        ref = torch.stack([m(*parts) for parts in zip(*stacked)])
-        out = torch.vmap(m)(*stacked)
-    _close(out, ref)
-
-
 @pytest.mark.parametrize("s", _cases("jacrev"))
 def test_jacrev_equals_autograd_jacobian(s):
     m = s.make().double()
     args = tuple(a.double() for a in s.inputs(1, small=True))
     fn = lambda x: m(x, *args[1:])  # noqa: E731
     _close(torch.func.jacrev(fn)(args[0]), torch.autograd.functional.jacobian(fn, args[0]), 1e-9)
-
-
-@pytest.mark.parametrize("s", _cases("autocast"))
-def test_autocast_bfloat16_forward_and_backward(s):
-    m = s.make()
-    args = s.inputs(2)
-    ref = m(*args)
-    with torch.autocast("cpu", torch.bfloat16):
-        out = m(*_grad_inputs(s, args))
-    # the op computes in float32; the error left is the bf16 rounding of the offset predictor
-    assert (out.float() - ref).abs().max() <= 0.03 * ref.abs().max()
-    out.float().square().sum().backward()
-    assert all(p.grad is not None and p.grad.isfinite().all() for p in m.parameters())
 
 
 @pytest.mark.parametrize("s", _cases("bfloat16"))

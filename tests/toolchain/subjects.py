@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Union
 
 import pytest
 import torch
@@ -23,22 +24,25 @@ TOOLS = ("compile", "export", "onnx", "onnx_ts", "jit_trace", "jit_script", "fx"
 
 @dataclass(frozen=True)
 class Subject:
-    """A module to put through the tools, and inputs to run it on.
+    """A module to put through the tools, and how to make inputs for it.
 
     Attributes:
-        name: the test id.
-        make: builds ``(module, inputs)``; inputs have a batch of 2 in dim 0 (the dynamic dim
-            of the export tests) unless ``batched`` is False.
+        name: the test id (a ``convolab.nn`` class name, optionally ``-configuration``).
+        make: builds the module (in eval mode, the same weights every time).
+        inputs: ``inputs(n)`` gives the forward's arguments for a batch of ``n``.
+        batched: per argument, whether dim 0 is the batch (the dynamic dim of export, the
+            dim other batch sizes change), or "own" for a dynamic dim of its own that is no
+            batch (ROI boxes: their count changes, and vmap does not map over them).
         refuses: tool -> regex of the clear error that tool gets instead of working.
-        batched: whether dim 0 of the first input is a batch (vmap and dynamic batch use it).
         slow: big models, run by ``pytest -m slow``.
-        atol: absolute tolerance for comparisons with eager (relative to max |y|).
+        atol: tolerance for comparisons with eager, relative to max |y|.
     """
 
     name: str
-    make: Callable[[], tuple[nn.Module, tuple[Tensor, ...]]]
+    make: Callable[[], nn.Module]
+    inputs: Callable[[int], tuple[Tensor, ...]]
+    batched: tuple[Union[bool, str], ...] = (True,)
     refuses: dict[str, str] = field(default_factory=dict)
-    batched: bool = True
     slow: bool = False
     atol: float = 1e-5
 
@@ -49,7 +53,8 @@ class Subject:
 
 
 def _m(name: str, build: Callable[[], nn.Module], *shape: int, **kwargs) -> Subject:  # type: ignore[no-untyped-def]
-    return Subject(name, lambda: (build().eval(), (torch.randn(*shape),)), **kwargs)
+    """A subject with one input of ``shape`` (its first entry, the batch, is replaced by ``n``)."""
+    return Subject(name, lambda: build().eval(), lambda n: (torch.randn(n, *shape[1:]),), **kwargs)
 
 
 _SCRIPT_INDICES = {"jit_script": r"torch.jit.script cannot compile this module: return_indices=True"}
@@ -123,43 +128,87 @@ MODULE_SUBJECTS: list[Subject] = [
 ]
 
 
+# convolab's own kernels (torch custom ops): deformable convs with their offset predictor (random
+# weights, so offsets are fractional), with offsets as inputs, and the ROI ops on boxes of every kind
+_SPATIAL = {1: (9,), 2: (6, 7), 3: (4, 5, 4)}
+_ORT_NO_3D = {"onnx": r"must be 4D", "onnx_ts": r"must be 4D"}  # onnxruntime's DeformConv is 2-D only
+
+
+def _owning(cls: type) -> Subject:
+    nd = cls.ndim
+
+    def make() -> nn.Module:
+        m = cls(4, 6, 3, padding=1, groups=2, offset_groups=2).eval()
+        nn.init.normal_(m.conv_offset.weight, std=0.3)
+        return m
+
+    refuses = _ORT_NO_3D if nd == 3 else {}
+    return Subject(cls.__name__, make, lambda n: (torch.randn(n, 4, *_SPATIAL[nd]),), refuses=refuses)
+
+
+def _plain(cls: type) -> Subject:
+    nd, taps = cls.ndim, 2**cls.ndim
+
+    def inputs(n: int) -> tuple[Tensor, ...]:
+        out = tuple(s + 1 for s in _SPATIAL[nd])
+        return (torch.randn(n, 4, *_SPATIAL[nd]), torch.randn(n, nd * 2 * taps, *out), torch.rand(n, 2 * taps, *out))
+
+    refuses = _ORT_NO_3D if nd == 3 else {}
+    return Subject(cls.__name__, lambda: cls(4, 6, 2, padding=1, offset_groups=2).eval(), inputs, (True, True, True),
+                   refuses=refuses)
+
+
+def _roi_inputs(n: int) -> tuple[Tensor, ...]:
+    k = 2 * n + 1
+    xy = torch.rand(k, 2) * 20
+    boxes = torch.cat([torch.arange(k).remainder(n).float().view(-1, 1), xy, xy + 2 + torch.rand(k, 2) * 12], 1)
+    return torch.randn(n, 3, 12, 14), boxes
+
+
+KERNEL_SUBJECTS: list[Subject] = [
+    *(_owning(getattr(cnn, f"{kind}DeformConv{d}d")) for kind in ("", "Modulated") for d in (1, 2, 3)),
+    *(_plain(getattr(cnn, f"PlainDeformConv{d}d")) for d in (1, 2, 3)),
+    Subject("RoIAlign", lambda: cnn.RoIAlign((3, 2), 0.5, 2, aligned=True), _roi_inputs, (True, "own")),
+    Subject("RoIAlign-adaptive", lambda: cnn.RoIAlign(3, 0.5, 0), _roi_inputs, (True, "own")),
+    Subject("RoIPool", lambda: cnn.RoIPool((3, 2), 0.5), _roi_inputs, (True, "own")),
+]
+
+
 # Models at their smallest input (small is enough: every layer runs); the big ones are slow.
-FAST_MODELS = ("mnist_cnn", "resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "inception_v3", "convnext_atto", "replknet_tiny")
+FAST_MODELS = ("mnist_cnn", "resnet18", "mobilenet_v2", "shufflenet_v2_x1_0", "inception_v3", "convnext_atto",
+               "replknet_tiny")
 _MODEL_KWARGS = {"inception_v3": {"aux_logits": False}, "googlenet": {"aux_logits": False}}
 
 
 def _model_subject(name: str) -> Subject:
-    def make() -> tuple[nn.Module, tuple[Tensor, ...]]:
-        model = create_model(name, **_MODEL_KWARGS.get(name, {})).eval()
-        if hasattr(model, "min_input_size"):
-            h, w = model.min_input_size
-            channels = 3
-        else:  # the MNIST network
-            channels, (h, w) = 1, (28, 28)
-        return model, (torch.randn(2, channels, h, w),)
-
-    return Subject(name, make, slow=name not in FAST_MODELS, atol=1e-4)
+    with torch.device("meta"):  # only for its input size: no memory, no init
+        probe = create_model(name, **_MODEL_KWARGS.get(name, {}))
+    if hasattr(probe, "min_input_size"):
+        shape = (3, *probe.min_input_size)
+    else:  # the MNIST network
+        shape = (1, 28, 28)
+    return Subject(
+        name, lambda: create_model(name, **_MODEL_KWARGS.get(name, {})).eval(),
+        lambda n: (torch.randn(n, *shape),), slow=name not in FAST_MODELS, atol=1e-4,
+    )
 
 
 MODEL_SUBJECTS = [_model_subject(name) for name in list_models()]
 
-SUBJECTS = MODULE_SUBJECTS + MODEL_SUBJECTS
+SUBJECTS = MODULE_SUBJECTS + KERNEL_SUBJECTS + MODEL_SUBJECTS
 
 
-def params(tool: str):  # type: ignore[no-untyped-def]
-    """``pytest.param``s of every subject for ``tool`` (ids are the subject names)."""
-    return [s.param for s in SUBJECTS]
-
-
-def built(subject: Subject) -> tuple[nn.Module, tuple[Tensor, ...]]:
-    """The subject's module (eval mode) and inputs, with the same weights every time."""
+def built(subject: Subject, n: int = 2) -> tuple[nn.Module, tuple[Tensor, ...]]:
+    """The subject's module (eval mode) and inputs for a batch of ``n``, the same every time."""
     torch.manual_seed(0)
-    return subject.make()
+    module = subject.make()
+    return module, subject.inputs(n)
 
 
 def relative_close(actual: Tensor, expected: Tensor, atol: float) -> None:
     """``|actual - expected| <= atol * max|expected|`` elementwise (and the same shape)."""
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    actual, expected = actual.detach(), expected.detach()
     nan = expected.isnan()
     assert torch.equal(actual.isnan(), nan), "NaN where the eager module has none, or the reverse"
     actual, expected = actual[~nan], expected[~nan]

@@ -38,43 +38,52 @@ def run_compile(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject,
     """``torch.compile(fullgraph=True)``: one graph, no break, the same output."""
     torch._dynamo.reset()
     compiled = torch.compile(module, fullgraph=True, backend=backend)
-    compare(compiled(*inputs), module(*inputs), subject.atol)
+    out, ref = compiled(*inputs), module(*inputs)
+    compare(out, ref, subject.atol)
+    params = [p for p in module.parameters() if p.requires_grad]
+    if params and ref.requires_grad:  # the compiled backward gives eager's gradients
+        loss = [sum(o.float().square().sum() for o in _outputs(y) if o.is_floating_point()) for y in (out, ref)]
+        for a, b in zip(torch.autograd.grad(loss[0], params), torch.autograd.grad(loss[1], params)):
+            relative_close(a, b, max(subject.atol, 1e-4))
 
 
-def _dynamic_batch(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject):  # type: ignore[no-untyped-def]
-    names = list(__import__("inspect").signature(module.forward).parameters)
+def _dynamic_batch(module: nn.Module, subject: Subject):  # type: ignore[no-untyped-def]
+    """One dynamic batch dim shared by every batched argument (the offsets' batch is the input's)."""
     batch = Dim("batch", min=1, max=1024)
-    return {names[0]: {0: batch}, **{n: None for n in names[1:len(inputs)]}} if subject.batched else None
-
-
-def _other_batch(inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    first = inputs[0]
-    return (torch.cat([first, first[:1] * 0.5]), *inputs[1:])
+    return tuple({0: batch} if b is True else {0: Dim(f"rows{i}", min=1)} if b else None
+                 for i, b in enumerate(subject.batched))
 
 
 def run_export(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject) -> None:
-    """``torch.export`` with a dynamic batch; the program runs at another batch size."""
-    program = torch.export.export(module, inputs, dynamic_shapes=_dynamic_batch(module, inputs, subject))
-    other = _other_batch(inputs) if subject.batched else inputs
-    compare(program.module()(*other), module(*other), subject.atol)
+    """``torch.export`` with a dynamic batch; the program runs at other batch sizes."""
+    program = torch.export.export(module, inputs, dynamic_shapes=_dynamic_batch(module, subject))
+    for n in (3, 1):
+        other = subject.inputs(n)
+        compare(program.module()(*other), module(*other), subject.atol)
 
 
 def run_onnx(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject, dynamo: bool = True) -> None:
-    """ONNX export (the dynamo or the TorchScript exporter), run by onnxruntime."""
+    """ONNX export (the dynamo or the TorchScript exporter, convolab's kernels mapped by
+    :mod:`convolab.onnx`), run by onnxruntime at another batch size."""
     import onnxruntime
+
+    import convolab.onnx
 
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
-            torch.onnx.export(module, inputs, buffer, dynamo=True, verbose=False,
-                              dynamic_shapes=_dynamic_batch(module, inputs, subject))
+            convolab.onnx.export(module, inputs, buffer, dynamo=True, verbose=False,
+                                 dynamic_shapes=_dynamic_batch(module, subject))
         else:
             names = [f"input{i}" for i in range(len(inputs))]
-            axes = {"input0": {0: "batch"}} if subject.batched else None
-            torch.onnx.export(module, inputs, buffer, dynamo=False, input_names=names, dynamic_axes=axes)
-    session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    other = _other_batch(inputs) if subject.batched else inputs
+            axes = {name: {0: "batch" if b is True else f"rows{i}"}
+                    for i, (name, b) in enumerate(zip(names, subject.batched)) if b}
+            convolab.onnx.export(module, inputs, buffer, dynamo=False, input_names=names, dynamic_axes=axes)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    other = subject.inputs(3)
     feed = {arg.name: t.numpy() for arg, t in zip(session.get_inputs(), other)}
     got = [torch.from_numpy(a) for a in session.run(None, feed)]
     want = _outputs(module(*other))
@@ -107,7 +116,8 @@ def run_fx(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject) -> N
 def run_autocast(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject) -> None:
     """Forward and backward under ``torch.autocast('cpu', torch.bfloat16)``; outputs close to float32."""
     module = module.train(False)
-    xs = tuple(t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs)
+    xs = tuple(t.detach().clone().requires_grad_(t.is_floating_point() and b is True)
+               for t, b in zip(inputs, subject.batched))
     with torch.autocast("cpu", torch.bfloat16):
         y = module(*xs)
     outs = _outputs(y)
@@ -120,15 +130,21 @@ def run_autocast(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject
 
 
 def run_vmap(module: nn.Module, inputs: tuple[Tensor, ...], subject: Subject) -> None:
-    """``torch.func.vmap`` over the batch (one sample at a time) and ``jacrev`` of a sum."""
-    first, rest = inputs[0], inputs[1:]
-
-    def one(sample: Tensor) -> Tensor:
-        return _outputs(module(sample.unsqueeze(0), *rest))[0].squeeze(0)
-
-    compare(torch.func.vmap(one)(first), _outputs(module(*inputs))[0], subject.atol)
-    jac = torch.func.jacrev(lambda t: _outputs(module(t, *rest))[0].sum())(first[:1])
-    assert jac.shape == first[:1].shape
+    """``torch.func.vmap`` over a stack of batches, and ``jacrev`` of a sum at batch 1."""
+    stacks = [inputs, subject.inputs(2)]
+    mapped = [b is True for b in subject.batched]
+    stacked = tuple(torch.stack([s[i] * (k + 1) for k, s in enumerate(stacks)]) if m else inputs[i]
+                    for i, m in enumerate(mapped))
+    in_dims = tuple(0 if m else None for m in mapped)
+    expected = torch.stack([
+        _outputs(module(*(s[i] * (k + 1) if m else inputs[i] for i, m in enumerate(mapped))))[0]
+        for k, s in enumerate(stacks)
+    ])
+    got = torch.func.vmap(lambda *a: _outputs(module(*a))[0], in_dims=in_dims)(*stacked)
+    compare(got, expected, subject.atol)
+    first, *rest = subject.inputs(1)
+    jac = torch.func.jacrev(lambda t: _outputs(module(t, *rest))[0].sum())(first)
+    assert jac.shape == first.shape
 
 
 RUNNERS = {
