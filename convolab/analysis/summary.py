@@ -261,6 +261,18 @@ def _register_convolab_layers() -> None:
         cls = getattr(cnn, name, None)
         if isinstance(cls, type):
             register_window_layer(cls)
+    # a locally connected layer reads the conv's windows (its batched matmul over unfolded
+    # windows says nothing the window does not): the conv's field, the conv's MACs
+    from ..nn.local import _LocallyConnectedNd
+
+    register_window_layer(_LocallyConnectedNd, macs=_local_module_macs)
+
+
+def _local_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
+    n = len(module.kernel_size)
+    batch = x.shape[0] if x.dim() == n + 2 else 1
+    return {"conv": A.locally_connected_macs(module.in_channels, module.out_channels, module.kernel_size,
+                                             tuple(out.shape[-n:]), batch)}
 
 
 _register_convolab_layers()

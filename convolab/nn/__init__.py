@@ -49,6 +49,8 @@ from .deform import (
 from .roi import RoIAlign, RoIPool
 from .fuse import fuse, fuse_conv_bn
 from .shuffle import ChannelShuffle
+from .local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
+from .local import __all__ as _LOCAL_ALL
 from .conv import __all__ as _CONV_ALL
 from .deform import __all__ as _DEFORM_ALL
 from .fuse import __all__ as _FUSE_ALL
@@ -58,4 +60,5 @@ from .separable import __all__ as _SEPARABLE_ALL
 from .shuffle import __all__ as _SHUFFLE_ALL
 
 # one list per module: each submodule's __all__ says what it exports
-__all__ = [*_CONV_ALL, *_POOL_ALL, *_SEPARABLE_ALL, *_DEFORM_ALL, *_ROI_ALL, *_FUSE_ALL, *_SHUFFLE_ALL]
+__all__ = [*_CONV_ALL, *_POOL_ALL, *_SEPARABLE_ALL, *_DEFORM_ALL, *_ROI_ALL, *_FUSE_ALL, *_SHUFFLE_ALL,
+           *_LOCAL_ALL]
