@@ -12,8 +12,9 @@ Axes (the first value of each is the base network unchanged):
   theirs dense too) becomes ``standard``, ``depthwise_separable``, ``spatially_separable``,
   ``flattened``, ``grouped_shuffle`` (grouped conv + channel shuffle, the group count being the
   divisor of both channel counts nearest to 4), ``dilated`` (dilation doubled, padding grown
-  so the output size is unchanged) or ``deformable`` (when :class:`convolab.nn.DeformConv2d`
-  exists in this build).
+  so the output size is unchanged), ``locally_connected`` (the same windows without weight
+  sharing: a filter bank per output position, built for the image size of the study) or
+  ``deformable`` (when :class:`convolab.nn.DeformConv2d` exists in this build).
 - ``norm``: every conv -> batch norm -> activation triple of a ``Sequential`` becomes
   ``conv-bn-act``, ``conv-act-bn`` (norm after the activation) or ``none`` (no batch norm).
 - ``bottleneck``: ``off``, or ``on``: every spatial conv but the stem becomes the ResNet
@@ -169,6 +170,15 @@ def _deformable(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
     return cnn.DeformConv2d(**_conv_args(conv))
 
 
+def _locally_connected(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
+    """The conv's windows without weight sharing: a filter bank per output position of the map
+    this layer sees (the probe's input size; the network then takes only that image size)."""
+    args = _conv_args(conv)
+    if getattr(conv, "padding_mode", "zeros") != "zeros":
+        args["padding_mode"] = conv.padding_mode
+    return cnn.LocallyConnected2d(**args, input_size=probe.inputs[name][2:])
+
+
 def _bottleneck(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
     args = _conv_args(conv)
     mid = max(1, args["out_channels"] // 4)  # ResNet's expansion of 4
@@ -295,6 +305,7 @@ def _conv_variants() -> dict[str, Transform]:
         "flattened": _swap_convs(_factory(cnn.FlattenedConv2d)),
         "grouped_shuffle": _swap_convs(_grouped_shuffle),
         "dilated": _swap_convs(_dilated),
+        "locally_connected": _swap_convs(_locally_connected),
     }
     if hasattr(cnn, "DeformConv2d"):  # deformable convolution landed in convolab.nn
         variants["deformable"] = _swap_convs(_deformable)
