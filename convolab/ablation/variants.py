@@ -24,6 +24,11 @@ Axes (the first value of each is the base network unchanged):
   base's classifier follows, its first linear layer resized to the pooled length.
 - ``downsample``: every max pooling layer becomes ``maxpool``, ``avgpool`` or
   ``strided_conv`` (a learned C -> C conv with the pool's window and stride).
+- ``train_sizes``: not the network but the image sizes it is trained at (SPP-net's multi-size
+  training), written with ``+``: ``28`` (one size) or ``28+20+36`` (the three in turn, the first
+  being the size accuracy is measured at). The network must take any size (an SPP or global
+  pooling head, e.g. ``mnist_spp``); the table adds the accuracy at every size named by the
+  variants, so each variant is also measured at sizes it never saw.
 """
 
 from __future__ import annotations
@@ -320,13 +325,42 @@ def axes() -> dict[str, dict[str, Transform]]:
         "bottleneck": {"off": _identity, "on": _swap_convs(_bottleneck)},
         "head": {"flatten": _identity, "max": _head("max"), "avg": _head("avg"), "spp": _head("spp")},
         "downsample": {"maxpool": _identity, "avgpool": _downsample("avgpool"), "strided_conv": _downsample("strided_conv")},
+        # any sizes joined by '+' (see train_sizes); these two are examples
+        SIZES_AXIS: {"28": _identity, "28+20+36": _identity},
     }
+
+
+SIZES_AXIS = "train_sizes"
+
+
+def train_sizes(value: str) -> list[int]:
+    """The sizes of a ``train_sizes`` variant: ``"28+20+36"`` -> ``[28, 20, 36]``.
+
+    Example:
+        >>> train_sizes("28"), train_sizes("28+20+36")
+        ([28], [28, 20, 36])
+    """
+    from ..train.loop import MAX_IMAGE_SIZE
+
+    try:
+        sizes = [int(v) for v in value.split("+")]
+    except ValueError:
+        sizes = []
+    if not sizes or not all(1 <= v <= MAX_IMAGE_SIZE for v in sizes):
+        raise ValueError(f"ablate: a {SIZES_AXIS} variant is image sizes in [1, {MAX_IMAGE_SIZE}] joined by '+' "
+                         f"(e.g. 28 or 28+20+36), got {value!r}")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"ablate: {SIZES_AXIS} variant {value!r} lists a size twice")
+    return sizes
 
 
 def check_variant(axis: str, value: str) -> Transform:
     """The transform of ``axis=value``; ValueError listing the choices (and the closest) otherwise."""
     table = axes()
     check_choice(axis, tuple(table), "swap axis", "ablate")
+    if axis == SIZES_AXIS:  # any list of sizes: the network is the base, its training changes
+        train_sizes(value)
+        return _identity
     if axis == "conv" and value == "deformable" and value not in table[axis]:
         raise ValueError("ablate: conv=deformable needs convolab.nn.DeformConv2d, which is not in this build")
     check_choice(value, table[axis], f"{axis} variant", "ablate")
