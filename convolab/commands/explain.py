@@ -333,6 +333,8 @@ def _picture(topic: str, args: argparse.Namespace) -> int:
         shape = _shape(args.image_size)
     elif weights is not None and weights.data is not None:
         size = weights.config.get("image_size") if weights.config else None
+        if isinstance(size, list):  # trained at several sizes: the first is the one it was measured at
+            size = size[0]
         channels = _first_conv(model)[0] or int(weights.data["channels"])
         shape = (channels, *((size, size) if size else tuple(weights.data["size"])))
     else:

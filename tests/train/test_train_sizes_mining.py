@@ -243,3 +243,20 @@ def test_mnist_spp_takes_any_size_from_10():
         assert model(torch.zeros(1, 1, *size)).shape == (1, 10)
     with pytest.raises(ValueError, match=r"MaxPool2d: output size would be 0 along dim 2 \(in=1, kernel=2"):
         model(torch.zeros(1, 1, 9, 9))
+
+
+def test_help_names_the_new_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--image-size SIZE[,SIZE...]", "--size-schedule", "--mining-rounds N", "--mining-pool FRACTION",
+                   "--mining-per-round K", "--mining-weight W", "--mining-select"):
+        assert option in text
+    assert "offline hard-example mining" in text
+
+
+def test_pictures_of_a_network_trained_at_several_sizes(tmp_path, capsys):
+    fit(TrainConfig(**{**SPP, "epochs": 1}, image_size=[28, 20]), tmp_path / "run", data=synthetic())
+    assert main(["explain", "feature-maps", "--weights", str(tmp_path / "run" / "last.pt"), "--layer", "layer1",
+                 "-o", str(tmp_path / "m.png")]) == 0
+    assert "feature-maps of mnist_spp layer layer1" in capsys.readouterr().out
