@@ -118,7 +118,7 @@ def effective_rf() -> None:
 # Multi-size training: mnist_spp trained at 28 only vs at 28, 20 and 36 in turn (the size switching
 # every batch), every run measured at sizes from 16 to 40.
 SIZES_STUDY = dict(base="mnist_spp", swaps="train_sizes=28,28+20+36", epochs=3, seeds=(0, 1, 2),
-                   eval_sizes=(16, 20, 24, 28, 32, 36, 40))
+                   eval_sizes=(16, 20, 24, 28, 32, 36, 40), lr=0.02)
 
 
 def size_study() -> None:
@@ -133,7 +133,7 @@ def size_study() -> None:
     s = SIZES_STUDY
     out = RUNS / "ablation_sizes"
     table = ablate(s["base"], s["swaps"], out=out, epochs=s["epochs"], seeds=s["seeds"], eval_sizes=s["eval_sizes"],
-                   config=TrainConfig(size_schedule="batch"), plot=False, progress=True)
+                   config=TrainConfig(size_schedule="batch", lr=s["lr"]), plot=False, progress=True, resume=out.is_dir())
     print(table)
     shutil.copy(out / "table.json", IMAGES / "ablation_sizes.json")
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110, layout="constrained")
@@ -147,7 +147,8 @@ def size_study() -> None:
     ax.set_xlabel("test image size (pixels per side; the digits are resized)")
     ax.set_ylabel("held-out accuracy (%)")
     runs = ", ".join(map(str, s["seeds"]))
-    ax.set_title(f"mnist_spp, {s['epochs']} epochs, seeds {runs}: mean, bars = half the range", fontsize=8)
+    ax.set_title(f"mnist_spp, {s['epochs']} epochs, lr {s['lr']}, seeds {runs}: mean, bars = half the range",
+                 fontsize=8)
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
     fig.savefig(IMAGES / "ablation_sizes.png")
@@ -208,9 +209,9 @@ def unit_pictures() -> None:
     out = RUNS / "demo" / "mnist_cnn"
     fit(TrainConfig(**DEMO_TRAINING), out, resume=(out / "last.pt").is_file())
     weights = os.path.relpath(out / "last.pt")  # the picture's title names it: no machine's own path
-    for layer in ("layer1", "layer3"):
+    for layer, name in (("layer1", "top_patches_layer1"), ("layer3", "top_patches_layer3")):
         if convolab(["explain", "top-patches", "--weights", weights, "--layer", layer, "--channels", "8",
-                     "--top", "9", "-o", str(IMAGES / f"top_patches_{layer}.png")]) != 0:
+                     "--top", "9", "-o", str(IMAGES / f"{name}.png")]) != 0:
             raise SystemExit(f"convolab explain top-patches --layer {layer} failed")
 
 

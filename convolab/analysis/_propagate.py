@@ -80,11 +80,16 @@ class Info:
 # legend states each one that applies to the model (and only those).
 GATE_NOTE = "a 1-wide map broadcast over a spatial dim is treated as a gate"
 RESAMPLE_NOTE = "up-sampling: the field is the smallest window on evenly spaced centres that holds every unit's inputs"
+CONCAT_NOTE = "flattened maps joined: the field is the union of the units' bins"
 CONVENTIONS = {
     GATE_NOTE: (
         "Gates are treated as constants: a map 1 wide along a spatial dim that multiplies a wider one "
         "(squeeze-and-excitation, attention scales) does not widen the field, although its value depends "
         "on the whole map."
+    ),
+    CONCAT_NOTE: (
+        "Flattened maps joined into one vector (spatial pyramid pooling) have units that see different bins; "
+        "the field shown after the join is their union, the whole map, as for a linear layer after a flatten."
     ),
     RESAMPLE_NOTE: (
         "After up-sampling (transposed conv, interpolation, pixel shuffle, uneven adaptive pooling) the RF is "
@@ -529,8 +534,17 @@ def _cat(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info:
     dim = named.get("dim", 0) % n
     infos = [tracer.get(t) or Info((None,) * t.dim()) for t in tensors]
     columns = [[i.dims[k] for i in infos] for k in range(n)]
-    if any(isinstance(d, (Field, Merged)) for d in columns[dim]):
+    joined = columns[dim]
+    if any(isinstance(d, Field) for d in joined):
         raise _NoField(f"cat along spatial dim {dim}: the joined map has no single field")
+    if any(isinstance(d, Merged) for d in joined):
+        # flattened maps joined into one vector (spatial pyramid pooling's levels): each unit
+        # sees its bin; the vector's field is their union, as for a flattened map after a linear layer
+        spans = [f for d, t in zip(joined, tensors) for f in _span(d, t.shape[dim])]
+        tracer.note(CONCAT_NOTE)
+        columns[dim] = [None] * len(joined)
+        merged = _merge(tracer, infos, columns, "cat")
+        return _with_reduced(merged.dims, spans, merged)
     return _merge(tracer, infos, columns, "cat")
 
 
