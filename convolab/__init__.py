@@ -20,6 +20,7 @@ from .functional import (
     deform_conv1d,
     deform_conv2d,
     deform_conv3d,
+    locally_connected,
     roi_align,
     roi_pool,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "deform_conv2d",
     "deform_conv3d",
     "functional",
+    "locally_connected",
     "nn",
     # pooling and separable convolutions (issue 3)
     "adaptive_avg_pool",

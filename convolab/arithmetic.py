@@ -63,6 +63,8 @@ __all__ = [
     "interpolation_rate",
     "linear_macs",
     "linear_params",
+    "locally_connected_macs",
+    "locally_connected_params",
     "make_divisible",
     "matmul_macs",
     "norm_macs",
@@ -810,6 +812,49 @@ def conv_params(
     k = kernel_size if not _is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
     ks = [_positive(v, "kernel_size", op) for v in k]
     return cout * (cin // g) * math.prod(ks) + (cout if bias else 0)
+
+
+def locally_connected_params(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    output_size: IntOrPair,
+    bias: bool = True,
+) -> int:
+    """Parameters of a locally connected layer (locality without weight sharing).
+
+    Every output position has its own ``C_out x C_in x prod(k)`` filter bank and its own
+    ``C_out`` biases: ``prod(out) * (prod(k)*C_in + 1) * C_out``, i.e. ``(K*C_in + 1)*C_out``
+    per output position against the conv's ``(K*C_in + 1)*C_out`` for the whole layer. The
+    number of spatial dims is ``len(output_size)`` (2 when it is an int).
+
+    >>> locally_connected_params(1, 1, 3, (26, 26)), conv_params(1, 1, 3)   # one 3x3 map on 28x28
+    (6760, 10)
+    >>> locally_connected_params(3, 64, 3, (30, 30)) == 30 * 30 * conv_params(3, 64, 3)
+    True
+    """
+    op = "locally_connected_params"
+    outs = output_size if not _is_int(output_size) else (output_size,) * 2
+    positions = math.prod(_positive(o, "output_size", op) for o in outs)
+    return positions * conv_params(in_channels, out_channels, kernel_size, 1, bias, ndim=len(outs))
+
+
+def locally_connected_macs(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrPair,
+    output_size: IntOrPair,
+    batch: int = 1,
+) -> int:
+    """MACs of a locally connected layer: the conv's, ``N * prod(out) * C_out * C_in * prod(k)``.
+
+    Without weight sharing every weight is used once per sample instead of once per position:
+    the same arithmetic as the conv, ``prod(out)`` times the weights to read.
+
+    >>> locally_connected_macs(1, 1, 3, (26, 26)) == conv_macs(1, 1, 3, (26, 26))
+    True
+    """
+    return conv_macs(in_channels, out_channels, kernel_size, output_size, 1, batch)
 
 
 def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:

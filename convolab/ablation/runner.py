@@ -30,11 +30,11 @@ from ..analysis import summary
 from ..data import DataSplit, load_dataset
 from .._args import suggest
 from ..models import list_models, register_model, unregister_model
-from ..train import Callback, TrainConfig, build_model, check_data, claim_output_dir, fit
+from ..train import Callback, TrainConfig, build_model, check_data, claim_output_dir, evaluate, fit
 from ..train.checkpoint import atomic_write_text
-from ..train.loop import MAX_SEED, RUN_PRODUCTS
+from ..train.loop import MAX_IMAGE_SIZE, MAX_SEED, RUN_PRODUCTS, WEIGHTS_NAME
 from .table import AblationRow, AblationTable
-from .variants import build_variant, check_variant
+from .variants import SIZES_AXIS, build_variant, check_variant, train_sizes
 
 RECORD = "run.json"
 TABLE_FILES = ("table.md", "table.json", "table.csv", "accuracy_vs_macs.png")
@@ -103,7 +103,10 @@ class _Progress(Callback):
             self.bar.set_postfix_str(f"{self.label} epoch {metrics['epoch']} acc {metrics['val_accuracy']:.2%}")
 
 
-def _run_config(config: TrainConfig, model: str, seed: int) -> TrainConfig:
+def _run_config(config: TrainConfig, model: str, seed: int, axis: str = "", value: str = "") -> TrainConfig:
+    """The settings of one run; a ``train_sizes`` variant sets the image sizes."""
+    if axis == SIZES_AXIS:
+        return replace(config, model=model, seed=seed, image_size=train_sizes(value))
     return replace(config, model=model, seed=seed)
 
 
@@ -129,8 +132,10 @@ def _clear(out: Path) -> None:
         pass
 
 
-def _train_once(run_config: TrainConfig, run_dir: Path, data: DataSplit, callbacks: Sequence[Callback]) -> dict[str, Any]:
-    """Train one run, or read its record; returns the record."""
+def _train_once(run_config: TrainConfig, run_dir: Path, data: DataSplit, callbacks: Sequence[Callback],
+                sizes: Sequence[int] = ()) -> dict[str, Any]:
+    """Train one run, or read its record; returns the record (with the held-out accuracy at each
+    of ``sizes`` in ``size_accuracy``, measured from the run's weights)."""
     record_path = run_dir / RECORD
     wanted = _comparable(asdict(run_config))
     if record_path.is_file():
@@ -141,19 +146,35 @@ def _train_once(run_config: TrainConfig, run_dir: Path, data: DataSplit, callbac
                 f"ablate: {run_dir} holds a finished run with other settings ({', '.join(changed)}); "
                 f"use the same settings or another --out folder"
             )
-        return record
-    resume = (run_dir / "last.pt").is_file()  # an interrupted run continues where it stopped
-    result = fit(run_config, run_dir, resume=resume, callbacks=callbacks, data=data)
-    record = {
-        "config": asdict(run_config),
-        "val_accuracy": result.val_accuracy,
-        "epoch_seconds": [h["seconds"] for h in result.history],
-        "history": result.history,
-    }
-    atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+    else:
+        resume = (run_dir / "last.pt").is_file()  # an interrupted run continues where it stopped
+        result = fit(run_config, run_dir, resume=resume, callbacks=callbacks, data=data)
+        record = {
+            "config": asdict(run_config),
+            "val_accuracy": result.val_accuracy,
+            "epoch_seconds": [h["seconds"] for h in result.history],
+            "history": result.history,
+        }
+    missing = [s for s in sizes if str(s) not in record.get("size_accuracy", {})]
+    if missing or not record_path.is_file():
+        if missing:
+            record["size_accuracy"] = {**record.get("size_accuracy", {}),
+                                       **_accuracy_at(run_config, data, run_dir / WEIGHTS_NAME, missing)}
+        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     # the finished run is recorded; its full training state (3x the weights) is not needed again
     (run_dir / "last.pt").unlink(missing_ok=True)
     return record
+
+
+def _accuracy_at(run_config: TrainConfig, data: DataSplit, weights: Path, sizes: Sequence[int]) -> dict[str, float]:
+    """Held-out accuracy of a finished run's weights at each image size (as ``{str(size): accuracy}``)."""
+    model, pipeline = build_model(run_config, data)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    found = {}
+    for size in sizes:
+        pipeline.size = (size, size)
+        found[str(size)] = evaluate(model, pipeline, data.val, 2 * run_config.batch_size)["val_accuracy"]
+    return found
 
 
 def _last_feature_field(model: nn.Module, input_size: tuple[int, ...]) -> tuple[Optional[tuple[int, ...]], int, int]:
@@ -183,6 +204,7 @@ def ablate(
     plot: bool = True,
     resume: bool = False,
     overwrite: bool = False,
+    eval_sizes: Optional[Sequence[int]] = None,
 ) -> AblationTable:
     """Train ``base`` once per variant and seed; return (and save in ``out``) the comparison table.
 
@@ -207,6 +229,8 @@ def ablate(
         resume: continue the ablation in ``out``: its finished runs are read back, an interrupted
             run continues from its checkpoint, new variants and seeds are trained.
         overwrite: replace the ablation in ``out`` (its runs and tables are deleted first).
+        eval_sizes: image sizes at which a ``train_sizes`` study also measures every run's
+            held-out accuracy (the ``acc@S`` columns). Default: every size its variants name.
 
     Returns:
         AblationTable: one row per variant in the order of ``swaps``.
@@ -233,6 +257,13 @@ def ablate(
         raise ValueError(f"ablate: seeds must be ints in [0, 2**63 - 1], got {bad[0]!r}")
     template = replace(config or TrainConfig(), model=base, data=data, epochs=epochs)
     template.validate()
+    named = sorted({size for axis, value in pairs if axis == SIZES_AXIS for size in train_sizes(value)})
+    sizes = named if eval_sizes is None else list(eval_sizes)
+    if eval_sizes is not None and not named:
+        raise ValueError(f"ablate: eval_sizes measures a {SIZES_AXIS} study; no {SIZES_AXIS} variant is asked for")
+    if any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_IMAGE_SIZE for v in sizes) or (
+            eval_sizes is not None and not sizes):
+        raise ValueError(f"ablate: eval_sizes must be image sizes in [1, {MAX_IMAGE_SIZE}], got {list(sizes)!r}")
     if threads is not None and threads < 1:
         raise ValueError(f"ablate: threads must be >= 1, got {threads}")
     out = Path(out)
@@ -243,13 +274,16 @@ def ablate(
         split = load_dataset(template.data, val_fraction=template.val_fraction, seed=split_seed,
                              limit=template.limit, size=template.image_size)
         check_data(template, split)
-        return _ablate(base, pairs, seeds, template, split, out, split_seed, threads, latency_repeats, progress, plot)
+        return _ablate(base, pairs, seeds, template, split, out, split_seed, threads, latency_repeats, progress, plot,
+                       sizes)
 
 
 def _ablate(base: str, pairs: list[tuple[str, str]], seeds: list[int], template: TrainConfig, split: DataSplit,
             out: Path, split_seed: int, threads: Optional[int], latency_repeats: int, progress: bool,
-            plot: bool) -> AblationTable:
-    image_size = tuple(split.size) if template.image_size is None else (template.image_size,) * 2
+            plot: bool, sizes: list[int]) -> AblationTable:
+    for axis, value in pairs:  # a base network whose head takes one size fails here, before any training
+        if axis == SIZES_AXIS:
+            build_model(_run_config(template, base, seeds[0], axis, value), split)
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     bar = None
@@ -262,6 +296,9 @@ def _ablate(base: str, pairs: list[tuple[str, str]], seeds: list[int], template:
         models: dict[str, nn.Module] = {}
         inputs: dict[str, torch.Tensor] = {}
         for axis, value in pairs:
+            first = _run_config(template, base, seeds[0], axis, value).sizes
+            image_size = tuple(split.size) if first is None else (first[0],) * 2
+            measured_at = sizes if axis == SIZES_AXIS else []
             with _registered(base, axis, value, image_size) as name:
                 records = []
                 for seed in seeds:
@@ -269,10 +306,11 @@ def _ablate(base: str, pairs: list[tuple[str, str]], seeds: list[int], template:
                     if bar is not None:
                         bar.set_description(label)
                     run_dir = out / "runs" / f"{axis}={value}" / f"seed{seed}"
-                    records.append(_train_once(_run_config(template, name, seed), run_dir, split, [_Progress(bar, label)]))
+                    records.append(_train_once(_run_config(template, name, seed, axis, value), run_dir, split,
+                                               [_Progress(bar, label)], measured_at))
                     if bar is not None:
                         bar.update(1)
-                model, pipeline = build_model(_run_config(template, name, seeds[0]), split)
+                model, pipeline = build_model(_run_config(template, name, seeds[0], axis, value), split)
             size = (1, pipeline.channels, *(pipeline.size or split.size))
             rf, params, macs = _last_feature_field(model, size)
             models[f"{axis}={value}"] = model.eval()
@@ -281,6 +319,8 @@ def _ablate(base: str, pairs: list[tuple[str, str]], seeds: list[int], template:
                 axis=axis, variant=value, params=params, macs=macs, receptive_field=rf,
                 accuracies=tuple(r["val_accuracy"] for r in records), seeds=tuple(seeds),
                 epoch_seconds=statistics.fmean(s for r in records for s in r["epoch_seconds"]),
+                size_accuracies={size: tuple(r["size_accuracy"][str(size)] for r in records) for size in measured_at}
+                if measured_at else None,
             ))
         # latency of all variants measured round-robin, so load on the machine hits them alike
         with torch.inference_mode():

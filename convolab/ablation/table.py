@@ -30,6 +30,8 @@ class AblationRow:
         seeds: the random seeds, in the order of ``accuracies``.
         epoch_seconds: mean wall time of one training epoch over every run of the variant.
         latency_ms: median inference time of one image (batch 1) on this machine.
+        size_accuracies: held-out accuracy of each seed at other image sizes (``{size: (per
+            seed)}``; only for a study of the ``train_sizes`` axis, else ``None``).
     """
 
     axis: str
@@ -41,6 +43,7 @@ class AblationRow:
     seeds: tuple[int, ...]
     epoch_seconds: float
     latency_ms: float
+    size_accuracies: Optional[dict[int, tuple[float, ...]]] = None
 
     @property
     def accuracy(self) -> float:
@@ -61,6 +64,10 @@ class AblationRow:
         d["receptive_field"] = None if self.receptive_field is None else list(self.receptive_field)
         d.update(accuracies=list(self.accuracies), seeds=list(self.seeds),
                  accuracy=self.accuracy, accuracy_std=self.accuracy_std)
+        if self.size_accuracies is None:
+            d.pop("size_accuracies")
+        else:
+            d["size_accuracies"] = {str(k): list(v) for k, v in sorted(self.size_accuracies.items())}
         return d
 
 
@@ -78,6 +85,12 @@ def _accuracy(row: AblationRow) -> str:
     return f"{row.accuracy:.2%}" + ("" if std is None else f" ± {std:.2%}")
 
 
+def _mean(accuracies: Optional[dict[int, tuple[float, ...]]], size: int) -> str:
+    if not accuracies or size not in accuracies:
+        return "—"
+    return f"{statistics.fmean(accuracies[size]):.2%}"
+
+
 @dataclass(frozen=True)
 class AblationTable:
     """Rows in the order the variants were asked for, and the settings every run shared."""
@@ -86,13 +99,21 @@ class AblationTable:
     rows: tuple[AblationRow, ...]
     settings: dict[str, Any] = field(default_factory=dict)
 
-    columns = COLUMNS
+    @property
+    def sizes(self) -> list[int]:
+        """The image sizes of the ``@size`` accuracy columns (a ``train_sizes`` study), ascending."""
+        return sorted({s for r in self.rows for s in (r.size_accuracies or {})})
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Column headers: :data:`COLUMNS`, and ``acc@S`` per image size of a ``train_sizes`` study."""
+        return (*COLUMNS[:5], *(f"acc@{s}" for s in self.sizes), *COLUMNS[5:])
 
     def cells(self) -> list[tuple[str, ...]]:
         """The rows as display strings, one per column of :attr:`columns`."""
         return [
             (r.name, f"{r.params:,}", f"{r.macs:,}", _rf(r.receptive_field), _accuracy(r),
-             f"{r.epoch_seconds:.2f}", f"{r.latency_ms:.3f}")
+             *(_mean(r.size_accuracies, s) for s in self.sizes), f"{r.epoch_seconds:.2f}", f"{r.latency_ms:.3f}")
             for r in self.rows
         ]
 
@@ -121,6 +142,8 @@ class AblationTable:
             rf = r["receptive_field"]
             r.update(receptive_field=None if rf is None else tuple(rf), accuracies=tuple(r["accuracies"]),
                      seeds=tuple(r["seeds"]))
+            if r.get("size_accuracies") is not None:
+                r["size_accuracies"] = {int(k): tuple(v) for k, v in r["size_accuracies"].items()}
             rows.append(AblationRow(**r))
         return cls(d["base"], tuple(rows), dict(d.get("settings", {})))
 
@@ -135,7 +158,7 @@ class AblationTable:
     def to_csv(self) -> str:
         buffer = io.StringIO()
         fields = ["axis", "variant", "params", "macs", "receptive_field", "accuracy", "accuracy_std",
-                  "accuracies", "seeds", "epoch_seconds", "latency_ms"]
+                  "accuracies", "seeds", "epoch_seconds", "latency_ms", *(f"accuracy@{s}" for s in self.sizes)]
         writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for r in self.rows:
@@ -143,6 +166,9 @@ class AblationTable:
             d["receptive_field"] = _rf(r.receptive_field)
             d["accuracies"] = " ".join(f"{a:.4f}" for a in r.accuracies)
             d["seeds"] = " ".join(map(str, r.seeds))
+            for size in self.sizes:
+                found = (r.size_accuracies or {}).get(size)
+                d[f"accuracy@{size}"] = "" if found is None else statistics.fmean(found)
             writer.writerow({k: d[k] for k in fields})
         return buffer.getvalue()
 

@@ -12,8 +12,9 @@ Axes (the first value of each is the base network unchanged):
   theirs dense too) becomes ``standard``, ``depthwise_separable``, ``spatially_separable``,
   ``flattened``, ``grouped_shuffle`` (grouped conv + channel shuffle, the group count being the
   divisor of both channel counts nearest to 4), ``dilated`` (dilation doubled, padding grown
-  so the output size is unchanged) or ``deformable`` (when :class:`convolab.nn.DeformConv2d`
-  exists in this build).
+  so the output size is unchanged), ``locally_connected`` (the same windows without weight
+  sharing: a filter bank per output position, built for the image size of the study) or
+  ``deformable`` (when :class:`convolab.nn.DeformConv2d` exists in this build).
 - ``norm``: every conv -> batch norm -> activation triple of a ``Sequential`` becomes
   ``conv-bn-act``, ``conv-act-bn`` (norm after the activation) or ``none`` (no batch norm).
 - ``bottleneck``: ``off``, or ``on``: every spatial conv but the stem becomes the ResNet
@@ -23,6 +24,11 @@ Axes (the first value of each is the base network unchanged):
   base's classifier follows, its first linear layer resized to the pooled length.
 - ``downsample``: every max pooling layer becomes ``maxpool``, ``avgpool`` or
   ``strided_conv`` (a learned C -> C conv with the pool's window and stride).
+- ``train_sizes``: not the network but the image sizes it is trained at (SPP-net's multi-size
+  training), written with ``+``: ``28`` (one size) or ``28+20+36`` (the three in turn, the first
+  being the size accuracy is measured at). The network must take any size (an SPP or global
+  pooling head, e.g. ``mnist_spp``); the table adds the accuracy at every size named by the
+  variants, so each variant is also measured at sizes it never saw.
 """
 
 from __future__ import annotations
@@ -169,6 +175,15 @@ def _deformable(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
     return cnn.DeformConv2d(**_conv_args(conv))
 
 
+def _locally_connected(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
+    """The conv's windows without weight sharing: a filter bank per output position of the map
+    this layer sees (the probe's input size; the network then takes only that image size)."""
+    args = _conv_args(conv)
+    if getattr(conv, "padding_mode", "zeros") != "zeros":
+        args["padding_mode"] = conv.padding_mode
+    return cnn.LocallyConnected2d(**args, input_size=probe.inputs[name][2:])
+
+
 def _bottleneck(name: str, conv: nn.Module, probe: Probe) -> nn.Module:
     args = _conv_args(conv)
     mid = max(1, args["out_channels"] // 4)  # ResNet's expansion of 4
@@ -295,6 +310,7 @@ def _conv_variants() -> dict[str, Transform]:
         "flattened": _swap_convs(_factory(cnn.FlattenedConv2d)),
         "grouped_shuffle": _swap_convs(_grouped_shuffle),
         "dilated": _swap_convs(_dilated),
+        "locally_connected": _swap_convs(_locally_connected),
     }
     if hasattr(cnn, "DeformConv2d"):  # deformable convolution landed in convolab.nn
         variants["deformable"] = _swap_convs(_deformable)
@@ -309,13 +325,42 @@ def axes() -> dict[str, dict[str, Transform]]:
         "bottleneck": {"off": _identity, "on": _swap_convs(_bottleneck)},
         "head": {"flatten": _identity, "max": _head("max"), "avg": _head("avg"), "spp": _head("spp")},
         "downsample": {"maxpool": _identity, "avgpool": _downsample("avgpool"), "strided_conv": _downsample("strided_conv")},
+        # any sizes joined by '+' (see train_sizes); these two are examples
+        SIZES_AXIS: {"28": _identity, "28+20+36": _identity},
     }
+
+
+SIZES_AXIS = "train_sizes"
+
+
+def train_sizes(value: str) -> list[int]:
+    """The sizes of a ``train_sizes`` variant: ``"28+20+36"`` -> ``[28, 20, 36]``.
+
+    Example:
+        >>> train_sizes("28"), train_sizes("28+20+36")
+        ([28], [28, 20, 36])
+    """
+    from ..train.loop import MAX_IMAGE_SIZE
+
+    try:
+        sizes = [int(v) for v in value.split("+")]
+    except ValueError:
+        sizes = []
+    if not sizes or not all(1 <= v <= MAX_IMAGE_SIZE for v in sizes):
+        raise ValueError(f"ablate: a {SIZES_AXIS} variant is image sizes in [1, {MAX_IMAGE_SIZE}] joined by '+' "
+                         f"(e.g. 28 or 28+20+36), got {value!r}")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"ablate: {SIZES_AXIS} variant {value!r} lists a size twice")
+    return sizes
 
 
 def check_variant(axis: str, value: str) -> Transform:
     """The transform of ``axis=value``; ValueError listing the choices (and the closest) otherwise."""
     table = axes()
     check_choice(axis, tuple(table), "swap axis", "ablate")
+    if axis == SIZES_AXIS:  # any list of sizes: the network is the base, its training changes
+        train_sizes(value)
+        return _identity
     if axis == "conv" and value == "deformable" and value not in table[axis]:
         raise ValueError("ablate: conv=deformable needs convolab.nn.DeformConv2d, which is not in this build")
     check_choice(value, table[axis], f"{axis} variant", "ablate")

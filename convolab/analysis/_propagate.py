@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Optional, Union
 
 import torch
@@ -71,6 +72,64 @@ class Info:
         for f in self.reduced:
             out.setdefault(f.axis, f)
         return tuple(out[a] for a in sorted(out))
+
+
+# --------------------------------------------------------------------------- conventions
+
+# Notes a rule leaves on the layers where a convention decides the number shown; the summary's
+# legend states each one that applies to the model (and only those).
+GATE_NOTE = "a 1-wide map broadcast over a spatial dim is treated as a gate"
+RESAMPLE_NOTE = "up-sampling: the field is the smallest window on evenly spaced centres that holds every unit's inputs"
+CONCAT_NOTE = "flattened maps joined: the field is the union of the units' bins"
+CONVENTIONS = {
+    GATE_NOTE: (
+        "Gates are treated as constants: a map 1 wide along a spatial dim that multiplies a wider one "
+        "(squeeze-and-excitation, attention scales) does not widen the field, although its value depends "
+        "on the whole map."
+    ),
+    CONCAT_NOTE: (
+        "Flattened maps joined into one vector (spatial pyramid pooling) have units that see different bins; "
+        "the field shown after the join is their union, the whole map, as for a linear layer after a flatten."
+    ),
+    RESAMPLE_NOTE: (
+        "After up-sampling (transposed conv, interpolation, pixel shuffle, uneven adaptive pooling) the RF is "
+        "the smallest window, centred on evenly spaced unit centres, that holds every unit's inputs; one "
+        "unit's exact support can be smaller (a stride-2 conv then ConvTranspose2d(k=4, s=2): RF 6, each "
+        "unit depends on 5 pixels)."
+    ),
+}
+
+
+class _Phases(ReceptiveField):
+    """A field whose resampling also records whether it was exact (see :func:`_resampled`)."""
+
+    exact: list[bool] = []  # class-level scratch: the analysis runs one op at a time
+
+    def resample(self, rate, taps, period):  # type: ignore[no-untyped-def, override]
+        a = Fraction(rate)
+        spans = []
+        for o in range(period):
+            t = [Fraction(v) for v in taps(o)]
+            spans.append((max(t) - min(t), (max(t) + min(t)) / 2 - a * o) if t else None)
+        # exact: every unit reads a window of the same width at the same offset from its centre
+        _Phases.exact.append(None not in spans and len(set(spans)) == 1)
+        return ReceptiveField.resample(self, rate, taps, period)
+
+
+def _resampled(tracer: "Tracer", rf: ReceptiveField, step: Callable[[ReceptiveField], ReceptiveField]) -> ReceptiveField:
+    """``step(rf)`` for a resampling step (transposed conv, interpolation, adaptive pooling); notes
+    the convention on the layer when the evenly spaced field is wider than some unit's support."""
+    _Phases.exact = []
+    out = step(_Phases(rf.size, rf.jump, rf.start))
+    if not all(_Phases.exact):
+        tracer.note(RESAMPLE_NOTE)
+    return ReceptiveField(out.size, out.jump, out.start)
+
+
+# Circular padding wraps the map around: a unit at a border reads the far side (unit 0 of a
+# 5-wide conv on 32 columns reads columns 30, 31, 0, 1, 2), which no window describes.
+CIRCULAR_OP = "circular padding"
+CIRCULAR_REASON = "wraps the map around: a border unit reads the far side, not a window"
 
 
 # --------------------------------------------------------------------------- the mode
@@ -122,6 +181,11 @@ class Tracer(TorchDispatchMode):
         notes = self.frames[-1].notes
         if text not in notes:
             notes.append(text)
+
+    def circular(self) -> str:
+        """Report circular padding (not analysed) and return the reason a field after it is unknown."""
+        self.not_analysed.append((CIRCULAR_OP, self.where[-1], CIRCULAR_REASON))
+        return f"after {CIRCULAR_OP} (not analysed)"
 
     def warn(self, text: str) -> None:
         where = self.where[-1] or "<model>"
@@ -200,10 +264,14 @@ class PadMode(TorchFunctionMode):
         if func is torch.nn.functional.pad or func is getattr(torch._C._nn, "pad", None):
             x = args[0] if args else kwargs.get("input")
             pad = args[1] if len(args) > 1 else kwargs.get("pad")
+            mode = args[2] if len(args) > 2 else kwargs.get("mode", "constant")
             info = self.tracer.get(x)
             if info is not None and info.problem is None and isinstance(out, Tensor):
                 try:
-                    self.tracer.set(out, _pad_dims(info, x, pad))
+                    if mode == "circular" and any(pad):
+                        self.tracer.set(out, Info((None,) * out.dim(), problem=self.tracer.circular()))
+                    else:
+                        self.tracer.set(out, _pad_dims(info, x, pad))
                 except _NoField as exc:
                     self.tracer.set(out, Info((None,) * out.dim(), problem=str(exc)))
                 self.tracer.not_analysed[:] = [
@@ -443,7 +511,7 @@ def _broadcast(tracer: Tracer, infos: Sequence[Info], tensors: Sequence[Tensor],
         for k, d in enumerate(info.dims):
             if t.shape[k] == 1 and o.shape[shift + k] != 1:
                 if isinstance(d, Field) or any(isinstance(f, Field) for f in columns[shift + k]):
-                    tracer.note("a 1-wide map broadcast over a spatial dim is treated as a gate")
+                    tracer.note(GATE_NOTE)
                 continue
             columns[shift + k].append(d)
     for k in range(n):
@@ -466,8 +534,17 @@ def _cat(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info:
     dim = named.get("dim", 0) % n
     infos = [tracer.get(t) or Info((None,) * t.dim()) for t in tensors]
     columns = [[i.dims[k] for i in infos] for k in range(n)]
-    if any(isinstance(d, (Field, Merged)) for d in columns[dim]):
+    joined = columns[dim]
+    if any(isinstance(d, Field) for d in joined):
         raise _NoField(f"cat along spatial dim {dim}: the joined map has no single field")
+    if any(isinstance(d, Merged) for d in joined):
+        # flattened maps joined into one vector (spatial pyramid pooling's levels): each unit
+        # sees its bin; the vector's field is their union, as for a flattened map after a linear layer
+        spans = [f for d, t in zip(joined, tensors) for f in _span(d, t.shape[dim])]
+        tracer.note(CONCAT_NOTE)
+        columns[dim] = [None] * len(joined)
+        merged = _merge(tracer, infos, columns, "cat")
+        return _with_reduced(merged.dims, spans, merged)
     return _merge(tracer, infos, columns, "cat")
 
 
@@ -476,6 +553,20 @@ def _stack(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Inf
     tensors = named["tensors"]
     dim = named.get("dim", 0) % out.dim()
     infos = [tracer.get(t) or Info((None,) * t.dim()) for t in tensors]
+    # Maps that each saw a different part of an input axis (the steps of a recurrent layer, a
+    # loop over rows) stacked into a new dim: its units see different regions, and no
+    # (size, jump, start) describes them. Never report their union as everyone's field.
+    by_axis: dict[Axis, list[ReceptiveField]] = {}
+    for info in infos:
+        for f in info.reduced:
+            by_axis.setdefault(f.axis, []).append(f.rf)
+    for axis, rfs in by_axis.items():
+        if len(rfs) != len(infos) or not all(rf == rfs[0] for rf in rfs):
+            raise _NoField(
+                f"aten.stack joins maps that saw different parts of input axis {axis[1]} (e.g. the steps of a "
+                f"recurrent layer such as nn.LSTM, each reading the positions before it): the stacked dim has no "
+                f"single field (not analysed)"
+            )
     columns = [[i.dims[k] for i in infos] for k in range(tensors[0].dim())]
     merged = _merge(tracer, infos, columns, "stack")
     dims = list(merged.dims)
@@ -520,7 +611,8 @@ def _conv(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info
     d = _tuple(named["dilation"], nd, (1,))
     info = _info(tracer, x)
     if named["transposed"]:
-        return _window_dims(info, x, nd, lambda rf, j: rf.transposed_conv(k[j], s[j], p[j], d[j]), True)
+        return _window_dims(info, x, nd, lambda rf, j: _resampled(
+            tracer, rf, lambda f: f.transposed_conv(k[j], s[j], p[j], d[j])), True)
     return _window_dims(info, x, nd, lambda rf, j: rf.conv(k[j], s[j], p[j], d[j]), True)
 
 
@@ -577,7 +669,7 @@ def _adaptive(tracer: Tracer, func: Any, named: dict[str, Any], out: Any) -> Inf
     o = _tensor_outputs(out)[0]
     info = _info(tracer, x)
     n, m = x.shape[-nd:], o.shape[-nd:]
-    return _window_dims(info, x, nd, lambda rf, j: rf.adaptive_pool(n[j], m[j]))
+    return _window_dims(info, x, nd, lambda rf, j: _resampled(tracer, rf, lambda f: f.adaptive_pool(n[j], m[j])))
 
 
 @_cost("_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d")
@@ -603,8 +695,15 @@ def _pad_dims(info: Info, x: Tensor, pad: Sequence[int]) -> Info:
 @_rule("constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
        "replication_pad1d", "replication_pad2d", "replication_pad3d", "_pad_circular", "pad")
 def _pad(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) -> Info:
+    # reflect and replicate read pixels inside the window's span (mirrored or repeated border
+    # pixels): the window's field holds them. Circular reads the far side: no field.
     x = _first(named)
-    return _pad_dims(_info(tracer, x), x, named.get("pad", named.get("padding")))
+    pad = named.get("pad", named.get("padding"))
+    circular = func.overloadpacket.__name__ == "_pad_circular" or (
+        func.overloadpacket is aten.pad and named.get("mode") == "circular")
+    if circular and any(pad):
+        return Info((None,) * out.dim(), problem=tracer.circular())
+    return _pad_dims(_info(tracer, x), x, pad)
 
 
 _INTERP = {
@@ -628,7 +727,8 @@ def _interpolate(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor) 
     scales = list(scales) * nd if len(scales) == 1 else list(scales)
     info = _info(tracer, x)
     n, m = x.shape[2:], out.shape[2:]
-    return _window_dims(info, x, nd, lambda rf, j: rf.interpolate(n[j], m[j], mode, align, scales[j]))
+    return _window_dims(info, x, nd, lambda rf, j: _resampled(
+        tracer, rf, lambda f: f.interpolate(n[j], m[j], mode, align, scales[j])))
 
 
 @_rule("pixel_shuffle", "pixel_unshuffle")
@@ -638,7 +738,8 @@ def _pixel_shuffle(tracer: Tracer, func: Any, named: dict[str, Any], out: Tensor
     x = _first(named)
     info = _info(tracer, x)
     if func.overloadpacket is aten.pixel_shuffle:
-        return _window_dims(info, x, 2, lambda rf, j: rf.interpolate(x.shape[-2 + j], out.shape[-2 + j], "nearest"), True)
+        return _window_dims(info, x, 2, lambda rf, j: _resampled(
+            tracer, rf, lambda f: f.interpolate(x.shape[-2 + j], out.shape[-2 + j], "nearest")), True)
     r = int(named["downscale_factor"])
     return _window_dims(info, x, 2, lambda rf, j: rf.conv(r, r), True)
 

@@ -75,6 +75,7 @@ def footer(s: "Summary") -> list[str]:
         f"Params: {number(s.params)} (trainable {number(s.trainable)}, {_bytes(s.param_bytes)})",
         f"MACs (conv + matmul, the model-zoo convention): {number(s.macs)} ({_si(s.macs)})",
     ]
+    lines[1:1] = [f"Convention: {c}" for c in s.conventions]
     if any(len(r.output_shapes) > 1 for r in s.rows):
         lines[0] += (" A shape followed by +N: the layer returns N more tensors (e.g. auxiliary outputs); "
                      "the shape shown is the first one's.")

@@ -16,7 +16,11 @@ Conventions (the numbers in the rows):
   whose centres differ; a unit of a globally pooled or fully connected layer
   sees the union over the whole map (its jump is then the map's extent).
   Normalisation statistics and 1-wide
-  broadcast gates (squeeze-and-excitation) are treated as constants.
+  broadcast gates (squeeze-and-excitation) are treated as constants. After up-sampling the
+  field is the smallest window on evenly spaced centres that holds every unit's inputs (a
+  unit's exact support can be smaller). Each convention that applies to the model is stated
+  in :attr:`Summary.conventions` and the table's legend. Ops whose units do not see a window
+  (circular padding, a recurrence over positions) make the field unknown (``?``).
 - **MACs** (multiply-accumulates): convolutions and matrix products (linear
   layers), bias excluded: the convention of the published model-zoo "GFLOPS".
   Normalisation (one per element) and average pooling (one per window
@@ -39,7 +43,7 @@ from torch.utils._pytree import tree_leaves
 from .. import arithmetic as A
 from .._args import suggest
 from ..arithmetic import ReceptiveField
-from ._propagate import Field, Frame, Info, PadMode, Tracer
+from ._propagate import CONVENTIONS, Field, Frame, Info, PadMode, Tracer, _resampled
 
 __all__ = [
     "Row",
@@ -133,6 +137,7 @@ class Summary:
     not_analysed: tuple[tuple[str, str, str], ...] = ()
     warnings: tuple[str, ...] = ()
     depth: Optional[int] = None
+    conventions: tuple[str, ...] = ()
     _all_rows: tuple[Row, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -165,6 +170,7 @@ class Summary:
             },
             "not_analysed": [{"op": o, "layer": w, "reason": r} for o, w, r in self.not_analysed],
             "warnings": list(self.warnings),
+            "conventions": list(self.conventions),
         }
 
     def to_json(self, indent: Optional[int] = 2) -> str:
@@ -268,6 +274,18 @@ def _register_convolab_layers() -> None:
     # every deformable conv (v1, v2, with or without its own offset predictor): the nominal
     # field of its regular grid, and MACs from the module (its kernel is one custom op)
     register_window_layer(_DeformConvNd, macs=_deform_module_macs)
+    # a locally connected layer reads the conv's windows (its batched matmul over unfolded
+    # windows says nothing the window does not): the conv's field, the conv's MACs
+    from ..nn.local import _LocallyConnectedNd
+
+    register_window_layer(_LocallyConnectedNd, macs=_local_module_macs)
+
+
+def _local_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
+    n = len(module.kernel_size)
+    batch = x.shape[0] if x.dim() == n + 2 else 1
+    return {"conv": A.locally_connected_macs(module.in_channels, module.out_channels, module.kernel_size,
+                                             tuple(out.shape[-n:]), batch)}
 
 
 _register_convolab_layers()
@@ -330,7 +348,7 @@ def _run(
             tracer.frozen -= 1
             rule, x, info = call["window"]
             if outs and info is not None and x is not None:
-                tracer.set(outs[0], _window_info(rule, module, x, info))
+                tracer.set(outs[0], _window_info(tracer, rule, module, x, info))
             own = _layer_rule(type(module), _LAYER_MACS)
             if own is not None and outs and x is not None:
                 frame.macs = dict(own(module, x, outs[0]))
@@ -378,18 +396,33 @@ def _run(
     return tracer, calls, inputs
 
 
-def _window_info(rule: WindowRule, module: nn.Module, x: Tensor, info: Info) -> Info:
+def _window_info(tracer: Tracer, rule: WindowRule, module: nn.Module, x: Tensor, info: Info) -> Info:
     nd = x.dim() - 2
     windows = rule(module, tuple(x.shape[2:]))
     dims = list(info.dims)
     transposed = bool(getattr(module, "transposed", False))
+    if info.problem is None and getattr(module, "padding_mode", "zeros") == "circular" and any(
+            before or after for before, after in _pads(module, windows, tuple(x.shape[2:]))):
+        return Info((None,) * (nd + 2), info.reduced, tracer.circular())
     for j, (k, s, before, d) in enumerate(windows):
         f = dims[2 + j]
         if isinstance(f, Field):
-            rf = f.rf.transposed_conv(k, s, before, d) if transposed else f.rf.conv(k, s, before, d)
+            if transposed:
+                rf = _resampled(tracer, f.rf, lambda r: r.transposed_conv(k, s, before, d))
+            else:
+                rf = f.rf.conv(k, s, before, d)
             dims[2 + j] = Field(f.axis, rf)
     dims[1] = None
     return Info(tuple(dims[: nd + 2]), info.reduced, info.problem)
+
+
+def _pads(module: nn.Module, windows: Sequence[tuple[int, int, int, int]], spatial: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Per-side padding of a window layer (both sides: a wrap needs only one)."""
+    try:
+        return [tuple(p) for p in A.resolve_padding(module.padding, spatial, [w[0] for w in windows],  # type: ignore[misc]
+                                                     [w[1] for w in windows], [w[3] for w in windows])]
+    except (AttributeError, TypeError, ValueError):
+        return [(w[2], w[2]) for w in windows]
 
 
 def summary(
@@ -484,6 +517,8 @@ def summary(
         not_analysed=tuple(dict.fromkeys(tracer.not_analysed)),
         warnings=tuple(tracer.warnings),
         depth=depth,
+        # the conventions that decide a number of this model's rows, each stated once in the legend
+        conventions=tuple(CONVENTIONS[n] for n in dict.fromkeys(n for r in rows for n in r.notes) if n in CONVENTIONS),
         _all_rows=tuple(rows),
     )
 

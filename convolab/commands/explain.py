@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 from ..cli import UsageError
 
-TOPICS = ("conv", "receptive-field", "params", "overlay", "kernels", "feature-maps")
-PICTURES = ("overlay", "kernels", "feature-maps")  # topics that draw a network's layer
+TOPICS = ("conv", "receptive-field", "params", "overlay", "kernels", "feature-maps", "top-patches")
+PICTURES = ("overlay", "kernels", "feature-maps", "top-patches")  # topics that draw a network's layer
 LAYER_HELP = "layers as KIND:key=value,... (conv: k s p d c g bias; pool: k s p d; fc: n bias), e.g. conv:c=32,k=3 pool:k=2"
 # where `convolab demo` (default --out) leaves its trained network: the pictures' default weights
 DEMO_CHECKPOINT = Path("convolab-demo") / "mnist_cnn" / "last.pt"
@@ -32,7 +32,9 @@ Pictures (PNG, -o): one layer of a network, by default mnist_cnn with the weight
 `convolab demo` trained (convolab-demo/mnist_cnn/last.pt, when present), on a handwritten digit:
   overlay          theoretical and effective receptive field of a unit
   kernels          the layer's kernels
-  feature-maps     what the layer outputs for the input
+  feature-maps     what the layer outputs for the input (--layer a,b,... or all: one picture per layer)
+  top-patches      what the layer's units respond to: for N channels, the input patches (each cut to
+                   the unit's receptive field) that excite them most over a dataset's held-out images
 
 Examples:
   convolab explain conv --input 5x5x3 --filters 2 --kernel 3 --stride 2 --padding 1
@@ -40,7 +42,8 @@ Examples:
   convolab explain params conv:c=32,k=3 pool:k=2 fc:n=10 --input 28x28x1
   convolab explain feature-maps --layer layer1 -o maps.png
   convolab explain overlay --layer layer3 --digit 7 -o field.png
-  convolab explain kernels --model resnet18 --layer conv1 -o kernels.png"""
+  convolab explain kernels --model resnet18 --layer conv1 -o kernels.png
+  convolab explain top-patches --layer layer3 --channels 8 --top 9 -o patches.png"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,6 +71,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", dest="image_size", metavar="CxHxW",
                    help="pictures: the input shape the image is converted to (default: what the weights were "
                         "trained on, else 1x28x28)")
+    p.add_argument("--channels", metavar="N|C1,C2,...",
+                   help="top-patches: the first N channels of the layer, or these channels (default 8)")
+    p.add_argument("--top", help="top-patches: patches per channel, 1 to 64 (default 9)")
+    p.add_argument("--data", help="top-patches: digits | mnist:PATH | folder:PATH, searched in its held-out images "
+                                  "(default: the data the weights were trained on, else digits)")
+    p.add_argument("--limit", help="top-patches: search at most this many images (default 1000)")
+    p.add_argument("--html", metavar="FILE", help="top-patches: also write a self-contained HTML page with the picture")
     p.add_argument("-o", "--output", metavar="FILE", help="pictures: the PNG to write (its folder must exist)")
     p.set_defaults(func=run)
 
@@ -92,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
 
     topic = check_choice(args.topic, TOPICS, "TOPIC", "explain")
     picture_only = ("model", "weights", "layer", "image", "digit", "image_size", "output")
+    patches_only = ("channels", "top", "data", "limit", "html")
+    if topic != "top-patches":
+        extra = [f"--{o}" for o in patches_only if getattr(args, o) is not None]
+        if extra:
+            raise UsageError(f"option {extra[0]} applies to 'explain top-patches' only")
+    if topic == "top-patches":
+        return _top_patches(args)
     if topic in PICTURES:
         return _picture(topic, args)
     extra = [f"--{o.replace('_', '-')}" for o in picture_only if getattr(args, o) is not None]
@@ -316,6 +333,8 @@ def _picture(topic: str, args: argparse.Namespace) -> int:
         shape = _shape(args.image_size)
     elif weights is not None and weights.data is not None:
         size = weights.config.get("image_size") if weights.config else None
+        if isinstance(size, list):  # trained at several sizes: the first is the one it was measured at
+            size = size[0]
         channels = _first_conv(model)[0] or int(weights.data["channels"])
         shape = (channels, *((size, size) if size else tuple(weights.data["size"])))
     else:
@@ -332,10 +351,144 @@ def _picture(topic: str, args: argparse.Namespace) -> int:
         receptive_field_overlay(model, x, args.layer, path=output, title=title)
     elif topic == "kernels":
         kernel_grid(model, args.layer, output, title=f"{name}, {who}")
+    elif "," in args.layer or args.layer == "all":
+        # layer by layer: one picture per layer, named after it (maps.png -> maps_layer1.png, ...)
+        layers = _map_layers(model, x) if args.layer == "all" else [v.strip() for v in args.layer.split(",") if v.strip()]
+        paths = [output.with_name(f"{output.stem}_{layer.replace('.', '-')}{output.suffix}") for layer in layers]
+        from ..viz.grids import layer_names
+
+        for layer in layers:  # every name before any picture
+            if layer not in layer_names(model):
+                from .._args import check_choice
+
+                check_choice(layer, layer_names(model), "layer", "explain feature-maps")
+        for layer, path in zip(layers, paths):
+            feature_map_grid(model, x.unsqueeze(0), layer, path, show_input=True, title=title)
+        print(f"wrote {', '.join(map(str, paths))}: feature maps of {name} layer by layer ({', '.join(layers)}); "
+              f"weights: {who}; input: {what}")
+        return 0
     else:
         feature_map_grid(model, x.unsqueeze(0), args.layer, output, show_input=True, title=title)
     print(f"wrote {output}: {topic} of {name} layer {args.layer}; weights: {who}"
           + ("" if topic == "kernels" else f"; input: {what}"))
     if weights is None:
         print("(untrained: run `convolab demo` first, or pass --weights FILE, to see what a trained network learnt)")
+    return 0
+
+
+def _map_layers(model, x) -> list[str]:
+    """The model's direct children that output feature maps ``[N, C, H, W]``, in call order."""
+    import torch
+
+    found: list[str] = []
+    handles = [child.register_forward_hook(
+        lambda m, a, out, name=name: found.append(name) if isinstance(out, torch.Tensor) and out.dim() == 4
+        and name not in found else None) for name, child in model.named_children()]
+    try:
+        with torch.no_grad():
+            model(x.unsqueeze(0))
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def _weights_and_model(args: argparse.Namespace, seed: int):
+    """--model and --weights (the demo's checkpoint by default): (name, model, pipeline, weights or None)."""
+    from ..models import canonical_name, list_models
+
+    if args.model is not None and args.model not in list_models(aliases=True):
+        from .._args import suggest
+
+        raise UsageError(f"unknown model {args.model!r}{suggest(args.model, list_models(aliases=True))} "
+                         f"(`convolab models` lists all)")
+    weights_path = Path(args.weights) if args.weights is not None else None
+    if weights_path is None and DEMO_CHECKPOINT.is_file() and canonical_name(args.model or DEFAULT_MODEL) == DEFAULT_MODEL:
+        weights_path = DEMO_CHECKPOINT
+    weights = _read_weights(weights_path) if weights_path is not None else None
+    trained_for = weights.config.get("model") if weights is not None and weights.config else None
+    name = args.model or trained_for or DEFAULT_MODEL
+    if trained_for is not None and canonical_name(str(trained_for)) != canonical_name(name):
+        raise UsageError(f"--weights {str(weights_path)!r} were trained for model {trained_for!r}, not {name!r}")
+    model, pipeline = _load_model(name, weights, seed)
+    return name, model, pipeline, weights
+
+
+def _channels(text: Optional[str]):
+    if text is None:
+        return 8
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--channels must be a count N or channel indices C1,C2,..., got {text!r}") from None
+    if len(values) == 1:
+        if values[0] < 1:
+            raise UsageError(f"--channels must be a count >= 1, got {values[0]}")
+        return values[0]
+    return values
+
+
+def _top_patches(args: argparse.Namespace) -> int:
+    """``explain top-patches``: every option checked before the network runs."""
+    import torch
+
+    from ..viz import top_patch_grid, top_patches
+    from ._output import check_output_file
+
+    if args.layers:
+        raise UsageError(f"explain top-patches takes --layer, not layers (got {' '.join(args.layers)!r})")
+    extra = [f"--{o.replace('_', '-')}" for o in ("input", "filters", "kernel", "stride", "padding", "dilation",
+                                                  "image", "digit", "image_size") if getattr(args, o) is not None]
+    if extra:
+        raise UsageError(f"option {extra[0]} does not apply to 'explain top-patches' (it searches --data)")
+    for option in ("layer", "output"):
+        if getattr(args, option) is None:
+            raise UsageError(f"explain top-patches needs --{option}" + (" FILE.png" if option == "output" else ""))
+    output = check_output_file(args.output, "-o", (".png",))
+    html = check_output_file(args.html, "--html", (".html",)) if args.html is not None else None
+    channels = _channels(args.channels)
+    top = _int(args.top, "top", 9, 1, 64)
+    limit = _int(args.limit, "limit", 1000, 1)
+    seed = _int(args.seed, "seed", 0, 0)
+    name, model, pipeline, weights = _weights_and_model(args, seed)
+    spec = args.data or (weights.config.get("data") if weights is not None and weights.config else None) or "digits"
+    from ..data import load_dataset
+
+    run = weights.config if weights is not None and weights.config else {}
+    try:
+        split = load_dataset(spec, val_fraction=run.get("val_fraction", 0.2), seed=run.get("seed", 0), limit=limit)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(f"--data: {exc}") from None
+    images = torch.stack([split.val[i][0] for i in range(len(split.val))]) if len(split.val) else None
+    if images is None:
+        raise UsageError(f"--data {spec!r} has no held-out images to search")
+    if pipeline is None:  # untrained or bare weights: standardise each batch as the pictures do
+        from ..train.loop import InputPipeline
+
+        channels_in = _first_conv(model)[0] or images.shape[1]
+        pipeline = InputPipeline([float(images.mean())] * images.shape[1], [float(images.std())] * images.shape[1],
+                                 channels_in, None)
+    try:
+        found = top_patches(model, images, args.layer, channels=channels, top=top, pipeline=pipeline)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("top_patches: ", "", 1)) from None
+    who = weights.describe() if weights is not None else f"untrained (random weights, seed {seed})"
+    title = f"{name}, {who}; searched: {len(images):,} held-out images of {split.source}"
+    figure = top_patch_grid(found, title=title)
+    from ..train.checkpoint import atomic_write, atomic_write_text
+
+    atomic_write(output, lambda f: figure.savefig(f, format="png", bbox_inches="tight", pad_inches=0.08))
+    if html is not None:
+        from ..viz.gallery import figure_page
+
+        atomic_write_text(html, figure_page([(f"What {name} {args.layer}'s units respond to", title, output)]))
+    size = "x".join(f"{f.size:g}" for f in found.fields)
+    print(f"wrote {output}: the {top} strongest patches ({size}, the units' receptive field) of "
+          f"{len(found.channels)} channels of {name} layer {args.layer}; weights: {who}"
+          + (f"; page: {html}" if html is not None else ""))
+    if weights is None:
+        print("(untrained: run `convolab demo` first, or pass --weights FILE, to see what a trained network learnt)")
+    del figure
     return 0

@@ -13,10 +13,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..train import Callback, TrainConfig, TrainResult, fit
-from ..train.loop import MAX_IMAGE_SIZE, MAX_WORKERS, OPTIMIZERS, SCHEDULERS
+from ..train.loop import (
+    MAX_IMAGE_SIZE, MAX_MINING_ROUNDS, MAX_MINING_WEIGHT, MAX_WORKERS, OPTIMIZERS, SCHEDULERS, SIZE_SCHEDULES,
+)
+from ..train.mining import MINING_SELECT
 
 _DEFAULTS = TrainConfig()
 MAX_THREADS = 1024  # more threads than this only contend for the cores
@@ -57,8 +60,29 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
                    help="held-out share when the data has no test set of its own, in (0, 1) (default: %(default)s)")
     p.add_argument("--limit", type=int, default=None,
                    help="use at most this many training and at most this many held-out images")
-    p.add_argument("--image-size", type=int, default=None,
-                   help=f"resize images to this square size, 1 to {MAX_IMAGE_SIZE}")
+    p.add_argument("--image-size", type=_sizes, default=None, metavar="SIZE[,SIZE...]",
+                   help=f"resize images to this square size, 1 to {MAX_IMAGE_SIZE}; several sizes (e.g. 28,24,32) "
+                   "train at each in turn (SPP-net's multi-size training: the model's head must take any size, "
+                   "e.g. mnist_spp); held-out accuracy is measured at the first size and reported at the others")
+    p.add_argument("--size-schedule", default=d.size_schedule, choices=SIZE_SCHEDULES,
+                   help="with several --image-size values, switch size every epoch or every batch (default: %(default)s)")
+    g = p.add_argument_group(
+        "offline hard-example mining",
+        "train, run the model over a pool held back from the training images, add its most confident mistakes "
+        "(false positives) to the training set, train again from the same initial weights; --epochs is per round")
+    g.add_argument("--mining-rounds", type=int, default=d.mining_rounds, metavar="N",
+                   help=f"rounds of mining and retraining after the first training, 0 to {MAX_MINING_ROUNDS} (default: "
+                   "%(default)s: off)")
+    g.add_argument("--mining-pool", type=float, default=d.mining_pool, metavar="FRACTION",
+                   help="share of the training images held back as the pool, in (0, 1) (default: %(default)s)")
+    g.add_argument("--mining-per-round", type=int, default=d.mining_per_round, metavar="K",
+                   help="at most K pool images added per round, >= 1 (default: %(default)s)")
+    g.add_argument("--mining-weight", type=int, default=d.mining_weight, metavar="W",
+                   help=f"each added image appears W times in the training set (oversampling), 1 to {MAX_MINING_WEIGHT} "
+                   "(default: %(default)s)")
+    g.add_argument("--mining-select", default=d.mining_select, choices=MINING_SELECT,
+                   help="hard: the most confident mistakes; random: as many random pool images, the control "
+                   "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="0 to 2**63 - 1 (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="STEPS",
                    help="also checkpoint every STEPS steps (default: only at epoch ends)")
@@ -77,6 +101,16 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the earlier run in --out (default: refuse)")
 
 
+def _sizes(text: str) -> Union[int, list[int]]:
+    """``--image-size``: one int, or several separated by commas."""
+    try:
+        sizes = [int(p.strip()) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size or sizes separated by commas (e.g. 28 or 28,24,32), "
+                                         f"got {text!r}") from None
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
     """A TrainConfig from parsed options (``overrides`` win)."""
     values = dict(
@@ -85,7 +119,9 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> TrainConfig:
         weight_decay=args.weight_decay, hard_mining=args.hard_mining, augment_shift=args.augment_shift,
         val_fraction=args.val_fraction, limit=args.limit, image_size=args.image_size, seed=args.seed,
         checkpoint_every=args.checkpoint_every, sync_bn=args.sync_bn, workers=args.workers,
-        allow_nonfinite=args.allow_nonfinite,
+        allow_nonfinite=args.allow_nonfinite, size_schedule=args.size_schedule, mining_rounds=args.mining_rounds,
+        mining_pool=args.mining_pool, mining_per_round=args.mining_per_round, mining_weight=args.mining_weight,
+        mining_select=args.mining_select,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -120,13 +156,18 @@ class TqdmProgress(Callback):
     It also remembers the last checkpoint (:attr:`saved`), for the message after Ctrl-C.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, weight: int = 1) -> None:
+        self.weight = weight  # hard-example mining: how often each added image is repeated
         self.bar: Optional[Any] = None
         self.saved: Optional[tuple[Path, int, int]] = None  # (path, epoch, step) of the last checkpoint
+        self.rounds = 0  # hard-example mining: rounds of training (0: none)
 
     def on_start(self, summary: dict[str, Any]) -> None:
         procs = f", {summary['processes']} processes ({summary['backend']})" if summary["processes"] > 1 else ""
         resumed = summary["resumed_from"]
+        pool = (f" (and {summary['pool']:,} held back as the hard-example mining pool, {summary['rounds']} "
+                f"round{'s' * (summary['rounds'] != 1)})" if summary.get("pool") else "")
+        self.rounds = summary["rounds"] + 1 if summary.get("rounds") else 0
         if summary.get("saved") is not None:
             self.saved = (Path(summary["checkpoint"]), *summary["saved"])
         if summary.get("already_finished"):
@@ -138,7 +179,7 @@ class TqdmProgress(Callback):
             state = ""
         print(
             f"training {summary['model']} ({summary['params']:,} parameters) on {summary['data']}: "
-            f"{summary['train']:,} training / {summary['val']:,} held-out images{procs}{state}",
+            f"{summary['train']:,} training / {summary['val']:,} held-out images{pool}{procs}{state}",
             flush=True,
         )
 
@@ -164,8 +205,11 @@ class TqdmProgress(Callback):
             from tqdm import tqdm
         except ImportError:  # the cli extra is missing: epoch lines only
             return
-        self.bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
-                        dynamic_ncols=True, leave=False)
+        desc = f"epoch {epoch + 1}/{epochs}"
+        if self.rounds:
+            per = epochs // self.rounds
+            desc = f"round {epoch // per + 1}/{self.rounds} epoch {epoch % per + 1}/{per}"
+        self.bar = tqdm(total=steps, initial=start_step, desc=desc, unit="step", dynamic_ncols=True, leave=False)
 
     def on_step(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
         if self.bar is not None:
@@ -174,10 +218,23 @@ class TqdmProgress(Callback):
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
         self.close()
+        others = [(k.partition("@")[2], v) for k, v in metrics.items() if k.startswith("val_accuracy@")]
+        at = f" (at {', '.join(f'{size}: {v:.2%}' for size, v in others)})" if others else ""
+        size = f" at {metrics['train_size']}" if isinstance(metrics.get("train_size"), int) else ""
+        round_ = f"round {metrics['round']}, " if "round" in metrics else ""
         print(
-            f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f} acc {metrics['train_accuracy']:.2%}"
-            f" | held-out loss {metrics['val_loss']:.4f} acc {metrics['val_accuracy']:.2%}"
-            f" | {metrics['seconds']:.1f} s",
+            f"{round_}epoch {metrics['epoch']}: train{size} loss {metrics['train_loss']:.4f} acc "
+            f"{metrics['train_accuracy']:.2%} | held-out loss {metrics['val_loss']:.4f} acc {metrics['val_accuracy']:.2%}"
+            f"{at} | {metrics['seconds']:.1f} s",
+            flush=True,
+        )
+
+    def on_round(self, round: int, rounds: int, summary: dict[str, Any]) -> None:
+        self.close()
+        print(
+            f"round {round}/{rounds}: the model got {summary['pool_errors']:,} of {summary['pool']:,} pool images wrong; "
+            f"added {summary['added']:,} (each {self.weight}x): training again from the same initial weights on "
+            f"{summary['train_images']:,} images",
             flush=True,
         )
 
@@ -241,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_threads(args.threads)
     config.validate(options=True)  # every option, before any work
-    progress = TqdmProgress()
+    progress = TqdmProgress(config.mining_weight)
     try:
         result = train(config, args.out, args.resume, args.threads, overwrite=args.overwrite, progress=progress)
     except KeyboardInterrupt:

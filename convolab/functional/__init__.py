@@ -47,6 +47,7 @@ from .separable import (
 from .deform import deform_conv, deform_conv1d, deform_conv2d, deform_conv3d
 from .roi import roi_align, roi_pool
 from .shuffle import channel_shuffle
+from .local import locally_connected, locally_connected1d, locally_connected2d, locally_connected3d
 
 __all__ = [
     "ALGORITHMS",
@@ -66,6 +67,10 @@ __all__ = [
     "deform_conv1d",
     "deform_conv2d",
     "deform_conv3d",
+    "locally_connected",
+    "locally_connected1d",
+    "locally_connected2d",
+    "locally_connected3d",
     "register_algorithm",
     *_POOL_ALL,  # pooling: whatever convolab.functional.pool exports
     # separable convolutions (issue 3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..nn import Conv2d, MaxPool2d
+from ..nn import Conv2d, MaxPool2d, SpatialPyramidPool
 from ._registry import register_alias, register_model
 
 
@@ -47,10 +47,37 @@ class MnistCNN(nn.Module):
 SeedCNN = MnistCNN  # the class's name in earlier releases
 
 
+class MnistSPP(MnistCNN):
+    """:class:`MnistCNN` with a spatial pyramid pooling head (He et al., "Spatial Pyramid Pooling in
+    Deep Convolutional Networks for Visual Recognition", ECCV 2014): the last feature map is
+    max-pooled into 4x4, 2x2 and 1x1 bins (21 per channel, 1,050 numbers), so the classifier
+    takes images of any size from 10x10 up, and the network can be trained at several sizes.
+
+    Shape:
+        input ``[N, in_channels, H, W]`` with ``H, W >= 10`` -> logits ``[N, num_classes]``.
+    """
+
+    default_input_size = (28, 28)
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__(num_classes, in_channels)
+        self.spp = SpatialPyramidPool((4, 2, 1))
+        self.fc[0] = nn.Linear(self.spp.output_features(50), 1024)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.spp(self.features(x)))
+
+
 @register_model
 def mnist_cnn(num_classes: int = 10, in_channels: int = 1) -> MnistCNN:
     """A small MNIST CNN: 2 conv-BN-ReLU + max-pool stages (25, 50 filters), 3 FC layers (1.4 M params)."""
     return MnistCNN(num_classes, in_channels)
+
+
+@register_model
+def mnist_spp(num_classes: int = 10, in_channels: int = 1) -> MnistSPP:
+    """mnist_cnn with a spatial pyramid pooling head (4x4, 2x2, 1x1 bins; He et al., ECCV 2014): any input size."""
+    return MnistSPP(num_classes, in_channels)
 
 
 register_alias("seed_cnn", "mnist_cnn")

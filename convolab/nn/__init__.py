@@ -50,6 +50,8 @@ from .roi import RoIAlign, RoIPool
 from .fuse import fuse, fuse_conv_bn
 from .convert import to_torch, torch_equivalents
 from .shuffle import ChannelShuffle
+from .local import LocallyConnected1d, LocallyConnected2d, LocallyConnected3d
+from .local import __all__ as _LOCAL_ALL
 from .conv import __all__ as _CONV_ALL
 from .convert import __all__ as _CONVERT_ALL
 from .deform import __all__ as _DEFORM_ALL
@@ -60,4 +62,5 @@ from .separable import __all__ as _SEPARABLE_ALL
 from .shuffle import __all__ as _SHUFFLE_ALL
 
 # one list per module: each submodule's __all__ says what it exports
-__all__ = [*_CONV_ALL, *_POOL_ALL, *_SEPARABLE_ALL, *_DEFORM_ALL, *_ROI_ALL, *_FUSE_ALL, *_SHUFFLE_ALL, *_CONVERT_ALL]
+__all__ = [*_CONV_ALL, *_POOL_ALL, *_SEPARABLE_ALL, *_DEFORM_ALL, *_ROI_ALL, *_FUSE_ALL, *_SHUFFLE_ALL,
+           *_LOCAL_ALL, *_CONVERT_ALL]

@@ -48,6 +48,7 @@ from .distributed import (
     setup,
     teardown,
 )
+from .mining import MINING_SELECT, confusion_matrix, mine, split_pool, with_examples
 from .rundir import OutputClaim, OutputDirError, claim_output_dir
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -67,6 +68,9 @@ RESUMABLE_CHANGES = ("workers", "checkpoint_every", "allow_nonfinite", "epochs")
 MAX_SEED = 2**63 - 1  # torch and the samplers take 64-bit seeds; seed + epoch and seed + rank must fit
 MAX_IMAGE_SIZE = 4096  # a 4096x4096 batch of 64 RGB float images is already 12 GiB
 MAX_WORKERS = 64  # DataLoader processes: more only fork-bombs the machine
+MAX_MINING_ROUNDS = 100  # each round is a whole training run
+MAX_MINING_WEIGHT = 100  # a mined example repeated more often would be most of every epoch
+SIZE_SCHEDULES = ("epoch", "batch")
 
 
 class NonFiniteError(ValueError):
@@ -92,7 +96,22 @@ class TrainConfig:
         val_fraction: share held out when the dataset has no test set of its own, in [0, 1);
             0 is refused for such a dataset (no held-out set would be left to measure accuracy).
         limit: use at most this many training (and at most this many held-out) images.
-        image_size: resize images to this square size, 1 to 4096 (default: the dataset's size).
+        image_size: resize images to this square size, 1 to 4096 (default: the dataset's size);
+            a list of sizes (e.g. ``[28, 24, 32]``) trains at each in turn (SPP-net's multi-size
+            training), for models whose head takes any size (spatial pyramid or global pooling).
+            Held-out accuracy is measured at the first size (``val_accuracy``) and at each other
+            one (``val_accuracy@24``, ...).
+        size_schedule: with several sizes, switch size every "epoch" (epoch ``e`` trains at
+            ``image_size[e % len]``) or every "batch" (step ``t`` at ``image_size[t % len]``).
+        mining_rounds: offline hard-example mining: rounds of retraining after the first training
+            (0: off). Each round runs the model over the pool, adds its mistakes to the training
+            set and trains again from the same initial weights for ``epochs`` epochs, so a run
+            trains ``epochs * (mining_rounds + 1)`` epochs (:mod:`convolab.train.mining`).
+        mining_pool: share of the training images held back as the pool, in (0, 1).
+        mining_per_round: at most this many pool examples added per round, >= 1.
+        mining_weight: how many times each added example appears in the training set, 1 to 100.
+        mining_select: "hard" (the model's most confident mistakes) or "random" (as many random
+            pool images: the control that tells hardness from more data).
         seed: seeds the weights, the split, the data order and the augmentation; 0 to 2**63 - 1.
         checkpoint_every: also checkpoint every this many steps (0: only at epoch ends).
         sync_bn: batch-norm statistics over the global batch under ``torchrun``.
@@ -114,13 +133,50 @@ class TrainConfig:
     augment_shift: int = 0
     val_fraction: float = 0.2
     limit: Optional[int] = None
-    image_size: Optional[int] = None
+    image_size: Optional[Union[int, list[int]]] = None
     seed: int = 0
     checkpoint_every: int = 0
     sync_bn: bool = False
     workers: int = 0
     deterministic: bool = True
     allow_nonfinite: bool = False
+    size_schedule: str = "epoch"
+    mining_rounds: int = 0
+    mining_pool: float = 0.2
+    mining_per_round: int = 100
+    mining_weight: int = 2
+    mining_select: str = "hard"
+
+    def __post_init__(self) -> None:
+        # one spelling of the sizes, so a run and its checkpoint compare equal: an int, or a list
+        if isinstance(self.image_size, (list, tuple)):
+            sizes = list(self.image_size)
+            self.image_size = sizes[0] if len(sizes) == 1 else sizes
+
+    @property
+    def sizes(self) -> Optional[list[int]]:
+        """The training sizes as a list (the first is the evaluation size), or None."""
+        if self.image_size is None:
+            return None
+        return list(self.image_size) if isinstance(self.image_size, list) else [self.image_size]
+
+    @property
+    def data_size(self) -> Optional[int]:
+        """The size images are loaded at (image folders): the largest training size."""
+        return max(self.sizes) if self.sizes else None
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole run: ``epochs`` per round of training."""
+        return self.epochs * (self.mining_rounds + 1)
+
+    def size_at(self, epoch: int, step: int, steps_per_epoch: int) -> Optional[int]:
+        """The training size of step ``step`` (0-based) of epoch ``epoch`` (None: the data's own)."""
+        sizes = self.sizes
+        if sizes is None:
+            return None
+        turn = epoch if self.size_schedule == "epoch" else epoch * steps_per_epoch + step
+        return sizes[turn % len(sizes)]
 
     def validate(self, *, options: bool = False) -> "TrainConfig":
         """Check every value's type, range and finiteness before any work.
@@ -160,7 +216,7 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
                 raise ValueError(f"{prefix}{label(name)} must be {rule}, got {value!r}")
 
-        for name in ("model", "data", "optimizer", "scheduler"):
+        for name in ("model", "data", "optimizer", "scheduler", "size_schedule", "mining_select"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"train: {name} must be a str, got {getattr(self, name)!r}")
         for name in ("sync_bn", "deterministic", "allow_nonfinite"):
@@ -171,7 +227,8 @@ class TrainConfig:
                 f"{prefix}unknown model {self.model!r}{suggest(self.model, list_models())} "
                 f"(`convolab models` lists all {len(list_models())})"
             )
-        for name, choices in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        for name, choices in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("size_schedule", SIZE_SCHEDULES),
+                              ("mining_select", MINING_SELECT)):
             try:
                 check_choice(getattr(self, name), choices, label(name), "train")
             except ValueError as exc:
@@ -182,8 +239,19 @@ class TrainConfig:
         integer("checkpoint_every", 0)
         integer("workers", 0, MAX_WORKERS)
         integer("limit", 1)
-        integer("image_size", 1, MAX_IMAGE_SIZE)
+        if isinstance(self.image_size, list):
+            shown = ",".join(map(str, self.image_size)) if options else repr(self.image_size)
+            if not self.image_size or not all(_is_int(v) and 1 <= v <= MAX_IMAGE_SIZE for v in self.image_size):
+                raise ValueError(f"{prefix}{label('image_size')} must be sizes in [1, {MAX_IMAGE_SIZE}], got {shown}")
+            if len(set(self.image_size)) != len(self.image_size):
+                raise ValueError(f"{prefix}{label('image_size')} lists a size twice, got {shown}")
+        else:
+            integer("image_size", 1, MAX_IMAGE_SIZE)
         integer("seed", 0, MAX_SEED, "2**63 - 1")
+        integer("mining_rounds", 0, MAX_MINING_ROUNDS)
+        integer("mining_per_round", 1)
+        integer("mining_weight", 1, MAX_MINING_WEIGHT)
+        number("mining_pool", "a fraction in (0, 1)", lambda v: 0 < v < 1)
         number("lr", "a finite number > 0", lambda v: v > 0)
         number("momentum", "a finite number in [0, 1)", lambda v: 0 <= v < 1)
         number("weight_decay", "a finite number >= 0", lambda v: v >= 0)
@@ -207,6 +275,11 @@ class Callback:
 
     def on_checkpoint(self, path: Path, epoch: int, step: int) -> None: ...
 
+    def on_round(self, round: int, rounds: int, summary: dict[str, Any]) -> None:
+        """Hard-example mining: round ``round`` (1-based, of ``rounds``) starts; ``summary`` holds
+        what the pass over the pool found (``added``, ``pool``, ``pool_errors``,
+        ``false_positives_by_class``) and ``train_images``, the size of the new training set."""
+
 
 @dataclass
 class TrainResult:
@@ -225,6 +298,17 @@ class TrainResult:
     seconds: float = 0.0
     world_size: int = 1
     already_finished: bool = False  # resumed a run that had trained all its epochs: nothing was trained
+    mining: Optional[dict[str, Any]] = None  # hard-example mining: per-round pool passes and results
+
+    @property
+    def rounds(self) -> list[dict[str, Any]]:
+        """Hard-example mining: each finished round's ``train_images``, ``val_accuracy`` and held-out
+        ``confusion`` matrix (``[true][predicted]`` counts), with what its pass over the pool added."""
+        if not self.mining:
+            return []
+        found = {s["round"]: s for s in self.mining["stats"]}
+        return [{**r, **{k: v for k, v in found.get(r["round"], {}).items() if k != "round"}}
+                for r in self.mining["rounds"]]
 
     @property
     def val_accuracy(self) -> float:
@@ -321,28 +405,83 @@ def build_model(config: TrainConfig, data: DataSplit) -> tuple[nn.Module, InputP
         except TypeError as exc:
             raise ValueError(f"train: model {config.model!r} does not take num_classes ({exc})") from None
         channels = _first_in_channels(model) or data.channels
-    size = (config.image_size, config.image_size) if config.image_size else None
+    sizes = config.sizes
+    size = (sizes[0], sizes[0]) if sizes else None
     h, w = size or data.size
     pipeline = InputPipeline(data.mean, data.std, channels, size, config.augment_shift)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            out = model(torch.zeros(2, channels, h, w))
-    except Exception as exc:  # any failure of the probe means these inputs do not fit
-        works = None if config.image_size else _working_size(model, channels, max(h, w))
-        hint = f"--image-size {works} works" if works else "pass an image size it accepts with --image-size"
-        raise ValueError(
-            f"train: model {config.model!r} cannot take {channels}x{h}x{w} images "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); {hint}"
-        ) from None
-    model.train(was_training)
-    if not isinstance(out, Tensor) or tuple(out.shape) != (2, data.num_classes):
-        raise ValueError(
-            f"train: model {config.model!r} must return logits [N, {data.num_classes}], "
-            f"got {list(out.shape) if isinstance(out, Tensor) else type(out).__name__}"
-        )
+        for side in (sizes or [None]):
+            ph, pw = (side, side) if side else (h, w)
+            failing: list[str] = []
+            try:
+                with torch.no_grad(), _InnermostModule(model, failing):
+                    out = model(torch.zeros(2, channels, ph, pw))
+            except Exception as exc:  # any failure of the probe means these inputs do not fit
+                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                if sizes and len(sizes) > 1:
+                    raise ValueError(_not_any_size(config, model, failing, f"{ph}x{pw}", reason)) from None
+                works = None if config.image_size else _working_size(model, channels, max(ph, pw))
+                hint = f"--image-size {works} works" if works else "pass an image size it accepts with --image-size"
+                raise ValueError(
+                    f"train: model {config.model!r} cannot take {channels}x{ph}x{pw} images ({reason}); {hint}"
+                ) from None
+            if not isinstance(out, Tensor) or tuple(out.shape) != (2, data.num_classes):
+                got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                if sizes and len(sizes) > 1 and side != sizes[0]:
+                    raise ValueError(_not_any_size(config, model, [], f"{ph}x{pw}", f"it returns {got}"))
+                raise ValueError(f"train: model {config.model!r} must return logits [N, {data.num_classes}], got {got}")
+    finally:
+        model.train(was_training)
     return model, pipeline
+
+
+class _InnermostModule:
+    """While active, ``failing`` holds the qualified name of the innermost module still running
+    (after an exception: the module that raised it)."""
+
+    def __init__(self, model: nn.Module, failing: list[str]) -> None:
+        self.model, self.failing, self.handles = model, failing, []
+
+    def __enter__(self) -> "_InnermostModule":
+        stack: list[str] = []
+        for name, module in self.model.named_modules():
+            def pre(m: nn.Module, args: Any, name: str = name) -> None:
+                stack.append(name)
+                self.failing[:] = [name]
+
+            def post(m: nn.Module, args: Any, out: Any) -> None:
+                stack.pop()
+                self.failing[:] = stack[-1:]
+
+            self.handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _not_any_size(config: TrainConfig, model: nn.Module, failing: list[str], size: str, reason: str) -> str:
+    """The error for several training sizes on a model whose head takes one size: it names the head."""
+    if failing and failing[0]:
+        module = model.get_submodule(failing[0])
+        head = f"its head {failing[0]} ({type(module).__name__}{_shape_of(module)})"
+    else:
+        head = "its head"
+    sizes = ", ".join(map(str, config.sizes or []))
+    return (
+        f"train: image sizes {sizes} train at several sizes, which needs a head that takes any size (spatial "
+        f"pyramid or global pooling before the classifier); model {config.model!r} cannot take {size} images: "
+        f"{head} fails ({reason}). Use a model with such a head, e.g. mnist_spp, or one image size"
+    )
+
+
+def _shape_of(module: nn.Module) -> str:
+    if isinstance(module, nn.Linear):
+        return f", {module.in_features} inputs"
+    return ""
 
 
 def _working_size(model: nn.Module, channels: int, above: int) -> Optional[int]:
@@ -427,6 +566,23 @@ def evaluate(model: nn.Module, pipeline: InputPipeline, dataset: Dataset, batch_
     return {"val_loss": totals[0].item() / n, "val_accuracy": totals[1].item() / n}
 
 
+def _evaluate_sizes(model: nn.Module, pipeline: InputPipeline, dataset: Dataset, batch_size: int, info: DistInfo,
+                    workers: int, sizes: Optional[list[int]]) -> dict[str, float]:
+    """:func:`evaluate` at the first training size, and the accuracy at each other one (``val_accuracy@S``)."""
+    if not sizes or len(sizes) == 1:
+        return evaluate(model, pipeline, dataset, batch_size, info, workers)
+    out: dict[str, float] = {}
+    for i, side in enumerate(sizes):
+        pipeline.size = (side, side)
+        metrics = evaluate(model, pipeline, dataset, batch_size, info, workers)
+        if i == 0:
+            out.update(metrics)
+        else:
+            out[f"val_accuracy@{side}"] = metrics["val_accuracy"]
+    pipeline.size = (sizes[0], sizes[0])  # mining and the next evaluation see the first size
+    return out
+
+
 def _write_metrics(history: list[dict[str, Any]], csv_path: Path, json_path: Path, summary: dict[str, Any]) -> None:
     buffer = io.StringIO()
     if history:
@@ -470,8 +626,17 @@ def _check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> 
             f"train: checkpoint {path} belongs to a run with other settings: {', '.join(changed)}; "
             f"resume with the same settings or start a new --out folder"
         )
+    if config.mining_rounds and saved.get("epochs", config.epochs) != config.epochs:
+        raise ValueError(
+            f"train: checkpoint {path} belongs to a hard-example mining run of {saved.get('epochs')!r} epochs per "
+            f"round, now {config.epochs!r}: the rounds would no longer line up; resume with the same --epochs"
+        )
+    mining = state.get("mining")
+    if config.mining_rounds and mining is not None and not (
+            isinstance(mining, dict) and {"started", "mined", "stats", "rounds"} <= mining.keys()):
+        raise ValueError(f"train: checkpoint {path}: entry 'mining' must hold 'started', 'mined', 'stats' and 'rounds'")
     done = state["epoch"] + (1 if state["step"] else 0)  # a mid-epoch checkpoint needs its epoch finished
-    if config.epochs < done:
+    if config.total_epochs < done:
         raise ValueError(
             f"train: checkpoint {path} has {'reached epoch ' + str(done) if state['step'] else f'trained {done} epochs'}; "
             f"epochs must be >= {done} to resume it, got {config.epochs}"
@@ -599,11 +764,13 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
             for stale in out.glob(f".{name}.*.tmp"):
                 stale.unlink(missing_ok=True)
     if data is None:
-        data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed, limit=config.limit, size=config.image_size)
+        data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed, limit=config.limit,
+                            size=config.data_size)
     check_data(config, data)
 
     torch.manual_seed(config.seed)  # the same initial weights on every process and every run
     model, pipeline = build_model(config, data)
+    initial = {k: v.clone() for k, v in model.state_dict().items()} if config.mining_rounds else None
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -618,18 +785,42 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
     if info.distributed:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[info.local_rank] if info.device.type == "cuda" else None)
 
-    sampler = DistributedSampler(
-        data.train, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed, drop_last=False
-    )
-    steps_per_epoch = len(sampler) // local_batch
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"train: batch_size ({config.batch_size}) is larger than the training set "
-            f"({len(data.train)} images{f' over {info.world_size} processes' if info.distributed else ''})"
+    # offline hard-example mining: the pool is held back from the training set; ``mining`` is the
+    # state of the rounds (saved in every checkpoint): the round whose training is under way,
+    # the pool indices added by each round, what each pass over the pool found, and each
+    # finished round's held-out results
+    base_train, pool = data.train, None
+    mining: dict[str, Any] = {"started": 0, "mined": [], "stats": [], "rounds": []}
+    if config.mining_rounds:
+        base_train, pool = split_pool(data.train, config.mining_pool, config.seed)
+        if len(pool) == 0:
+            raise ValueError(f"train: the mining pool is empty: {config.mining_pool} of {len(data.train)} training images "
+                             f"holds none; raise --mining-pool")
+        if state is not None and state.get("mining") is not None:
+            mining = state["mining"]
+
+    def round_data(r: int) -> Dataset:
+        """The training set of round ``r``: the base images and every example mined so far."""
+        if pool is None:
+            return base_train
+        return with_examples(base_train, pool, mining["mined"][:r], config.mining_weight)
+
+    def make_sampler(dataset: Dataset) -> tuple[DistributedSampler, int]:
+        sampler = DistributedSampler(
+            dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed, drop_last=False
         )
-    total_steps = config.epochs * steps_per_epoch
+        steps = len(sampler) // local_batch
+        if steps < 1:
+            raise ValueError(
+                f"train: batch_size ({config.batch_size}) is larger than the training set "
+                f"({len(dataset)} images{f' over {info.world_size} processes' if info.distributed else ''})"
+            )
+        return sampler, steps
+
+    train_set = round_data(mining["started"])
+    sampler, steps_per_epoch = make_sampler(train_set)
     optimizer = _optimizer(config, model)
-    scheduler = _scheduler(config, optimizer, total_steps)
+    scheduler = _scheduler(config, optimizer, config.epochs * steps_per_epoch)  # one round's steps
 
     epoch, step, history = 0, 0, []
     sums = torch.zeros(3, dtype=torch.float64)  # this epoch's loss sum, correct, count
@@ -658,8 +849,9 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
     result = TrainResult(
         config, history, out, checkpoint_path, out / WEIGHTS_NAME, out / METRICS_NAMES[0], out / METRICS_NAMES[1],
         data.source, num_params, resumed_from, world_size=info.world_size,
-        already_finished=state is not None and epoch >= config.epochs,
+        already_finished=state is not None and epoch >= config.total_epochs,
     )
+    result.mining = mining if config.mining_rounds else None
     main_callbacks = callbacks if info.is_main else ()
     # (epoch, step) now in checkpoint_path: the resumed checkpoint when it is that file
     last_saved = resumed_from if state is not None and resume_path.resolve() == checkpoint_path.resolve() else None
@@ -684,6 +876,7 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
                 "step": step_,
                 "history": history,
                 "ranks": ranks,
+                **({"mining": mining} if config.mining_rounds else {}),
                 "data": {"classes": data.classes, "channels": data.channels, "size": list(data.size),
                          "mean": data.mean, "std": data.std, "source": data.source},
             })
@@ -693,21 +886,44 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
 
     for cb in main_callbacks:
         cb.on_start({
-            "model": config.model, "params": num_params, "data": data.source, "train": len(data.train),
+            "model": config.model, "params": num_params, "data": data.source, "train": len(base_train),
             "val": len(data.val), "processes": info.world_size, "backend": info.backend or None,
-            "resumed_from": resumed_from, "epochs": config.epochs, "already_finished": result.already_finished,
+            "resumed_from": resumed_from, "epochs": config.total_epochs, "already_finished": result.already_finished,
             "checkpoint": checkpoint_path, "saved": last_saved,
+            "pool": len(pool) if pool is not None else None, "rounds": config.mining_rounds,
         })
     net.train()
     pipeline.train()
-    while epoch < config.epochs:
+    sizes = config.sizes
+    while epoch < config.total_epochs:
+        if epoch // config.epochs > mining["started"]:
+            # a new round: mine the pool with the model the last round trained, then train again
+            # from the same initial weights on the larger set (a checkpoint marks the round's start)
+            found = mine(model, pipeline, pool, [i for chosen in mining["mined"] for i in chosen],
+                         config.mining_per_round, config.mining_select, config.seed + epoch // config.epochs,
+                         data.num_classes, 2 * local_batch, info.device)
+            mining["mined"].append(list(found.indices))
+            mining["started"] = epoch // config.epochs
+            train_set = round_data(mining["started"])
+            mining["stats"].append({"round": mining["started"] + 1, **found.to_dict(), "train_images": len(train_set)})
+            sampler, steps_per_epoch = make_sampler(train_set)
+            model.load_state_dict(initial)
+            optimizer = _optimizer(config, model)
+            scheduler = _scheduler(config, optimizer, config.epochs * steps_per_epoch)
+            torch.manual_seed(config.seed + info.rank)  # the round's augmentation starts as the first one's
+            save(epoch, 0)
+            for cb in main_callbacks:
+                cb.on_round(mining["started"] + 1, config.mining_rounds + 1, mining["stats"][-1])
         sampler.set_epoch(epoch)
         order = list(sampler)[step * local_batch :]
         for cb in main_callbacks:
-            cb.on_epoch_start(epoch, config.epochs, steps_per_epoch, step)
+            cb.on_epoch_start(epoch, config.total_epochs, steps_per_epoch, step)
         epoch_start = time.perf_counter()
-        for x, y in _batches(data.train, order, local_batch, config.workers, drop_last=True):
+        for x, y in _batches(train_set, order, local_batch, config.workers, drop_last=True):
             x, y = x.to(info.device), y.to(info.device)
+            side = config.size_at(epoch, step, steps_per_epoch)
+            if side is not None:
+                pipeline.size = (side, side)
             logits = net(pipeline(x))
             loss = hard_example_loss(logits, y, config.hard_mining)
             loss_value = loss.item()
@@ -733,15 +949,23 @@ def _fit(config: TrainConfig, out: Path, resume, overwrite: bool, callbacks, dat
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < steps_per_epoch:
                 save(epoch, step)
         train = all_reduce_sum(sums, info)
-        metrics = {
-            "epoch": epoch + 1,
+        metrics: dict[str, Any] = {"epoch": epoch + 1}
+        if config.mining_rounds:
+            metrics["round"] = epoch // config.epochs + 1
+        if sizes is not None and len(sizes) > 1:
+            metrics["train_size"] = sizes[epoch % len(sizes)] if config.size_schedule == "epoch" else "each batch"
+        metrics.update({
             "train_loss": train[0].item() / train[2].item(),
             "train_accuracy": train[1].item() / train[2].item(),
-            **evaluate(net, pipeline, data.val, 2 * local_batch, info, config.workers),
+            **_evaluate_sizes(net, pipeline, data.val, 2 * local_batch, info, config.workers, sizes),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - epoch_start, 3),
-        }
+        })
         history.append(metrics)
+        if config.mining_rounds and (epoch + 1) % config.epochs == 0:
+            cm = confusion_matrix(model, pipeline, data.val, data.num_classes, 2 * local_batch, info.device)
+            mining["rounds"].append({"round": epoch // config.epochs + 1, "train_images": len(train_set),
+                                     "val_accuracy": metrics["val_accuracy"], "confusion": cm.tolist()})
         epoch, step = epoch + 1, 0
         sums.zero_()
         save(epoch, 0)
@@ -766,6 +990,7 @@ def _summary(result: TrainResult, config: TrainConfig) -> dict[str, Any]:
         "processes": result.world_size,
         "final_val_accuracy": result.val_accuracy,
         "config": asdict(config),
+        **({"rounds": result.rounds} if result.mining else {}),
     }
 
 

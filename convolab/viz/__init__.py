@@ -25,6 +25,7 @@ from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_ani
 from .gallery import write_gallery
 from .grids import feature_map_grid, kernel_grid
 from .overlay import receptive_field_data, receptive_field_overlay
+from .patches import TopPatches, top_patch_grid, top_patches
 
 __all__ = [
     "ANIMATIONS",
@@ -32,6 +33,7 @@ __all__ = [
     "Frame",
     "Grid",
     "GridAnimation",
+    "TopPatches",
     "PanelAnimation",
     "animate",
     "channel_shuffle_animation",
@@ -50,5 +52,7 @@ __all__ = [
     "roi_align_animation",
     "roi_pool_animation",
     "spp_animation",
+    "top_patch_grid",
+    "top_patches",
     "write_gallery",
 ]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import html
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Union
 
 from . import frames as F
 from .frames_pool import pool_animation, spp_animation
 from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
+from .render_html import html_page
 
 # (file stem, builder): the textbook examples first.
 GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
@@ -31,8 +35,39 @@ GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
 )
 
 
-def write_gallery(out_dir: Union[str, Path]) -> list[Path]:
+Figure = tuple[str, str, Union[str, Path]]  # (heading, caption, PNG file)
+
+
+def figure_sections(figures: Sequence[Figure]) -> str:
+    """HTML sections showing PNG figures (embedded as data, so the page stays self-contained)."""
+    out = []
+    for heading, caption, png in figures:
+        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        out.append(f'<section><h2>{html.escape(heading)}</h2><p>{html.escape(caption)}</p>'
+                   f'<img alt="{html.escape(heading)}" style="max-width:100%" src="data:image/png;base64,{data}"></section>')
+    return "\n".join(out)
+
+
+def figure_page(figures: Sequence[Figure], title: str = "convolab: what a network's units respond to") -> str:
+    """A self-contained HTML page of PNG figures (the caller writes it).
+
+    Example:
+        >>> import tempfile, os, torch
+        >>> from convolab.viz import top_patch_grid, top_patches
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
+        >>> png = os.path.join(tempfile.mkdtemp(), "p.png")
+        >>> _ = top_patch_grid(top_patches(net, torch.rand(4, 1, 6, 6), "0", top=2), png)
+        >>> figure_page([("layer 0", "two channels", png)]).count("data:image/png;base64,")
+        1
+    """
+    return html_page([], title, figure_sections(figures))
+
+
+def write_gallery(out_dir: Union[str, Path], figures: Sequence[Figure] = ()) -> list[Path]:
     """Write one GIF per gallery entry and ``index.html`` with all of them; return the paths.
+
+    ``figures`` (heading, caption, PNG file) are shown after the animations, e.g. what a
+    trained network's units respond to (:func:`convolab.viz.top_patch_grid`).
 
     Example:
         >>> import tempfile
@@ -51,5 +86,10 @@ def write_gallery(out_dir: Union[str, Path]) -> list[Path]:
         animation = build()
         animations.append(animation)
         paths.append(save_gif(animation, out / f"{stem}.gif"))
-    paths.append(save_html(animations, out / "index.html", "convolab: every convolution, step by step"))
+    title = "convolab: every convolution, step by step"
+    if figures:
+        (out / "index.html").write_text(html_page(animations, title, figure_sections(figures)), encoding="utf-8")
+        paths.append(out / "index.html")
+    else:
+        paths.append(save_html(animations, out / "index.html", title))
     return paths

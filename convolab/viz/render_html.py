@@ -132,11 +132,12 @@ section.anim:focus { outline: 2px solid #1f5fbf; }
 """
 
 
-def html_page(animations: Sequence[Animation], title: str = "convolab: pictures that explain") -> str:
-    """The full HTML text of a page showing ``animations`` (one section each)."""
-    if not animations:
+def html_page(animations: Sequence[Animation], title: str = "convolab: pictures that explain", extra: str = "") -> str:
+    """The full HTML text of a page showing ``animations`` (one section each), then ``extra``
+    (more sections, e.g. :func:`convolab.viz.gallery.figure_sections`)."""
+    if not animations and not extra:
         raise ValueError("html_page: animations must not be empty")
-    sections = "\n".join(_section(i, a, scenes(a)) for i, a in enumerate(animations))
+    sections = "\n".join(_section(i, a, scenes(a)) for i, a in enumerate(animations)) + extra
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -201,7 +201,7 @@ def test_registry_macs_and_params(name):
         assert s.params == params
 
 
-INPUTS = {"mnist_cnn": (1, 1, 28, 28), "inception_v3": (1, 3, 299, 299)}
+INPUTS = {"mnist_cnn": (1, 1, 28, 28), "mnist_spp": (1, 1, 28, 28), "inception_v3": (1, 3, 299, 299)}
 
 
 @pytest.mark.parametrize("name", list_models())

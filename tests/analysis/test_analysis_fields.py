@@ -332,12 +332,13 @@ def test_deformable_like_layer_reports_its_nominal_field():
         register_window_layer(int)
 
 
-def test_padding_modes_including_circular():
-    # circular padding reaches aten as slices copied into a new tensor: F.pad is seen whole
+def test_padding_modes_reflect_and_replicate():
+    # mirrored or repeated border pixels lie inside the window's span: the window's field holds
+    # them (circular padding reads the far side: tests/analysis/test_analysis_unknown.py)
     net = nn.Sequential(
-        convolab.nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"),
+        convolab.nn.Conv2d(1, 2, 3, padding=1, padding_mode="replicate"),
         nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect"),
-        nn.Conv2d(2, 2, 3, padding=(2, 1), padding_mode="circular"),
+        nn.Conv2d(2, 2, 3, padding=(2, 1), padding_mode="replicate"),
     )
     s = summary(net, (1, 1, 8, 8))
     assert [triple(r.fields[0]) for r in s.rows[1:]] == [(3, 1, 0), (5, 1, 0), (7, 1, -1)]

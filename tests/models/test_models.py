@@ -71,6 +71,7 @@ PARAMS = {
     "hourglass2": 6_570_400,
     "hourglass8": 25_434_112,
     "mnist_cnn": 1_425_214,
+    "mnist_spp": 1_220_414,  # mnist_cnn with SPP-net's (4, 2, 1) pyramid: 50 x 21 = 1,050 features into FC 1024
     "alexnet_grouped": 60_965_224,  # the paper's "60 million" (groups=2 in conv2, conv4, conv5)
     "convnext_atto": 3_695_520,  # timm's 3.7M
     "replknet_31b": 79_864_168,  # the release's 79M (79.86M)
@@ -78,7 +79,7 @@ PARAMS = {
 }
 
 # models without the size attributes (input channels, size)
-FALLBACK_INPUT = {"mnist_cnn": (1, (28, 28))}
+FALLBACK_INPUT = {"mnist_cnn": (1, (28, 28)), "mnist_spp": (1, (28, 28))}
 # the forward+backward test's small build; the auxiliary head is trained at 299x299 only
 SMALL_KWARGS = {"inception_v3": {"aux_logits": False}}
 
@@ -188,7 +189,7 @@ def _expected_shape(name: str, model: nn.Module, n: int, num_classes: int, size:
 def test_canonical_output_shape(name):
     model = _shape_model(name).eval()
     channels, size = _input_spec(name, model, "default_input_size")
-    num_classes = 10 if name == "mnist_cnn" else (16 if hasattr(model, "num_stacks") else 1000)
+    num_classes = 10 if name in ("mnist_cnn", "mnist_spp") else (16 if hasattr(model, "num_stacks") else 1000)
     out = _tensors(model(torch.empty(1, channels, *size, device="meta")))
     assert [tuple(o.shape) for o in out] == _expected_shape(name, model, 1, num_classes, size)
 

@@ -125,6 +125,13 @@ MODULE_SUBJECTS: list[Subject] = [
     _m("SpatiallySeparableConv3d", lambda: cnn.SpatiallySeparableConv3d(2, 3, 3, padding=1, mid_channels=4),
        2, 2, 4, 5, 6),
     _m("ChannelShuffle", lambda: cnn.ChannelShuffle(3), 2, 6, 4, 5),
+    # locally connected layers: the conv's windows, a filter bank per output position
+    _m("LocallyConnected1d", lambda: cnn.LocallyConnected1d(3, 4, 3, input_size=12, padding=1), 2, 3, 12),
+    _m("LocallyConnected2d-same-s2", lambda: cnn.LocallyConnected2d(3, 4, 3, input_size=(9, 10), stride=2,
+                                                                     padding="same"), 2, 3, 9, 10),
+    _m("LocallyConnected2d-pairs-reflect-dilated", lambda: cnn.LocallyConnected2d(
+        2, 3, (3, 2), input_size=(8, 7), padding=((2, 1), (0, 1)), dilation=(2, 1), padding_mode="reflect"), 2, 2, 8, 7),
+    _m("LocallyConnected3d", lambda: cnn.LocallyConnected3d(2, 3, 2, input_size=(4, 5, 4), bias=False), 2, 2, 4, 5, 4),
 ]
 
 
