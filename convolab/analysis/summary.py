@@ -3,8 +3,9 @@ parameters, MACs and activation memory, computed on meta tensors.
 
 The model is called once through :func:`torch.func.functional_call` with meta
 copies of its parameters and buffers (the model itself is neither copied nor
-changed) under a :class:`~convolab.analysis._propagate.Tracer`, which follows
-every aten op. Forward hooks give the rows: one per module call, in call order.
+changed) under a :class:`~convolab.analysis._tracer.Tracer`, which follows
+every aten op by the rules of :mod:`convolab.analysis._rules`. Forward hooks give
+the rows: one per module call, in call order.
 
 Conventions (the numbers in the rows):
 
@@ -43,7 +44,10 @@ from torch.utils._pytree import tree_leaves
 from .. import arithmetic as A
 from .._args import suggest
 from ..arithmetic import ReceptiveField
-from ._propagate import CONVENTIONS, Field, Frame, Info, PadMode, Tracer, _resampled
+from ._fields import CONVENTIONS, Field, Info
+from ._rules import ATEN, PadMode
+from ._rules.windows import circular, resampled
+from ._tracer import Tracer
 
 __all__ = [
     "Row",
@@ -322,17 +326,15 @@ def _run(
         raise TypeError(f"summary: model must be a torch.nn.Module, got {type(model).__name__}")
     specs = _input_specs(input_size, dtype)
     device = torch.device(device)
-    tracer = Tracer()
+    tracer = Tracer(ATEN)
     calls: list[dict[str, Any]] = []
     names = {id(m): n for n, m in model.named_modules()}
     handles = []
 
     def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
         name = names[id(module)]
-        call = {"module": module, "name": name, "frame": Frame()}
+        call = {"module": module, "name": name, "frame": tracer.enter(name)}
         calls.append(call)
-        tracer.frames.append(call["frame"])
-        tracer.where.append(name)
         rule = _layer_rule(type(module), _LAYER_RULES)
         if rule is not None:
             x = next((a for a in tree_leaves(args) if isinstance(a, Tensor)), None)
@@ -340,8 +342,7 @@ def _run(
             tracer.frozen += 1
 
     def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        frame = tracer.frames.pop()
-        tracer.where.pop()
+        frame = tracer.leave()
         call = next(c for c in reversed(calls) if c["frame"] is frame)
         outs = [t for t in tree_leaves(output) if isinstance(t, Tensor)]
         if "window" in call:
@@ -403,12 +404,12 @@ def _window_info(tracer: Tracer, rule: WindowRule, module: nn.Module, x: Tensor,
     transposed = bool(getattr(module, "transposed", False))
     if info.problem is None and getattr(module, "padding_mode", "zeros") == "circular" and any(
             before or after for before, after in _pads(module, windows, tuple(x.shape[2:]))):
-        return Info((None,) * (nd + 2), info.reduced, tracer.circular())
+        return Info((None,) * (nd + 2), info.reduced, circular(tracer))
     for j, (k, s, before, d) in enumerate(windows):
         f = dims[2 + j]
         if isinstance(f, Field):
             if transposed:
-                rf = _resampled(tracer, f.rf, lambda r: r.transposed_conv(k, s, before, d))
+                rf = resampled(tracer, f.rf, lambda r: r.transposed_conv(k, s, before, d))
             else:
                 rf = f.rf.conv(k, s, before, d)
             dims[2 + j] = Field(f.axis, rf)

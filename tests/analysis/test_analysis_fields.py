@@ -409,12 +409,13 @@ def test_convolab_conv_fields_and_macs_do_not_depend_on_the_algorithm(algorithm)
 
 
 def test_a_failing_rule_is_reported_not_raised(monkeypatch):
-    from convolab.analysis import _propagate
+    from convolab.analysis._rules import ATEN
+    from convolab.analysis._tracer import OpRule
 
     def broken(tracer, func, named, out):
         raise KeyError("dims")
 
-    monkeypatch.setitem(_propagate._RULES, torch.ops.aten.max_pool2d_with_indices, broken)
+    monkeypatch.setitem(ATEN.ops, torch.ops.aten.max_pool2d_with_indices, OpRule(broken))
     s = summary(nn.Sequential(nn.Conv2d(1, 1, 3), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3)), (1, 1, 12, 12))
     assert s.row("1").fields is None and s.row("2").fields is None
     assert s.not_analysed == (("aten.max_pool2d_with_indices", "1", "rule failed: 'dims'"),)

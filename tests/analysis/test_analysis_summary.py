@@ -213,17 +213,17 @@ def test_receptive_field_by_module_and_default_output():
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fast_batch_norm_matches_the_meta_kernel(dtype, training, channels_last):
-    from convolab.analysis._propagate import _fast_batch_norm
+    from convolab.analysis._rules.merges import fast_batch_norm
 
     x = torch.empty(2, 8, 5, 5, device="meta", dtype=dtype)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     w = torch.empty(8, device="meta", dtype=dtype)
     args = (x, w, w, w, w, training, 0.1, 1e-5)
-    fast = _fast_batch_norm(args, {})
+    fast = fast_batch_norm(args, {})
     real = torch.ops.aten.native_batch_norm.default(*args)
     assert [(t.shape, t.dtype, t.stride()) for t in fast] == [(t.shape, t.dtype, t.stride()) for t in real]
-    assert _fast_batch_norm((x.half(), w.half(), None, None, None, False, 0.1, 1e-5), {}) is None
+    assert fast_batch_norm((x.half(), w.half(), None, None, None, False, 0.1, 1e-5), {}) is None
 
 
 def test_data_dependent_model_needs_a_real_device():
