@@ -4,8 +4,9 @@ parameters, MACs and activation memory, computed on meta tensors.
 The model is called once through :func:`torch.func.functional_call` with meta
 copies of its parameters and buffers (the model itself is neither copied nor
 changed) under a :class:`~convolab.analysis._tracer.Tracer`, which follows
-every aten op by the rules of :mod:`convolab.analysis._rules`. Forward hooks give
-the rows: one per module call, in call order.
+every aten op by the rules of :mod:`convolab.analysis._rules`; layers registered
+by class (:mod:`convolab.analysis.layers`) give their own field and MACs.
+Forward hooks give the rows: one per module call, in call order.
 
 Conventions (the numbers in the rows):
 
@@ -33,7 +34,7 @@ Conventions (the numbers in the rows):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
@@ -41,13 +42,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-from .. import arithmetic as A
 from .._args import suggest
 from ..arithmetic import ReceptiveField
-from ._fields import CONVENTIONS, Field, Info
+from ._fields import CONVENTIONS, Info
 from ._rules import ATEN, PadMode
-from ._rules.windows import circular, resampled
-from ._tracer import Tracer
+from ._tracer import Frame, Tracer
+from .layers import LayerRule, layer_rule, register_window_layer, window_info
 
 __all__ = [
     "Row",
@@ -195,109 +195,6 @@ class Summary:
         return self.to_text()
 
 
-# --------------------------------------------------------------------------- layer rules
-
-WindowRule = Callable[[nn.Module, tuple[int, ...]], Sequence[tuple[int, int, int, int]]]
-_LAYER_RULES: dict[type, WindowRule] = {}
-
-
-def _nominal_window(module: nn.Module, spatial: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
-    n = len(spatial)
-    k = tuple(module.kernel_size) if not isinstance(module.kernel_size, int) else (module.kernel_size,) * n
-    s = tuple(module.stride) if not isinstance(module.stride, int) else (module.stride,) * n
-    d = tuple(module.dilation) if not isinstance(module.dilation, int) else (module.dilation,) * n
-    pads = A.resolve_padding(module.padding, spatial, k, s, d, op=type(module).__name__)
-    return [(k[j], s[j], pads[j][0], d[j]) for j in range(n)]
-
-
-MacsRule = Callable[[nn.Module, Tensor, Tensor], dict[str, int]]
-_LAYER_MACS: dict[type, MacsRule] = {}
-
-
-def register_window_layer(cls: type, rule: Optional[WindowRule] = None, macs: Optional[MacsRule] = None) -> type:
-    """Give every module of class ``cls`` the field of a plain window (its *nominal* field).
-
-    For layers whose inner ops say nothing about the field a user means, e.g. a
-    deformable convolution (its sampling points move; the literature reports the
-    field of the regular grid). ``rule(module, spatial_size)`` returns
-    ``(kernel, stride, padding_before, dilation)`` per spatial dim; by default it
-    reads the module's ``kernel_size``, ``stride``, ``padding``, ``dilation``.
-    The MACs of the inner ops are counted, unless ``macs(module, input, output)`` gives the
-    layer's own count by kind (``{"conv": ...}``). Usable as a class decorator.
-    """
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise TypeError(f"register_window_layer: expected an nn.Module subclass, got {cls!r}")
-    _LAYER_RULES[cls] = rule or _nominal_window
-    if macs is not None:
-        _LAYER_MACS[cls] = macs
-    return cls
-
-
-def _conv_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
-    """The nominal MACs of a convolab conv module, whichever algorithm ran (im2col on a
-    zero-inserted input does more work than a transposed conv's definition)."""
-    n = len(module.kernel_size)
-    batch = x.shape[0] if x.dim() == n + 2 else 1
-    if getattr(module, "transposed", False):
-        return {"conv": A.conv_transpose_macs(module.in_channels, module.out_channels, module.kernel_size,
-                                              tuple(x.shape[-n:]), module.groups, batch)}
-    return {"conv": A.conv_macs(module.in_channels, module.out_channels, module.kernel_size,
-                                tuple(out.shape[-n:]), module.groups, batch)}
-
-
-def _deform_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
-    """A deformable conv's nominal MACs: the GEMM of its regular-grid conv (the sampling is
-    not counted, as the model-zoo convention counts conv + matmul) plus its offset predictor's.
-    The kernel is one opaque custom op (``convolab::deform_conv``), so the inner ops say nothing."""
-    n = len(module.kernel_size)
-    batch = x.shape[0] if x.dim() == n + 2 else 1
-    spatial = tuple(out.shape[-n:])
-    macs = A.conv_macs(module.in_channels, module.out_channels, module.kernel_size, spatial, module.groups, batch)
-    predictor = getattr(module, "conv_offset", None)
-    if predictor is not None:
-        macs += A.conv_macs(module.in_channels, predictor.out_channels, module.kernel_size, spatial, 1, batch)
-    return {"conv": macs}
-
-
-def _layer_rule(cls: type, table: dict[type, Any]) -> Any:
-    """The rule of the nearest registered class in ``cls``'s MRO (subclasses inherit it)."""
-    for base in cls.__mro__:
-        rule = table.get(base)
-        if rule is not None:
-            return rule
-    return None
-
-
-def _register_convolab_layers() -> None:
-    from ..nn.conv import _ConvNd
-    from ..nn.deform import _DeformConvNd
-
-    # A convolab conv's field is its window whatever algorithm computes it ("direct" sums
-    # shifted slices, "im2col" folds maps): take it from the module, count the ops' MACs.
-    register_window_layer(_ConvNd, macs=_conv_module_macs)
-    # every deformable conv (v1, v2, with or without its own offset predictor): the nominal
-    # field of its regular grid, and MACs from the module (its kernel is one custom op)
-    register_window_layer(_DeformConvNd, macs=_deform_module_macs)
-    # a locally connected layer reads the conv's windows (its batched matmul over unfolded
-    # windows says nothing the window does not): the conv's field, the conv's MACs
-    from ..nn.local import _LocallyConnectedNd
-
-    register_window_layer(_LocallyConnectedNd, macs=_local_module_macs)
-
-
-def _local_module_macs(module: nn.Module, x: Tensor, out: Tensor) -> dict[str, int]:
-    n = len(module.kernel_size)
-    batch = x.shape[0] if x.dim() == n + 2 else 1
-    return {"conv": A.locally_connected_macs(module.in_channels, module.out_channels, module.kernel_size,
-                                             tuple(out.shape[-n:]), batch)}
-
-
-_register_convolab_layers()
-
-
-# --------------------------------------------------------------------------- the pass
-
-
 def _input_specs(input_size: InputSize, dtype: torch.dtype) -> list[tuple[tuple[int, ...], torch.dtype]]:
     op = "summary"
     if isinstance(input_size, Tensor):
@@ -319,44 +216,56 @@ def _input_specs(input_size: InputSize, dtype: torch.dtype) -> list[tuple[tuple[
     return out
 
 
+@dataclass
+class _Call:
+    """One module call of the pass: its frame (MACs, notes), outputs, and, for a layer with a
+    rule of its own, that rule with the input and its Info as the call began."""
+
+    module: nn.Module
+    name: str
+    frame: Frame
+    outputs: list[Tensor] = field(default_factory=list)
+    layer: Optional[tuple[LayerRule, Optional[Tensor], Optional[Info]]] = None
+
+
 def _run(
     model: nn.Module, input_size: InputSize, device: Union[str, torch.device], dtype: torch.dtype
-) -> tuple[Tracer, list[dict[str, Any]], list[Tensor]]:
+) -> tuple[Tracer, list[_Call], list[Tensor]]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"summary: model must be a torch.nn.Module, got {type(model).__name__}")
     specs = _input_specs(input_size, dtype)
     device = torch.device(device)
     tracer = Tracer(ATEN)
-    calls: list[dict[str, Any]] = []
+    calls: list[_Call] = []
     names = {id(m): n for n, m in model.named_modules()}
     handles = []
 
     def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
         name = names[id(module)]
-        call = {"module": module, "name": name, "frame": tracer.enter(name)}
+        call = _Call(module, name, tracer.enter(name))
         calls.append(call)
-        rule = _layer_rule(type(module), _LAYER_RULES)
+        rule = layer_rule(type(module))
         if rule is not None:
+            # the layer's rule sets its output's field: the ops inside only count their MACs
             x = next((a for a in tree_leaves(args) if isinstance(a, Tensor)), None)
-            call["window"] = (rule, x, tracer.get(x))
+            call.layer = (rule, x, tracer.get(x))
             tracer.frozen += 1
 
     def post(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         frame = tracer.leave()
-        call = next(c for c in reversed(calls) if c["frame"] is frame)
+        call = next(c for c in reversed(calls) if c.frame is frame)
         outs = [t for t in tree_leaves(output) if isinstance(t, Tensor)]
-        if "window" in call:
+        if call.layer is not None:
             tracer.frozen -= 1
-            rule, x, info = call["window"]
+            rule, x, info = call.layer
             if outs and info is not None and x is not None:
-                tracer.set(outs[0], _window_info(tracer, rule, module, x, info))
-            own = _layer_rule(type(module), _LAYER_MACS)
-            if own is not None and outs and x is not None:
-                frame.macs = dict(own(module, x, outs[0]))
+                tracer.set(outs[0], window_info(tracer, rule.window, module, x, info))
+            if rule.macs is not None and outs and x is not None:
+                frame.macs = dict(rule.macs(module, x, outs[0]))
         parent = tracer.frames[-1]
         for k, v in frame.macs.items():
             parent.macs[k] = parent.macs.get(k, 0) + v
-        call["outputs"] = outs
+        call.outputs = outs
 
     for m in model.modules():
         handles.append(m.register_forward_pre_hook(pre))
@@ -395,35 +304,6 @@ def _run(
             m.training = t
     del output
     return tracer, calls, inputs
-
-
-def _window_info(tracer: Tracer, rule: WindowRule, module: nn.Module, x: Tensor, info: Info) -> Info:
-    nd = x.dim() - 2
-    windows = rule(module, tuple(x.shape[2:]))
-    dims = list(info.dims)
-    transposed = bool(getattr(module, "transposed", False))
-    if info.problem is None and getattr(module, "padding_mode", "zeros") == "circular" and any(
-            before or after for before, after in _pads(module, windows, tuple(x.shape[2:]))):
-        return Info((None,) * (nd + 2), info.reduced, circular(tracer))
-    for j, (k, s, before, d) in enumerate(windows):
-        f = dims[2 + j]
-        if isinstance(f, Field):
-            if transposed:
-                rf = resampled(tracer, f.rf, lambda r: r.transposed_conv(k, s, before, d))
-            else:
-                rf = f.rf.conv(k, s, before, d)
-            dims[2 + j] = Field(f.axis, rf)
-    dims[1] = None
-    return Info(tuple(dims[: nd + 2]), info.reduced, info.problem)
-
-
-def _pads(module: nn.Module, windows: Sequence[tuple[int, int, int, int]], spatial: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Per-side padding of a window layer (both sides: a wrap needs only one)."""
-    try:
-        return [tuple(p) for p in A.resolve_padding(module.padding, spatial, [w[0] for w in windows],  # type: ignore[misc]
-                                                     [w[1] for w in windows], [w[3] for w in windows])]
-    except (AttributeError, TypeError, ValueError):
-        return [(w[2], w[2]) for w in windows]
 
 
 def summary(
@@ -478,7 +358,7 @@ def summary(
     rows = []
     leaf_bytes = 0
     for call in calls:
-        module, name, outs = call["module"], call["name"], call.get("outputs", [])
+        module, name, outs = call.module, call.name, call.outputs
         info = tracer.get(outs[0]) if outs else None
         fields: Optional[tuple[ReceptiveField, ...]] = None
         problem = None
@@ -499,9 +379,9 @@ def summary(
             problem=problem,
             params=params,
             trainable=trainable,
-            macs_by_kind=dict(call["frame"].macs),
+            macs_by_kind=dict(call.frame.macs),
             activation_bytes=nbytes,
-            notes=tuple(call["frame"].notes),
+            notes=tuple(call.frame.notes),
         ))
     total_p = list(model.parameters())
     shown = tuple(r for r in rows if depth is None or r.depth <= depth)
