@@ -1,20 +1,20 @@
-"""Rendering of a :class:`~convolab.analysis.summary.Summary`: a terminal table and Markdown.
+"""Rendering of a :class:`~convolab.analysis.report.Summary`: a terminal table and Markdown.
 
-Data and rendering are separate: both renderers read the same cells
-(:func:`cells`), so the table and the Markdown always agree. The terminal
-table uses ``rich`` when it is installed (``pip install convolab[cli]``) and
-a plain fixed-width layout otherwise.
+Data and rendering are separate: this module reads the report, the report knows
+no rendering (a summary renders through the :data:`RENDERER` it is given). Both
+renderers read the same cells (:func:`cells`), so the table and the Markdown
+always agree. The terminal table uses ``rich`` when it is installed
+(``pip install convolab[cli]``) and a plain fixed-width layout otherwise.
 """
 
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Union
 
-if TYPE_CHECKING:
-    from .summary import Row, Summary
+from .report import Renderer, Row, Summary
 
-__all__ = ["DROP_ORDER", "HEADERS", "cells", "footer", "layout", "number", "to_markdown", "to_text"]
+__all__ = ["DROP_ORDER", "HEADERS", "RENDERER", "cells", "footer", "layout", "number", "to_markdown", "to_text"]
 
 HEADERS = ("Layer", "Type", "Output shape", "RF", "Jump", "Start", "Pad", "Params", "MACs")
 _NUMERIC = {"RF", "Jump", "Start", "Pad", "Params", "MACs"}
@@ -43,7 +43,7 @@ def _shape(shapes: tuple[tuple[int, ...], ...]) -> str:
     return text + (f" +{len(shapes) - 1}" if len(shapes) > 1 else "")
 
 
-def cells(row: "Row") -> tuple[str, ...]:
+def cells(row: Row) -> tuple[str, ...]:
     """The text of one row, in :data:`HEADERS` order (``?`` where the field is unknown)."""
     if row.fields:
         rf = (
@@ -65,7 +65,7 @@ def cells(row: "Row") -> tuple[str, ...]:
     )
 
 
-def footer(s: "Summary") -> list[str]:
+def footer(s: Summary) -> list[str]:
     """Totals and reports under the table."""
     lines = [
         f"Input {', '.join(str(list(x)) for x in s.input_shapes)}; rows to depth "
@@ -105,7 +105,7 @@ def _bytes(n: int) -> str:
     return f"{n} B"
 
 
-def to_markdown(s: "Summary") -> str:
+def to_markdown(s: Summary) -> str:
     """A GitHub Markdown table, then the totals as a list."""
     right = [h in _NUMERIC for h in HEADERS]
     lines = [
@@ -125,7 +125,7 @@ DROP_ORDER = ("Pad", "Start", "Jump", "Type", "RF", "MACs")
 TYPE_MIN = 8  # the Type column (a class name) is shortened with "…" down to this before any column goes
 
 
-def layout(s: "Summary", width: int) -> tuple[list[str], dict[str, int]]:
+def layout(s: Summary, width: int) -> tuple[list[str], dict[str, int]]:
     """The columns that fit in ``width`` characters and the width of each.
 
     Every column gets its widest cell, except Type, which may be shortened (with a visible
@@ -150,7 +150,7 @@ def layout(s: "Summary", width: int) -> tuple[list[str], dict[str, int]]:
     return shown, natural
 
 
-def to_text(s: "Summary", width: Optional[int] = 100) -> str:
+def to_text(s: Summary, width: Optional[int] = 100) -> str:
     """The terminal table, at most ``width`` columns wide (numbers right-aligned, never cut).
 
     ``width=None`` takes the terminal's width (``COLUMNS``, else 80 when not a terminal). When
@@ -190,7 +190,7 @@ def to_text(s: "Summary", width: Optional[int] = 100) -> str:
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
 
 
-def _plain(s: "Summary", width: Optional[int] = None) -> str:
+def _plain(s: Summary, width: Optional[int] = None) -> str:
     rows = [HEADERS] + [cells(r) for r in s.rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
     lines = []
@@ -199,3 +199,7 @@ def _plain(s: "Summary", width: Optional[int] = None) -> str:
             v.rjust(w) if h in _NUMERIC else v.ljust(w) for v, w, h in zip(r, widths, HEADERS)
         ).rstrip())
     return "\n".join(lines + footer(s)) + "\n"
+
+
+RENDERER = Renderer(text=to_text, markdown=to_markdown)
+"""The renderer of every summary :func:`~convolab.analysis.summary` makes."""
