@@ -18,7 +18,7 @@
 transform or dispatch mode, whose sizes may be symbolic and whose tensors may not be
 allocated), an op adds up the bytes of the output and of the padded input it is about to
 allocate, from the planned shapes, and refuses with a ``ValueError`` naming its arguments
-when that exceeds :func:`memory_limit` — instead of the allocator's
+when that exceeds :func:`memory_limit` (never below :data:`ALWAYS_ALLOWED`, 64 MiB) — instead of the allocator's
 ``DefaultCPUAllocator: can't allocate ...`` (or a swap storm) after the work has begun.
 """
 
@@ -36,6 +36,7 @@ from torch import Tensor
 from ._tracing import concrete, free_choice
 
 __all__ = [
+    "ALWAYS_ALLOWED",
     "FLOATING",
     "INTEGER",
     "check_floating",
@@ -45,6 +46,9 @@ __all__ = [
     "format_bytes",
     "memory_limit",
 ]
+
+#: bytes an op may always allocate, whatever the limits say (no process that runs torch has less)
+ALWAYS_ALLOWED = 2**26
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 INTEGER = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
@@ -155,8 +159,8 @@ def check_memory(
         x: the input; the check runs only in plain eager mode on the CPU (see the module
             docstring) and the buffers have its dtype.
         buffers: ``(what, shape)`` of each tensor the op is about to allocate (e.g.
-            ``("output", [N, C, H_out, W_out])``); shapes may hold traced sizes, in which
-            case nothing is checked.
+            ``("output", [N, C, H_out, W_out])``), computed from ``x``'s sizes: nothing is
+            checked when those are traced.
         arguments: the op's arguments that set these shapes, named, for the message
             (e.g. ``"padding=((9, 9),), stride=(1,)"``), or a function returning them (only
             called when the check fails).
@@ -165,10 +169,17 @@ def check_memory(
     Raises:
         ValueError: the estimate exceeds the limit.
     """
-    if not free_choice(x) or not all(concrete(shape) for _, shape in buffers):
+    # traced sizes (a dynamic batch) must not be compared: that would specialise the trace; the
+    # buffers' sizes derive from the input's, so its shape decides
+    if not concrete(x.shape):
         return
     item = x.element_size()
-    total = extra_bytes + sum(math.prod(shape) * item for _, shape in buffers)
+    total = extra_bytes
+    for _, shape in buffers:
+        total += math.prod(shape) * item
+    # the cheap test first: this runs on every call of every op
+    if total <= ALWAYS_ALLOWED or not free_choice(x):
+        return
     limit = memory_limit()
     if limit is None or total <= limit:
         return

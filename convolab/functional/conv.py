@@ -454,6 +454,12 @@ def _conv_transpose(
         raise ValueError(f"{op}: padding='same' is not defined for transposed convolution")
     spatial = spatial_sizes(x)
     if output_size is not None:
+        if (isinstance(output_size, (str, bytes)) or not isinstance(output_size, Sequence)
+                or not all(_is_int(v) for v in output_size)):
+            raise TypeError(
+                f"{op}: output_size must be a sequence of ints (the spatial sizes, or [N, C, *spatial]), "
+                f"got {output_size!r}"
+            )
         size = list(output_size)
         if len(size) == nd + 2:
             size = size[2:]

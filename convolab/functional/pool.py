@@ -46,7 +46,7 @@ from .. import arithmetic
 from .._args import PaddingArg, _is_int, check_choice, check_int32, positive_tuple
 from ._checks import check_floating, check_max_dtype, check_memory
 from ._dispatch import overridable
-from ._tracing import as_ints, concrete, exporting, free_choice
+from ._tracing import as_ints, concrete, exporting
 from ._windows import pad_pairs, windows
 
 __all__ = [
@@ -260,13 +260,14 @@ def _check_pool_memory(
 ) -> None:
     """Output (plus ``bytes_per_output`` per output element: indices, window copies) and the
     explicitly padded input must fit in memory; see :func:`convolab.functional._checks.check_memory`."""
-    if out is None or not free_choice(x):
+    if out is None:
         return
-    lead = list(x.shape[:-nd])
-    buffers: list[tuple[str, Sequence[int]]] = [("output", [*lead, *out])]
+    lead = tuple(x.shape[:-nd])
+    buffers: list[tuple[str, Sequence[int]]] = [("output", (*lead, *out))]
     if padded is not None and any(b or a for b, a in padded):
-        buffers.append(("padded input", [*lead, *(i + b + a for i, (b, a) in zip(x.shape[-nd:], padded))]))
-    check_memory(op, x, buffers, arguments, extra_bytes=math.prod([*lead, *out]) * bytes_per_output)
+        buffers.append(("padded input", (*lead, *(i + b + a for i, (b, a) in zip(x.shape[-nd:], padded)))))
+    extra = math.prod(buffers[0][1]) * bytes_per_output if bytes_per_output and concrete(x.shape) else 0
+    check_memory(op, x, buffers, arguments, extra_bytes=extra)
 
 
 def _window_arguments(
@@ -439,8 +440,7 @@ def _avg_pool(
     op = _op or "avg_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
-    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
-        raise ValueError(f"{op}: divisor_override must be None or a non-zero int, got {divisor_override!r}")
+    _check_divisor(op, divisor_override)
     check_floating(op, input)
     k, s, _, pads, out = _windowing(op, input, nd, kernel_size, stride, padding, 1, ceil_mode)
     x, k_, s_ = input, k, s
@@ -488,6 +488,16 @@ def _avg_pool(
         shape[j] = len(c)
         divisor = divisor * torch.tensor(c, dtype=sums.dtype, device=sums.device).view(shape)
     return sums / divisor
+
+
+def _check_divisor(op: str, divisor_override: object) -> None:
+    # torch holds the divisor in a 64-bit int ("Overflow when unpacking long long" beyond it)
+    if divisor_override is None:
+        return
+    if not _is_int(divisor_override) or divisor_override == 0:
+        raise ValueError(f"{op}: divisor_override must be None or a non-zero int, got {divisor_override!r}")
+    if abs(divisor_override) >= 2**63:
+        raise ValueError(f"{op}: divisor_override must be within +-(2**63 - 1), got {divisor_override!r}")
 
 
 def _window_sums(padded: Tensor, kernel: Sequence[int], stride: Sequence[int], divisor: int) -> Tensor:

@@ -282,6 +282,22 @@ def test_adaptive_pool1d_keeps_a_dim_given_as_none(mode):
     torch.testing.assert_close(module(x), x)
 
 
+def test_malformed_arguments_the_campaign_found():
+    # each gave a Python or torch error from deep inside before
+    x, w = torch.randn(1, 4, 3, 4), torch.randn(4, 3, 3, 3)
+    for size in ["68", (6.0, 8.0), 7]:
+        with pytest.raises(TypeError, match=r"conv_transpose2d: output_size must be a sequence of ints \(the spatial "
+                                            r"sizes, or \[N, C, \*spatial\]\), got "):
+            CF.conv_transpose2d(x, w, stride=2, output_size=size)
+    assert CF.conv_transpose2d(x, w, stride=2, output_size=torch.Size([1, 3, 8, 9])).shape == (1, 3, 8, 9)
+    with pytest.raises(ValueError, match=r"avg_pool2d: divisor_override must be within \+-\(2\*\*63 - 1\), got 9223372036854775808"):
+        CF.avg_pool2d(x, 2, divisor_override=2**63)
+    with pytest.raises(ValueError, match=r"AvgPool2d: divisor_override must be within"):
+        cnn.AvgPool2d(2, divisor_override=-(2**63))
+    with pytest.raises(TypeError, match=r"SpatialPyramidPool: levels must be an int or a sequence of ints, got 1.5"):
+        cnn.SpatialPyramidPool((1.5,))
+
+
 def test_window_arguments_beyond_32_bits():
     x, w = torch.randn(1, 1, 2), torch.randn(1, 1, 3)
     with pytest.raises(ValueError, match=r"conv_transpose1d: stride must be at most 2\*\*31 - 1 = 2147483647 in every dim \(torch's kernels hold it in a 32-bit int\), got 1000000000000"):
@@ -313,6 +329,13 @@ def test_memory_limit_is_this_machines():
     limit = _checks.memory_limit()
     assert limit is not None and limit > 2**26
     assert _checks.format_bytes(1536) == "1.5 KiB" and _checks.format_bytes(3 * 2**40) == "3.0 TiB"
+
+
+def test_small_outputs_skip_the_memory_check(monkeypatch):
+    from convolab.functional import _checks
+
+    monkeypatch.setattr(_checks, "memory_limit", lambda: 4096)  # 64 MiB are always allowed
+    assert CF.conv2d(torch.randn(1, 2, 16, 16), torch.randn(4, 2, 3, 3), padding=1).shape == (1, 4, 16, 16)
 
 
 def test_memory_limit_respects_the_address_space_limit(monkeypatch):
@@ -363,6 +386,7 @@ def test_memory_check_runs_only_in_plain_eager_mode(monkeypatch):
     from convolab.functional import _checks
 
     monkeypatch.setattr(_checks, "memory_limit", lambda: 4096)
+    monkeypatch.setattr(_checks, "ALWAYS_ALLOWED", 0)
     x, w = torch.randn(1, 2, 16, 16), torch.randn(4, 2, 3, 3)
     with pytest.raises(ValueError, match=r"conv2d: .* give output \[1, 4, 16, 16\] and padded input \[1, 2, 18, 18\], "
                                          r"6.5 KiB of float32 in all, more than the 4.0 KiB of memory"):
