@@ -9,8 +9,10 @@ fix the number of spatial dims.
 Dtypes (convolab's one rule, :mod:`convolab.functional._checks`): input, weight and bias
 share one floating dtype (float16, bfloat16, float32 or float64), which the result has,
 whatever the algorithm; any other dtype is a ``TypeError`` before any work. Before planning
-or allocating, an op refuses an output plus padded (for a transposed conv: zero-inserted)
-input larger than the memory this process can use, in eager mode on the CPU.
+or allocating, an op refuses an output larger than the memory this process can use (with the
+padded, for a transposed conv zero-inserted, input when convolab materialises it: a
+``padding_mode`` other than zeros, or an explicitly chosen algorithm other than torch's),
+in eager mode on the CPU.
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ def conv(
     Raises:
         ValueError: empty output, channel/group mismatch, bad padding/stride/dilation (each
             at most ``2**31 - 1``), reflect padding not smaller than the input, an output
-            and padded input larger than the memory this process can use.
+            (and padded input) larger than the memory this process can use.
         TypeError: non-tensor arguments, mismatched dtypes, or a dtype other than floating
             (float16, bfloat16, float32, float64).
         NotImplementedError: an explicitly requested algorithm that cannot do this problem.
@@ -301,7 +303,7 @@ def _conv(
         _check_conv_memory(op, x, weight.shape[0], out_size, pads, lambda: (
             f"input {list(input.shape)}, kernel {tuple(weight.shape[2:])}, stride={stride_t}, "
             f"padding={pads}, dilation={dilation_t}"
-        ))
+        ), padded=padding_mode != "zeros" or _pads_explicitly(algorithm))
     if padding_mode != "zeros" and any(b or a for b, a in pads):
         x = _pad_mode(x, pads, padding_mode, op)
         pads = ((0, 0),) * nd
@@ -323,15 +325,21 @@ def _conv(
     return out.squeeze(0) if unbatched else out
 
 
+def _pads_explicitly(algorithm: str) -> bool:
+    # torch's kernels pad (and insert zeros) implicitly; convolab's other algorithms materialise
+    # the padded input (what "auto" picks is not known yet: its planning sizes its own buffers)
+    return algorithm not in ("auto", "native", "native_cl")
+
+
 def _check_conv_memory(
     op: str, x: Tensor, out_channels: int, out_size: Sequence[int], pads: Sequence[tuple[int, int]],
-    arguments: Callable[[], str], input_dilation: Optional[Sequence[int]] = None,
+    arguments: Callable[[], str], input_dilation: Optional[Sequence[int]] = None, padded: bool = True,
 ) -> None:
-    """The output and the padded (zero-inserted, for a transposed conv) input must fit in memory:
-    the largest tensors any algorithm allocates, refused before planning or allocating."""
+    """The output, and the padded (zero-inserted, for a transposed conv) input when it is
+    materialised (``padded``), must fit in memory; refused before planning or allocating."""
     buffers: list[tuple[str, Sequence[int]]] = [("output", [x.shape[0], out_channels, *out_size])]
     dilation = input_dilation or (1,) * len(pads)
-    if any(b or a for b, a in pads) or any(s > 1 for s in dilation):
+    if padded and (any(b or a for b, a in pads) or any(s > 1 for s in dilation)):
         padded = [(i - 1) * s + 1 + b + a for i, s, (b, a) in zip(x.shape[2:], dilation, pads)]
         what = "padded input" if input_dilation is None else "zero-inserted padded input"
         buffers.append((what, [x.shape[0], x.shape[1], *padded]))
@@ -485,7 +493,7 @@ def _conv_transpose(
         _check_conv_memory(op, x, c_out, out_size, general_pads, lambda: (
             f"input {list(input.shape)}, kernel {kernel}, stride={stride_t}, padding={pads}, "
             f"output_padding={out_pad}, dilation={dilation_t}"
-        ), input_dilation=stride_t)
+        ), input_dilation=stride_t, padded=_pads_explicitly(algorithm))
 
     def problem() -> Problem:
         size = _transposed_output_size(spatial, kernel, stride_t, general_pads, dilation_t)

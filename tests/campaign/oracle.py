@@ -355,6 +355,10 @@ def generic_pool_expect(x: Any, kernel_size: Any, stride: Any = None, padding: A
     k, s, d, pairs = _window_args(x, nd, kernel_size, stride, padding, dilation, False)
     default = {"max": -np.inf, "min": np.inf}.get(reduce, 0.0)
     value = default if pad_value is None else float(pad_value)
+    if pad_value is not None and not x.is_floating_point() and not math.isinf(value):
+        info = torch.iinfo(x.dtype)
+        if math.isnan(value) or not value.is_integer() or not info.min <= pad_value <= info.max:
+            raise Invalid("pad_value an integer input cannot hold")
     if not x.is_floating_point() and math.isinf(value):
         info = torch.iinfo(x.dtype)
         value = info.min if value < 0 else info.max
@@ -420,6 +424,8 @@ def depthwise_separable_expect(x: Any, dw: Any, pw: Any, stride: Any = 1, paddin
         raise Invalid("depthwise shape")
     if pw.dim() != nd + 2 or pw.shape[1] != dw.shape[0] or any(v != 1 for v in pw.shape[2:]):
         raise Invalid("pointwise shape")
+    if pw.dtype != x.dtype:
+        raise Invalid("pointwise dtype")
     mid, _ = conv_expect(x, dw, None, stride, padding, dilation, c_in, padding_mode)
     out, _ = conv_expect(mid, f64(pw))
     return out, x.dtype

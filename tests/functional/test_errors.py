@@ -347,19 +347,28 @@ def test_memory_limit_respects_the_address_space_limit(monkeypatch):
     assert _checks.memory_limit() == 12345
 
 
-# what torch does today: the allocator's message after the work began (or a 32-bit overflow)
+# what torch does today: the allocator's message after the work began (or a 32-bit overflow);
+# every one needs terabytes, so that it is refused on any machine
 BOMBS = {
     "conv2d-padding": (lambda: CF.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), padding=10**6),
                        r"conv2d: input \[1, 1, 4, 4\], kernel \(3, 3\), stride=\(1, 1\), padding=\(\(1000000, 1000000\), "
-                       r"\(1000000, 1000000\)\), dilation=\(1, 1\) give output \[1, 1, 2000002, 2000002\] and padded "
-                       r"input \[1, 1, 2000004, 2000004\], 29.1 TiB of float32 in all, more than the .* of memory this "
-                       r"process can use"),
+                       r"\(1000000, 1000000\)\), dilation=\(1, 1\) give output \[1, 1, 2000002, 2000002\], 14.6 TiB of "
+                       r"float32 in all, more than the .* of memory this process can use"),
+    "conv2d-padding-direct": (lambda: CF.conv2d(torch.randn(1, 1, 4, 4), torch.randn(1, 1, 3, 3), padding=10**6,
+                                                algorithm="direct"),
+                              r"conv2d: .* give output \[1, 1, 2000002, 2000002\] and padded input \[1, 1, 2000004, "
+                              r"2000004\], 29.1 TiB"),
     "conv3d-replicate": (lambda: CF.conv3d(torch.randn(1, 1, 4, 4, 4), torch.randn(64, 1, 1, 1, 1),
                                               padding=((0, 0), (0, 0), (0, 2**31 - 1)), padding_mode="replicate"),
                             r"conv3d: .*padding=\(\(0, 0\), \(0, 0\), \(0, 2147483647\)\).* give output \[1, 64, 4, 4, 2147483651\]"),
-    "conv_transpose1d-stride": (lambda: CF.conv_transpose1d(torch.randn(1, 1, 3), torch.randn(1, 1, 3), stride=2**31 - 1),
-                                r"conv_transpose1d: input \[1, 1, 3\], kernel \(3,\), stride=\(2147483647,\), .* give "
-                                r"output \[1, 1, 4294967297\] and zero-inserted padded input \[1, 1, 4294967299\]"),
+    "conv_transpose1d-stride": (lambda: CF.conv_transpose1d(torch.randn(1, 1, 1025), torch.randn(1, 1, 3),
+                                                            stride=2**31 - 1),
+                                r"conv_transpose1d: input \[1, 1, 1025\], kernel \(3,\), stride=\(2147483647,\), .* give "
+                                r"output \[1, 1, 2199023254531\], 8.0 TiB"),
+    "conv_transpose1d-stride-fft": (lambda: CF.conv_transpose1d(torch.randn(1, 1, 1025), torch.randn(1, 1, 3),
+                                                                stride=2**31 - 1, algorithm="fft"),
+                                    r"conv_transpose1d: .* give output \[1, 1, 2199023254531\] and zero-inserted padded "
+                                    r"input \[1, 1, 2199023254533\], 16.0 TiB"),
     "conv_transpose2d-dilation": (lambda: CF.conv_transpose2d(torch.randn(1, 1, 8, 8), torch.randn(1, 2, 2, 2),
                                                               dilation=2**30),
                                   r"conv_transpose2d: .*dilation=\(1073741824, 1073741824\) give output \[1, 2, 1073741832, 1073741832\]"),
@@ -390,7 +399,9 @@ def test_memory_check_runs_only_in_plain_eager_mode(monkeypatch):
     x, w = torch.randn(1, 2, 16, 16), torch.randn(4, 2, 3, 3)
     with pytest.raises(ValueError, match=r"conv2d: .* give output \[1, 4, 16, 16\] and padded input \[1, 2, 18, 18\], "
                                          r"6.5 KiB of float32 in all, more than the 4.0 KiB of memory"):
-        CF.conv2d(x, w, padding=1)
+        CF.conv2d(x, w, padding=1, algorithm="im2col")
+    with pytest.raises(ValueError, match=r"conv2d: .* give output \[1, 4, 17, 16\], 4.2 KiB of float32 in all"):
+        CF.conv2d(x, w, padding=((1, 2), (1, 1)))  # torch's kernel pads implicitly: the output alone
     with pytest.raises(ValueError, match=r"max_pool2d: input \[1, 2, 64, 64\], kernel_size=\(2, 2\), stride=\(1, 1\), "
                                          r"padding=\(\(0, 0\), \(0, 0\)\), dilation=\(1, 1\) give output \[1, 2, 63, 63\]"):
         CF.max_pool2d(torch.randn(1, 2, 64, 64), 2, 1)
