@@ -152,7 +152,34 @@ def _windowing(
         arithmetic.pool_output_size(i, kk, ss, pp, dd, bool(ceil_mode), op=op, dim=first + j)
         for j, (i, kk, ss, pp, dd) in enumerate(zip(spatial, k, s, pads, d))
     )
+    if concrete(spatial):
+        _check_windows_read_input(op, spatial, k, s, d, pads, out, first)
     return k, s, d, pads, out
+
+
+def _check_windows_read_input(
+    op: str, spatial: Sequence[int], kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+    pads: Pairs, out: Sequence[int], first_dim: int,
+) -> None:
+    """Every window must read at least one input element.
+
+    The per-side padding limit guarantees it without dilation; a dilation larger than the
+    input can step over all of it, and torch then returns -inf with an index outside the
+    input (a different one on the explicit padding path). Only then is there a loop, and
+    the output is at most one longer than the input.
+    """
+    for j, (i, k, s, d, (b, a), o) in enumerate(zip(spatial, kernel, stride, dilation, pads, out)):
+        if d <= i:  # the first tap at or after 0 lies before d <= i: inside the input
+            continue
+        for p in range(o):
+            start = p * s - b
+            tap = start if start >= 0 else start + (-start + d - 1) // d * d  # the first tap >= 0
+            if not (tap < i and tap <= start + (k - 1) * d):
+                raise ValueError(
+                    f"{op}: dilation ({d}) steps over the whole input along dim {first_dim + j} (size {i}): "
+                    f"the window of output {p} (kernel {k}, padding ({b}, {a}), stride {s}) reads only "
+                    f"padding; use a dilation <= {i} or less padding"
+                )
 
 
 def check_pool_padding(

@@ -215,6 +215,9 @@ def _window_args(x: Tensor, nd: int, kernel_size: Any, stride: Any, padding: Any
             o -= 1
         if o < 1:
             raise Invalid("output size < 1")
+        for q in range(o):  # a window that reads only padding (a dilation stepping over the input)
+            if not any(0 <= q * ss - pb + t * dd < i for t in range(kk)):
+                raise Invalid("a window in the padding only")
     return k, s, d, pairs
 
 

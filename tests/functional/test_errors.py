@@ -243,6 +243,22 @@ def test_pool_pad_value_must_fit_an_integer_input():
         CF.pool(ints.float(), 3, 1, 1, reduce="max", pad_value="zero")
 
 
+def test_a_window_that_reads_only_padding_is_refused():
+    # torch: -inf with index 1, outside the 1-element input (and -1 on the explicit padding path)
+    x = torch.tensor([[[0.5]]])
+    assert F.max_pool1d(x, 2, 2, 1, 2, True, True)[1].item() == 1
+    message = (r"max_pool1d: dilation \(2\) steps over the whole input along dim 2 \(size 1\): the window of output "
+               r"0 \(kernel 2, padding \(1, 1\), stride 2\) reads only padding; use a dilation <= 1 or less padding")
+    with pytest.raises(ValueError, match=message):
+        CF.max_pool1d(x, 2, 2, 1, 2, True, True)
+    with pytest.raises(ValueError, match=r"MaxPool2d: dilation \(3\) steps over the whole input along dim 3 \(size 2\)"):
+        cnn.MaxPool2d(2, 1, 1, 3)(torch.randn(1, 1, 5, 2))
+    with pytest.raises(ValueError, match=r"pool: dilation \(3\) steps over"):
+        CF.pool(torch.randn(1, 1, 2), 2, 1, 1, reduce="mean", dilation=3)
+    # a dilation larger than the input is fine while every window still reads it
+    assert CF.max_pool1d(torch.tensor([[[1.0, 2.0]]]), 2, 1, 1, 2).tolist() == [[[2.0, 1.0]]]
+
+
 def test_min_pooling_pads_int64_with_its_maximum():
     # F.pad takes its value as a double: int64's maximum wrapped around to its minimum
     x = torch.arange(1, 17, dtype=torch.int64).view(1, 1, 4, 4)
