@@ -15,6 +15,11 @@ from typing import Any, Union
 PaddingPairs = tuple[tuple[int, int], ...]
 PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 
+# torch's convolution and pooling kernels hold window arguments (kernel size, stride, padding,
+# dilation, output padding) in 32-bit ints: larger values wrap around inside them ("stride
+# should be greater than zero, but got stride_width: -727379968") or overflow a cast.
+INT32_MAX = 2**31 - 1
+
 
 def _is_int(value: Any) -> bool:
     """Whether ``value`` is an integer: int, a NumPy integer, or anything else that
@@ -33,7 +38,7 @@ def _is_int(value: Any) -> bool:
 def ntuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints to an ``n``-tuple of ints."""
     if _is_int(value):
-        return (operator.index(value),) * n
+        return check_int32((operator.index(value),), name, op, value) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) == 1 and n > 1:
             value = tuple(value) * n
@@ -44,8 +49,19 @@ def ntuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
             )
         if not all(_is_int(v) for v in value):
             raise TypeError(f"{op}: {name} must contain ints, got {tuple(value)!r}")
-        return tuple(operator.index(v) for v in value)
+        return check_int32(tuple(operator.index(v) for v in value), name, op, value)
     raise TypeError(f"{op}: {name} must be an int or a sequence of ints, got {value!r}")
+
+
+def check_int32(values: Sequence[int], name: str, op: str, shown: Any = None) -> tuple[int, ...]:
+    """Every value must fit torch's 32-bit window arguments: ``v <= 2**31 - 1`` (the callers
+    refuse negative values with their own rule)."""
+    if any(v > INT32_MAX for v in values):
+        raise ValueError(
+            f"{op}: {name} must be at most 2**31 - 1 = {INT32_MAX} in every dim (torch's kernels hold "
+            f"it in a 32-bit int), got {_show(values if shown is None else shown)}"
+        )
+    return tuple(values)
 
 
 def positive_tuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
@@ -107,6 +123,7 @@ def normalize_padding(padding: PaddingArg, n: int, op: str) -> str | PaddingPair
         )
     if any(v < 0 for pair in pairs for v in pair):
         raise ValueError(f"{op}: padding must be >= 0 on every side, got {padding!r}")
+    check_int32([v for pair in pairs for v in pair], "padding", op, padding)
     return pairs
 
 

@@ -5,6 +5,14 @@ padding, padding modes, kernel dilation, groups and an optional kernel flip;
 ``conv_transpose`` is the same op on a zero-inserted input (input dilation),
 as in JAX's ``conv_general_dilated``. ``conv1d`` ... ``conv_transpose3d`` only
 fix the number of spatial dims.
+
+Dtypes (convolab's one rule, :mod:`convolab.functional._checks`): input, weight and bias
+share one floating dtype (float16, bfloat16, float32 or float64), which the result has,
+whatever the algorithm; any other dtype is a ``TypeError`` before any work. Before planning
+or allocating, an op refuses an output larger than the memory this process can use (with the
+padded, for a transposed conv zero-inserted, input when convolab materialises it: a
+``padding_mode`` other than zeros, or an explicitly chosen algorithm other than torch's),
+in eager mode on the CPU.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import inspect
 import operator
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +38,7 @@ from .._args import (
     positive_tuple,
 )
 from .algorithms import ALGORITHMS, Problem, select
+from ._checks import check_floating, check_memory
 from ._dispatch import overridable
 from ._tracing import as_ints, concrete
 from ._lowered import native_conv, native_conv_transpose
@@ -80,6 +89,8 @@ def _check_tensors(
 
 
 def _check_dtypes(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> None:
+    """The dtype rule of :mod:`convolab.functional._checks`: one floating dtype for all operands."""
+    check_floating(op, input)
     if input.dtype != weight.dtype:
         raise TypeError(f"{op}: input dtype ({input.dtype}) must equal weight dtype ({weight.dtype})")
     if bias is not None and bias.dtype != weight.dtype:
@@ -245,9 +256,11 @@ def conv(
         ``out = floor((in + before + after - dilation*(kernel - 1) - 1) / stride) + 1`` per dim.
 
     Raises:
-        ValueError: empty output, channel/group mismatch, bad padding/stride/dilation,
-            reflect padding not smaller than the input.
-        TypeError: non-tensor arguments or mismatched dtypes.
+        ValueError: empty output, channel/group mismatch, bad padding/stride/dilation (each
+            at most ``2**31 - 1``), reflect padding not smaller than the input, an output
+            (and padded input) larger than the memory this process can use.
+        TypeError: non-tensor arguments, mismatched dtypes, or a dtype other than floating
+            (float16, bfloat16, float32, float64).
         NotImplementedError: an explicitly requested algorithm that cannot do this problem.
 
     Example:
@@ -286,6 +299,11 @@ def _conv(
     stride_t, dilation_t, pads, out_size = conv_geometry(op, x, weight.shape, groups, stride, padding, dilation)
     check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
     _check_bias(op, bias, weight.shape[0])
+    if out_size is not None:
+        _check_conv_memory(op, x, weight.shape[0], out_size, pads, lambda: (
+            f"input {list(input.shape)}, kernel {tuple(weight.shape[2:])}, stride={stride_t}, "
+            f"padding={pads}, dilation={dilation_t}"
+        ), padded=padding_mode != "zeros" or _pads_explicitly(algorithm))
     if padding_mode != "zeros" and any(b or a for b, a in pads):
         x = _pad_mode(x, pads, padding_mode, op)
         pads = ((0, 0),) * nd
@@ -318,6 +336,27 @@ def memory_format_like_torch(out: Tensor, x: Tensor, weight: Tensor) -> Tensor:
         if t.dim() == out.dim() and not t.is_contiguous() and t.is_contiguous(memory_format=fmt):
             return out.contiguous(memory_format=fmt)
     return out.contiguous()
+
+
+def _pads_explicitly(algorithm: str) -> bool:
+    # torch's kernels pad (and insert zeros) implicitly; convolab's other algorithms materialise
+    # the padded input (what "auto" picks is not known yet: its planning sizes its own buffers)
+    return algorithm not in ("auto", "native", "native_cl")
+
+
+def _check_conv_memory(
+    op: str, x: Tensor, out_channels: int, out_size: Sequence[int], pads: Sequence[tuple[int, int]],
+    arguments: Callable[[], str], input_dilation: Optional[Sequence[int]] = None, padded: bool = True,
+) -> None:
+    """The output, and the padded (zero-inserted, for a transposed conv) input when it is
+    materialised (``padded``), must fit in memory; refused before planning or allocating."""
+    buffers: list[tuple[str, Sequence[int]]] = [("output", [x.shape[0], out_channels, *out_size])]
+    dilation = input_dilation or (1,) * len(pads)
+    if padded and (any(b or a for b, a in pads) or any(s > 1 for s in dilation)):
+        padded = [(i - 1) * s + 1 + b + a for i, s, (b, a) in zip(x.shape[2:], dilation, pads)]
+        what = "padded input" if input_dilation is None else "zero-inserted padded input"
+        buffers.append((what, [x.shape[0], x.shape[1], *padded]))
+    check_memory(op, x, buffers, arguments)
 
 
 def _pad_mode(x: Tensor, pads: tuple[tuple[int, int], ...], mode: str, op: str) -> Tensor:
@@ -377,6 +416,11 @@ def conv_transpose(
     Shape:
         ``out = (in - 1)*stride - before - after + dilation*(kernel - 1) + output_padding + 1``.
 
+    Raises:
+        ValueError: as :func:`conv` (the memory estimate counts the zero-inserted input),
+            and ``output_padding`` not smaller than stride or dilation.
+        TypeError: as :func:`conv`.
+
     Example:
         >>> conv_transpose(torch.randn(1, 1, 2, 2), torch.randn(1, 1, 3, 3)).shape   # Dumoulin & Visin's 2x2 -> 4x4
         torch.Size([1, 1, 4, 4])
@@ -431,6 +475,12 @@ def _conv_transpose(
         raise ValueError(f"{op}: padding='same' is not defined for transposed convolution")
     spatial = spatial_sizes(x)
     if output_size is not None:
+        if (isinstance(output_size, (str, bytes)) or not isinstance(output_size, Sequence)
+                or not all(_is_int(v) for v in output_size)):
+            raise TypeError(
+                f"{op}: output_size must be a sequence of ints (the spatial sizes, or [N, C, *spatial]), "
+                f"got {output_size!r}"
+            )
         size = list(output_size)
         if len(size) == nd + 2:
             size = size[2:]
@@ -439,8 +489,9 @@ def _conv_transpose(
         )
     else:
         out_pad = ntuple(output_padding, nd, "output_padding", op)
+    out_size = None
     if concrete(spatial):
-        arithmetic.conv_transpose_output_shape(spatial, kernel, stride_t, pads, out_pad, dilation_t, op=op)
+        out_size = arithmetic.conv_transpose_output_shape(spatial, kernel, stride_t, pads, out_pad, dilation_t, op=op)
     else:
         for o, s, d in zip(out_pad, stride_t, dilation_t):
             if o < 0 or (o >= s and o >= d):
@@ -451,6 +502,11 @@ def _conv_transpose(
         arithmetic.conv_transpose_equivalent_padding(k, pp, o, d)
         for k, pp, o, d in zip(kernel, pads, out_pad, dilation_t)
     )
+    if out_size is not None:
+        _check_conv_memory(op, x, c_out, out_size, general_pads, lambda: (
+            f"input {list(input.shape)}, kernel {kernel}, stride={stride_t}, padding={pads}, "
+            f"output_padding={out_pad}, dilation={dilation_t}"
+        ), input_dilation=stride_t, padded=_pads_explicitly(algorithm))
 
     def problem() -> Problem:
         size = _transposed_output_size(spatial, kernel, stride_t, general_pads, dilation_t)

@@ -15,6 +15,19 @@ by :func:`convolab.arithmetic.pool_window_counts`) and torch's kernel runs on th
 The generic :func:`pool` is built on the shared windowing view
 (:func:`convolab.functional._windows.windows`).
 
+Dtypes (convolab's one rule, :mod:`convolab.functional._checks`): every op takes the floating
+dtypes (float16, bfloat16, float32, float64); max and min pooling of every kind (windowed,
+adaptive, global, ``pool`` with ``reduce="max"``/``"min"``, SPP ``mode="max"``) also take the
+integer dtypes (uint8, int8, int16, int32, int64), exactly, padding with the dtype's extremes.
+The result has the input's dtype whatever the padding form or path. Any other dtype (bool,
+complex, wider unsigned ints; integers for average, Lp and custom pooling) is a ``TypeError``
+naming the op and the supported dtypes. Before allocating, each op refuses an output (and
+explicitly padded input) larger than the memory this process can use
+(:func:`convolab.functional._checks.memory_limit`), in eager mode on the CPU.
+
+torch's 3-D average pooling refuses an unpadded input smaller than the kernel even when the
+padding or ``ceil_mode`` make the windows fit; convolab pads explicitly and computes those.
+
 ROI pooling lives in :mod:`convolab.functional.roi`.
 """
 
@@ -30,7 +43,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, _is_int, check_choice, positive_tuple
+from .._args import PaddingArg, _is_int, check_choice, check_int32, positive_tuple
+from ._checks import check_floating, check_max_dtype, check_memory
 from ._dispatch import overridable
 from ._tracing import as_ints, concrete, exporting
 from ._windows import pad_pairs, windows
@@ -138,7 +152,34 @@ def _windowing(
         arithmetic.pool_output_size(i, kk, ss, pp, dd, bool(ceil_mode), op=op, dim=first + j)
         for j, (i, kk, ss, pp, dd) in enumerate(zip(spatial, k, s, pads, d))
     )
+    if concrete(spatial):
+        _check_windows_read_input(op, spatial, k, s, d, pads, out, first)
     return k, s, d, pads, out
+
+
+def _check_windows_read_input(
+    op: str, spatial: Sequence[int], kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+    pads: Pairs, out: Sequence[int], first_dim: int,
+) -> None:
+    """Every window must read at least one input element.
+
+    The per-side padding limit guarantees it without dilation; a dilation larger than the
+    input can step over all of it, and torch then returns -inf with an index outside the
+    input (a different one on the explicit padding path). Only then is there a loop, and
+    the output is at most one longer than the input.
+    """
+    for j, (i, k, s, d, (b, a), o) in enumerate(zip(spatial, kernel, stride, dilation, pads, out)):
+        if d <= i:  # the first tap at or after 0 lies before d <= i: inside the input
+            continue
+        for p in range(o):
+            start = p * s - b
+            tap = start if start >= 0 else start + (-start + d - 1) // d * d  # the first tap >= 0
+            if not (tap < i and tap <= start + (k - 1) * d):
+                raise ValueError(
+                    f"{op}: dilation ({d}) steps over the whole input along dim {first_dim + j} (size {i}): "
+                    f"the window of output {p} (kernel {k}, padding ({b}, {a}), stride {s}) reads only "
+                    f"padding; use a dilation <= {i} or less padding"
+                )
 
 
 def check_pool_padding(
@@ -175,12 +216,93 @@ def _torch_accepts(pads: Pairs, kernel: Sequence[int]) -> bool:
     return all(b == a and 2 * b <= k for (b, a), k in zip(pads, kernel))
 
 
-def _as_float_pad(x: Tensor, value: float) -> float:
+def _as_float_pad(x: Tensor, value: float) -> Union[int, float]:
     # -inf/inf padding for max/min, but integer tensors cannot hold it
     if x.is_floating_point() or not math.isinf(value):
         return value
     info = torch.iinfo(x.dtype)
     return info.min if value < 0 else info.max
+
+
+def _pad_exact(x: Tensor, pairs: Pairs, value: Union[int, float]) -> Tensor:
+    """:func:`pad_pairs` (non-negative pairs), exact for integer fill values a double cannot hold:
+    ``F.pad`` takes its value as a double, so int64's maximum (``+inf`` padding of min pooling)
+    would wrap around to its minimum."""
+    if not (isinstance(value, int) and float(value) != value and any(b or a for b, a in pairs)):
+        return pad_pairs(x, pairs, value=value)
+    n = len(pairs)
+    out = x.new_full([*x.shape[:-n], *(i + b + a for i, (b, a) in zip(x.shape[-n:], pairs))], value)
+    out[(..., *(slice(b, b + i) for i, (b, _) in zip(x.shape[-n:], pairs)))] = x
+    return out
+
+
+def _max_kernel(
+    nd: int, x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+    dilation: Sequence[int], ceil_mode: bool, return_indices: bool,
+) -> Union[Tensor, tuple[Tensor, Tensor]]:
+    """torch's max pooling kernel for ``nd`` spatial dims.
+
+    torch's ``max_pool1d`` has no integer version (its 2-D and 3-D kernels have): integer 1-D
+    input runs as 2-D with a unit dim, whose flat indices are the 1-D ones.
+    """
+    if nd == 1 and not x.is_floating_point():
+        y = F.max_pool2d(x.unsqueeze(-2), (1, *kernel), (1, *stride), (0, *padding), (1, *dilation),
+                         ceil_mode, return_indices)
+        return (y[0].squeeze(-2), y[1].squeeze(-2)) if return_indices else y.squeeze(-2)
+    return _MAX[nd](x, kernel, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _avg_kernel(
+    nd: int, x: Tensor, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: Optional[int] = None,
+) -> Tensor:
+    """torch's average pooling kernel for ``nd`` spatial dims.
+
+    torch's 3-D CPU kernel has no float16/bfloat16 version: those inputs average in float32
+    and round once to their dtype (what the 1-D and 2-D kernels' accumulation does too).
+    """
+    if nd == 1:
+        if divisor_override is not None:
+            y = F.avg_pool2d(x.unsqueeze(-2), (1, *kernel), (1, *stride), (0, *padding), ceil_mode,
+                             count_include_pad, divisor_override)
+            return y.squeeze(-2)
+        return F.avg_pool1d(x, kernel, stride, padding, ceil_mode, count_include_pad)
+    if nd == 3 and x.dtype in (torch.float16, torch.bfloat16) and x.device.type == "cpu":
+        return F.avg_pool3d(x.float(), kernel, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override).to(x.dtype)
+    return _AVG[nd](x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def _torch_avg3d_refuses(nd: int, spatial: Sequence[int], kernel: Sequence[int]) -> bool:
+    """torch's 3-D average pooling refuses an *unpadded* input smaller than the kernel in any
+    dim ("input image smaller than kernel size") even when padding or ``ceil_mode`` make the
+    windows fit; the explicit padding path computes those. Traced sizes cannot be compared
+    without specialising the trace: torch's kernel checks them at run time there."""
+    return nd == 3 and concrete(spatial) and any(i < k for i, k in zip(spatial, kernel))
+
+
+def _check_pool_memory(
+    op: str, x: Tensor, nd: int, out: Optional[Sequence[int]], padded: Optional[Pairs],
+    arguments: Callable[[], str], bytes_per_output: int = 0,
+) -> None:
+    """Output (plus ``bytes_per_output`` per output element: indices, window copies) and the
+    explicitly padded input must fit in memory; see :func:`convolab.functional._checks.check_memory`."""
+    if out is None:
+        return
+    lead = tuple(x.shape[:-nd])
+    buffers: list[tuple[str, Sequence[int]]] = [("output", (*lead, *out))]
+    if padded is not None and any(b or a for b, a in padded):
+        buffers.append(("padded input", (*lead, *(i + b + a for i, (b, a) in zip(x.shape[-nd:], padded)))))
+    extra = math.prod(buffers[0][1]) * bytes_per_output if bytes_per_output and concrete(x.shape) else 0
+    check_memory(op, x, buffers, arguments, extra_bytes=extra)
+
+
+def _window_arguments(
+    x: Tensor, kernel: Sequence[int], stride: Sequence[int], pads: Pairs, dilation: Optional[Sequence[int]] = None,
+) -> Callable[[], str]:
+    """The window arguments, named, for a memory error (formatted only when it is raised)."""
+    tail = "" if dilation is None else f", dilation={tuple(dilation)}"
+    return lambda: f"input {list(x.shape)}, kernel_size={tuple(kernel)}, stride={tuple(stride)}, padding={pads}{tail}"
 
 
 # ----------------------------------------------------------------------------- max / avg
@@ -219,8 +341,12 @@ def max_pool(
         (ceil instead of floor with ``ceil_mode``).
 
     Raises:
-        ValueError: bad kernel/stride/dilation/padding, padding over half the window, a
-            window larger than the padded input, or an input of the wrong rank.
+        ValueError: bad kernel/stride/dilation/padding (each at most ``2**31 - 1``), padding
+            over half the window, a window larger than the padded input, an input of the wrong
+            rank, or an output (with indices and padded input) larger than the memory this
+            process can use.
+        TypeError: an input dtype other than floating or integer (the module docstring's
+            rule; integer input is pooled exactly and keeps its dtype).
 
     Example:
         >>> x = torch.randn(1, 3, 10, 11)
@@ -249,15 +375,20 @@ def _max_pool(
     op = _op or "max_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
+    check_max_dtype(op, input)
     k, s, d, pads, out = _windowing(op, input, nd, kernel_size, stride, padding, dilation, ceil_mode)
+    index_bytes = 8 if return_indices else 0
     if _torch_accepts(pads, k):
-        return _MAX[nd](input, k, s, [b for b, _ in pads], d, bool(ceil_mode), bool(return_indices))
+        _check_pool_memory(op, input, nd, out, None, _window_arguments(input, k, s, pads, d), index_bytes)
+        return _max_kernel(nd, input, k, s, [b for b, _ in pads], d, bool(ceil_mode), bool(return_indices))
     spatial = as_ints(input.shape[-nd:])
     cover = _cover_pairs(spatial, k, s, d, pads, out)
+    _check_pool_memory(op, input, nd, out, cover, _window_arguments(input, k, s, pads, d), index_bytes)
     x = pad_pairs(input, cover, value=_as_float_pad(input, -math.inf))
+    zeros = (0,) * nd
     if not return_indices:
-        return _MAX[nd](x, k, s, 0, d, False, False)
-    values, flat = _MAX[nd](x, k, s, 0, d, False, True)
+        return _max_kernel(nd, x, k, s, zeros, d, False, False)
+    values, flat = _max_kernel(nd, x, k, s, zeros, d, False, True)
     return values, _unpad_indices(flat, tuple(x.shape[-nd:]), spatial, [b for b, _ in cover])
 
 
@@ -308,6 +439,7 @@ def avg_pool(
 
     Raises:
         ValueError: as :func:`max_pool`, or ``divisor_override`` not a positive int.
+        TypeError: an input dtype other than floating (float16, bfloat16, float32, float64).
 
     Example:
         >>> avg_pool(torch.ones(1, 1, 4, 4), 3, stride=1, padding=1, count_include_pad=False)[0, 0, 0]
@@ -335,20 +467,23 @@ def _avg_pool(
     op = _op or "avg_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
-    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
-        raise ValueError(f"{op}: divisor_override must be None or a non-zero int, got {divisor_override!r}")
+    _check_divisor(op, divisor_override)
+    check_floating(op, input)
     k, s, _, pads, out = _windowing(op, input, nd, kernel_size, stride, padding, 1, ceil_mode)
     x, k_, s_ = input, k, s
     if nd == 1:  # torch's avg_pool1d has no divisor_override; it is avg_pool2d underneath anyway,
         # so 1-D runs as 2-D with a unit dim
         x, k_, s_ = input.unsqueeze(-2), (1, *k), (1, *s)
+    arguments = _window_arguments(input, k, s, pads)
     # ONNX's AveragePool has no divisor: torch's exporters drop divisor_override without a word,
     # so while exporting a divisor goes the explicit way below
-    if _torch_accepts(pads, k) and (divisor_override is None or not exporting()):
+    if (_torch_accepts(pads, k) and (divisor_override is None or not exporting())
+            and not _torch_avg3d_refuses(nd, tuple(input.shape[-nd:]), k)):
+        _check_pool_memory(op, input, nd, out, None, arguments)
         p_ = [b for b, _ in pads]
         if nd == 1:
             p_ = [0, *p_]
-        y = _AVG[len(k_)](x, k_, s_, p_, bool(ceil_mode), bool(count_include_pad), divisor_override)
+        y = _avg_kernel(len(k_), x, k_, s_, p_, bool(ceil_mode), bool(count_include_pad), divisor_override)
         return y.squeeze(-2) if nd == 1 else y
     spatial = as_ints(input.shape[-nd:])
     if out is None:
@@ -357,6 +492,7 @@ def _avg_pool(
             for i, kk, ss, pp in zip(spatial, k, s, pads)
         )
     cover = _cover_pairs(spatial, k, s, (1,) * nd, pads, out)
+    _check_pool_memory(op, input, nd, out, cover, arguments)
     if nd == 1:
         cover = ((0, 0), *cover)
     counts = [
@@ -381,16 +517,27 @@ def _avg_pool(
     return sums / divisor
 
 
+def _check_divisor(op: str, divisor_override: object) -> None:
+    # torch holds the divisor in a 64-bit int ("Overflow when unpacking long long" beyond it)
+    if divisor_override is None:
+        return
+    if not _is_int(divisor_override) or divisor_override == 0:
+        raise ValueError(f"{op}: divisor_override must be None or a non-zero int, got {divisor_override!r}")
+    if abs(divisor_override) >= 2**63:
+        raise ValueError(f"{op}: divisor_override must be within +-(2**63 - 1), got {divisor_override!r}")
+
+
 def _window_sums(padded: Tensor, kernel: Sequence[int], stride: Sequence[int], divisor: int) -> Tensor:
     """Window sums divided by ``divisor``, every window inside ``padded`` (floor rounding).
 
     One kernel call with ``divisor_override``; while exporting, the mean times the window size
     (exact: every window is whole), since ONNX's AveragePool cannot take a divisor.
     """
+    zeros = (0,) * len(kernel)
     if not exporting():
-        return _AVG[len(kernel)](padded, kernel, stride, 0, False, True, divisor)
+        return _avg_kernel(len(kernel), padded, kernel, stride, zeros, False, True, divisor)
     size = math.prod(kernel)
-    y = _AVG[len(kernel)](padded, kernel, stride, 0, False, True, None)
+    y = _avg_kernel(len(kernel), padded, kernel, stride, zeros, False, True, None)
     return y * size if divisor == 1 else y * (size / divisor)
 
 
@@ -424,6 +571,10 @@ def lp_pool(
     Shape:
         ``out = floor((in - kernel) / stride) + 1`` per dim.
 
+    Raises:
+        ValueError: as :func:`max_pool`, or ``norm_type`` zero or NaN.
+        TypeError: an input dtype other than floating (float16, bfloat16, float32, float64).
+
     Example:
         >>> lp_pool(torch.full((1, 1, 4, 4), 2.0), 2, 2)[0, 0]      # sqrt(4 * 2**2)
         tensor([[4., 4.],
@@ -449,6 +600,7 @@ def _lp_pool(
     _check_input(op, input, nd)
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or norm_type == 0 or math.isnan(norm_type):
         raise ValueError(f"{op}: norm_type must be a non-zero number (the power p), got {norm_type!r}")
+    check_floating(op, input)
     if math.isinf(norm_type):
         y = _max_pool(input.abs() if norm_type > 0 else -input.abs(), kernel_size, stride, 0, 1, ceil_mode, _op=op, _nd=nd)
         return y if norm_type > 0 else -y
@@ -473,24 +625,71 @@ def _adaptive_size(op: str, output_size: object, nd: int) -> tuple[Optional[int]
         raise ValueError(
             f"{op}: output_size must be {nd} ints >= 1 (or None to keep that dim), got {output_size!r}"
         )
+    check_int32([int(v) for v in sizes if v is not None], "output_size", op, output_size)
     return tuple(None if v is None else int(v) for v in sizes)
 
 
 def _adaptive_args(
-    op: str, input: Tensor, output_size: object, nd: Optional[int]
+    op: str, input: Tensor, output_size: object, nd: Optional[int], integers: bool, index_bytes: int = 0,
 ) -> tuple[int, tuple[Optional[int], ...]]:
+    """Check an adaptive pooling's arguments (``integers``: whether integer input is supported)."""
     nd = nd if nd is not None else _infer_ndim(op, input, output_size, "output_size")
     _check_input(op, input, nd)
     size = _adaptive_size(op, output_size, nd)
     _check_nonempty(op, input, nd)
-    _check_floating(op, input)
+    (check_max_dtype if integers else check_floating)(op, input)
+    if concrete(input.shape[-nd:]):
+        out = [i if o is None else o for i, o in zip(input.shape[-nd:], size)]
+        _check_pool_memory(op, input, nd, out, None, lambda: f"input {list(input.shape)}, output_size={output_size!r}",
+                           index_bytes)
     return nd, size
 
 
-def _check_floating(op: str, input: Tensor) -> None:
-    # torch's adaptive and mean kernels have no integer versions; say so instead of failing deep inside
-    if not input.is_floating_point():
-        raise TypeError(f"{op}: input must be a floating-point tensor, got {input.dtype}")
+def _torch_size(input: Tensor, size: Sequence[Optional[int]]) -> list:
+    """``output_size`` for torch's kernels: its 1-D wrappers take no None (keep that dim), so
+    None becomes the input's size there (the 2-D and 3-D wrappers do the same themselves)."""
+    if len(size) > 1:
+        return list(size)
+    return [input.shape[-1] if size[0] is None else size[0]]
+
+
+def _adaptive_max_integer(
+    input: Tensor, size: Sequence[Optional[int]], return_indices: bool
+) -> Union[Tensor, tuple[Tensor, Tensor]]:
+    """Adaptive max pooling of integer input (torch's adaptive kernels take floating input only).
+
+    Each dim gathers the elements of every bin, padded to the longest bin by repeating the
+    bin's last element (which changes no maximum); one reduction over the gathered window then
+    gives the maximum and, as torch's kernel, the first index in scan order.
+    """
+    nd = len(size)
+    lead = input.dim() - nd
+    spatial = as_ints(input.shape[-nd:])
+    x, coords, widths = input, [], []
+    for j, (i, o) in enumerate(zip(spatial, size)):
+        bins = arithmetic.adaptive_pool_bins(i, i if o is None else o)
+        width = max(b - a for a, b in bins)
+        idx = torch.tensor([[min(a + t, b - 1) for t in range(width)] for a, b in bins], device=input.device)
+        # the dims before this one are already [bins, width] pairs
+        x = x.index_select(lead + 2 * j, idx.flatten()).unflatten(lead + 2 * j, idx.shape)
+        coords.append(idx)
+        widths.append(width)
+    # [*lead, o1, w1, o2, w2, ...] -> [*lead, o1, o2, ..., w1 * w2 * ...]
+    order = [*range(lead), *(lead + 2 * j for j in range(nd)), *(lead + 2 * j + 1 for j in range(nd))]
+    x = x.permute(order).flatten(-nd)
+    if not return_indices:
+        return x.amax(-1)
+    values, window = x.max(-1)  # the first maximum of the window, in row-major (scan) order
+    flat = torch.zeros_like(window)
+    rest = window
+    taps = []
+    for w in reversed(widths):
+        taps.append(rest % w)
+        rest = rest // w
+    for j, (tap, idx, i) in enumerate(zip(reversed(taps), coords, spatial)):
+        bin_index = torch.arange(idx.shape[0], device=input.device).view([-1] + [1] * (nd - 1 - j))
+        flat = flat * i + idx[bin_index, tap]
+    return values, flat
 
 
 def adaptive_max_pool(
@@ -509,7 +708,13 @@ def adaptive_max_pool(
         return_indices (bool): also return flat indices of the maxima. Default: False.
 
     Returns:
-        Tensor[N, C, *output_size] (or ``(values, indices)``).
+        Tensor[N, C, *output_size] (or ``(values, indices)``), in the input's dtype.
+
+    Raises:
+        ValueError: ``output_size`` not ints >= 1 (at most ``2**31 - 1``) or None, empty
+            spatial dims, or an output larger than the memory this process can use.
+        TypeError: an input dtype other than floating or integer (integer input is pooled
+            exactly, with torch's first-maximum indices).
 
     Example:
         >>> adaptive_max_pool(torch.randn(1, 3, 13, 9), (4, 2)).shape
@@ -528,10 +733,12 @@ def _adaptive_max_pool(
     _nd: Optional[int] = None,
 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """:func:`adaptive_max_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
-    nd, size = _adaptive_args(_op or "adaptive_max_pool", input, output_size, _nd)
+    nd, size = _adaptive_args(_op or "adaptive_max_pool", input, output_size, _nd, True, 8 if return_indices else 0)
+    if not input.is_floating_point():
+        return _adaptive_max_integer(input, size, bool(return_indices))
     if not return_indices and exporting() and not _exports_natively(input, size):
         return _adaptive_by_bins(input, size, torch.amax)
-    return _ADAPTIVE_MAX[nd](input, size, bool(return_indices))
+    return _ADAPTIVE_MAX[nd](input, _torch_size(input, size), bool(return_indices))
 
 
 def adaptive_avg_pool(
@@ -539,6 +746,10 @@ def adaptive_avg_pool(
     output_size: Union[int, None, Sequence[Optional[int]]],
 ) -> Tensor:
     """N-d adaptive average pooling: the mean of each bin of :func:`adaptive_max_pool`.
+
+    Raises:
+        ValueError: as :func:`adaptive_max_pool`.
+        TypeError: an input dtype other than floating (float16, bfloat16, float32, float64).
 
     Example:
         >>> adaptive_avg_pool(torch.randn(2, 3, 7, 7), 1).shape
@@ -556,10 +767,10 @@ def _adaptive_avg_pool(
     _nd: Optional[int] = None,
 ) -> Tensor:
     """:func:`adaptive_avg_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
-    nd, size = _adaptive_args(_op or "adaptive_avg_pool", input, output_size, _nd)
+    nd, size = _adaptive_args(_op or "adaptive_avg_pool", input, output_size, _nd, False)
     if exporting() and not _exports_natively(input, size):
         return _adaptive_by_bins(input, size, torch.mean)
-    return _ADAPTIVE_AVG[nd](input, size)
+    return _ADAPTIVE_AVG[nd](input, _torch_size(input, size))
 
 
 def _exports_natively(input: Tensor, size: Sequence[Optional[int]]) -> bool:
@@ -612,25 +823,35 @@ def global_max_pool(input: Tensor, keepdim: bool = False) -> Tensor:
         keepdim (bool): keep the spatial dims as size 1. Default: False.
 
     Returns:
-        Tensor[N, C] (or Tensor[N, C, 1, ...] with ``keepdim``).
+        Tensor[N, C] (or Tensor[N, C, 1, ...] with ``keepdim``), in the input's dtype.
+
+    Raises:
+        ValueError: an input without spatial dims or with an empty one.
+        TypeError: an input dtype other than floating or integer.
 
     Example:
         >>> global_max_pool(torch.randn(2, 8, 7, 7)).shape
         torch.Size([2, 8])
     """
-    return torch.amax(input, dim=_global("global_max_pool", input, keepdim), keepdim=keepdim)
+    dims = _global("global_max_pool", input, keepdim)
+    check_max_dtype("global_max_pool", input)
+    return torch.amax(input, dim=dims, keepdim=keepdim)
 
 
 @overridable
 def global_avg_pool(input: Tensor, keepdim: bool = False) -> Tensor:
     """Global average pooling (GAP: Network in Network's replacement for fully connected layers, Lin et al. 2014).
 
+    Raises:
+        ValueError: as :func:`global_max_pool`.
+        TypeError: an input dtype other than floating (float16, bfloat16, float32, float64).
+
     Example:
         >>> global_avg_pool(torch.randn(2, 8, 7, 7), keepdim=True).shape
         torch.Size([2, 8, 1, 1])
     """
     dims = _global("global_avg_pool", input, keepdim)
-    _check_floating("global_avg_pool", input)
+    check_floating("global_avg_pool", input)
     return torch.mean(input, dim=dims, keepdim=keepdim)
 
 
@@ -671,7 +892,8 @@ def pool(
             ``torch.median``-style namedtuples are accepted: their ``.values`` are used).
         dilation (int or tuple): spacing between window elements. Default: 1.
         pad_value (float, optional): value of the padding. Default: -inf for "max", +inf for
-            "min", 0 otherwise.
+            "min", 0 otherwise. Integer input takes whole numbers in its dtype's range, and
+            +-inf as the dtype's extremes.
 
     Returns:
         Tensor[N, C, *out].
@@ -685,8 +907,12 @@ def pool(
         the backward through the overlapping window view is several times slower).
 
     Raises:
-        ValueError: bad window arguments, an unknown reduction name, or a reduction that
-            does not return the pooled shape.
+        ValueError: bad window arguments, an unknown reduction name, a reduction that
+            does not return the pooled shape, a ``pad_value`` an integer input cannot hold,
+            or an output (with the copy of every window a callable reduction or a gradient
+            needs) larger than the memory this process can use.
+        TypeError: an input dtype other than floating, or other than floating or integer
+            for ``reduce="max"``/``"min"``.
 
     Example:
         >>> x = torch.randn(1, 2, 6, 6)
@@ -704,17 +930,23 @@ def pool(
         fn, default_pad = reduce, 0.0
     else:
         raise TypeError(f"{op}: reduce must be a reduction name or a callable, got {type(reduce).__name__}")
+    # the dtype rule: integers only where the result is an element of the window
+    (check_max_dtype if reduce in ("max", "min") else check_floating)(op, input)
+    value = default_pad if pad_value is None else _pad_value(op, input, pad_value)
     k, s, d, pads, out = _windowing(op, input, nd, kernel_size, stride, padding, dilation, False)
-    value = default_pad if pad_value is None else float(pad_value)
-    x = pad_pairs(input, pads, value=_as_float_pad(input, value))
-    if exporting() and isinstance(reduce, str) and (reduce in ("max", "min") or all(dd == 1 for dd in d)):
+    copies = not isinstance(reduce, str) or (torch.is_grad_enabled() and input.requires_grad)
+    _check_pool_memory(op, input, nd, out, pads, _window_arguments(input, k, s, pads, d),
+                       math.prod(k) * input.element_size() if copies else 0)
+    x = _pad_exact(input, pads, _as_float_pad(input, value))
+    if (exporting() and isinstance(reduce, str) and input.is_floating_point()
+            and (reduce in ("max", "min") or all(dd == 1 for dd in d))):
         # torch's pooling kernels compute the named reductions of the padded input, and every
         # exporter writes them; the window view's unfold needs sizes the exporters may not know
         if reduce == "max":
             return _MAX[nd](x, k, s, 0, d)
         if reduce == "min":
             return -_MAX[nd](-x, k, s, 0, d)
-        mean = _AVG[nd](x, k, s, 0, False, True)
+        mean = _avg_kernel(nd, x, k, s, (0,) * nd)
         return mean if reduce == "mean" else mean * math.prod(k)
     win = windows(x, k, s, d)  # [*lead, *out, *k], a view
     if isinstance(reduce, str) and not (torch.is_grad_enabled() and input.requires_grad):
@@ -734,6 +966,23 @@ def pool(
             f"reduce(windows, dim=-1), got {got}"
         )
     return y
+
+
+def _pad_value(op: str, input: Tensor, pad_value: object) -> Union[int, float]:
+    """``pad_value`` checked for the input's dtype: integer input takes whole numbers in its
+    dtype's range (returned as an int: exact beyond 2**53), or +-inf (the dtype's extremes)."""
+    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, float)):
+        raise TypeError(f"{op}: pad_value must be a number or None, got {pad_value!r}")
+    value = float(pad_value)
+    if input.is_floating_point() or math.isinf(value):
+        return value
+    info = torch.iinfo(input.dtype)
+    if math.isnan(value) or not value.is_integer() or not info.min <= pad_value <= info.max:
+        raise ValueError(
+            f"{op}: pad_value must be a whole number in [{info.min}, {info.max}] (or +-inf) for "
+            f"{input.dtype} input, got {pad_value!r}"
+        )
+    return int(pad_value)
 
 
 # ----------------------------------------------------------------------------- spatial pyramid pooling
@@ -779,6 +1028,8 @@ def spatial_pyramid_pool(
     Raises:
         ValueError: empty or non-positive levels, unknown mode/bins, the paper's rule
             not fitting the input size.
+        TypeError: an input dtype other than floating, or other than floating or integer
+            for ``mode="max"``.
 
     Example:
         >>> spatial_pyramid_pool(torch.randn(2, 256, 13, 13)).shape        # 256 * (1 + 4 + 16)
@@ -799,6 +1050,7 @@ def spatial_pyramid_pool(
     if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or len(levels) == 0:
         raise ValueError(f"{op}: levels must be a non-empty sequence of bin counts, got {levels!r}")
     _check_nonempty(op, input, nd)
+    (check_max_dtype if mode == "max" else check_floating)(op, input)
     spatial = tuple(input.shape[2:])
     pieces = []
     for level in levels:
@@ -808,7 +1060,9 @@ def spatial_pyramid_pool(
         else:
             ws = [arithmetic.spp_window(a, m, op=op, dim=j + 2) for j, (a, m) in enumerate(zip(spatial, n))]
             k, s = tuple(w for w, _ in ws), tuple(st for _, st in ws)
-            pooled = (_MAX if mode == "max" else _AVG)[nd](input, k, s)
+            zeros = (0,) * nd
+            pooled = (_max_kernel(nd, input, k, s, zeros, (1,) * nd, False, False) if mode == "max"
+                      else _avg_kernel(nd, input, k, s, zeros))
         pieces.append(pooled.flatten(1))
     return torch.cat(pieces, dim=1)
 

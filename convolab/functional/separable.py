@@ -91,6 +91,7 @@ def depthwise_separable_conv(
     Raises:
         ValueError: weights of the wrong shape (named with the expected shape), a depthwise
             count that is not a multiple of C_in, and everything :func:`conv` rejects.
+        TypeError: as :func:`conv`: one floating dtype (float16, bfloat16, float32, float64).
 
     Example:
         >>> x = torch.randn(1, 3, 7, 7)
@@ -215,6 +216,7 @@ def spatially_separable_conv(
     Raises:
         ValueError: a weight that is not a 1-D filter along its dim, broken channel chain,
             and everything :func:`conv` rejects.
+        TypeError: as :func:`conv`: one floating dtype (float16, bfloat16, float32, float64).
 
     Example:
         >>> col, row = torch.tensor([1., 2., 1.]), torch.tensor([-1., 0., 1.])   # Sobel

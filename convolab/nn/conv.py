@@ -8,6 +8,9 @@ What they add: every padding form of :func:`convolab.functional.conv` (per-side 
 with any stride), ``flip`` and ``algorithm``. What ``.padding`` holds is described in
 :mod:`convolab.nn._base`. The maths lives on the functional ops.
 
+``dtype`` (like torch's) is None or a floating dtype, checked at construction (convolab's
+dtype rule: :mod:`convolab.functional._checks`).
+
 Under ``torch.jit.script`` the modules run :mod:`convolab.functional._lowered` (torch's own
 kernels); everywhere else the functional op, which picks an algorithm in eager mode.
 """
@@ -22,6 +25,7 @@ from torch import Tensor, nn
 
 from .. import arithmetic
 from ..functional._lowered import flat_padding, flip_kernel, native_conv, native_conv_transpose, same_pairs
+from ..functional._checks import check_module_dtype
 from ..functional.algorithms import check_algorithm
 from ..functional.conv import _conv, _conv_transpose
 from ._base import conv_spec, repr_arguments
@@ -57,6 +61,7 @@ class _ConvNd(nn.modules.conv._ConvNd):
         algorithm: str = "auto",
     ) -> None:
         op = type(self).__name__
+        check_module_dtype(op, dtype)  # torch's own check comes later and names no module
         spec = conv_spec(
             op, self.ndim, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
             padding_mode, output_padding, transposed=self.transposed,

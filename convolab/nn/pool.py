@@ -33,6 +33,7 @@ from ..functional.pool import (
     _adaptive_max_pool,
     _adaptive_size,
     _avg_pool,
+    _check_divisor,
     _lp_pool,
     _max_pool,
     check_pool_padding,
@@ -191,8 +192,7 @@ class _AvgPoolNd(_WindowPool):
         divisor_override: Optional[int] = None,
     ) -> None:
         op = type(self).__name__
-        if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
-            raise ValueError(f"{op}: divisor_override must be None or a non-zero int, got {divisor_override!r}")
+        _check_divisor(op, divisor_override)
         if self.ndim == 1:  # torch.nn.AvgPool1d keeps 1-tuples and has no divisor_override
             super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
             self.kernel_size = ntuple(kernel_size, 1, "kernel_size", op)
@@ -519,8 +519,7 @@ class SpatialPyramidPool(nn.Module):
         if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or len(levels) == 0:
             raise ValueError(f"{op}: levels must be a non-empty sequence of bin counts, got {levels!r}")
         checked = [
-            positive_tuple(level, 1, "levels", op) if _is_int(level) else positive_tuple(level, len(level), "levels", op)
-            for level in levels
+            positive_tuple(level, len(level) if isinstance(level, Sequence) else 1, "levels", op) for level in levels
         ]
         self.levels = tuple(levels)
         self.mode = check_choice(mode, SPP_MODES, "mode", op)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .. import arithmetic
 from .._args import check_choice, check_groups, normalize_padding, positive_tuple
+from ..functional._checks import check_module_dtype
 from ..functional.algorithms import available_algorithms
 from ..functional.conv import PADDING_MODES
 from ..functional._lowered import flat_padding, native_conv, same_pairs
@@ -86,6 +87,7 @@ class _DepthwiseSeparableConvNd(nn.Module):
     ) -> None:
         super().__init__()
         op = type(self).__name__
+        check_module_dtype(op, dtype)
         _positive_int(in_channels, "in_channels", op)
         _positive_int(out_channels, "out_channels", op)
         m = _positive_int(depth_multiplier, "depth_multiplier", op)
@@ -244,6 +246,7 @@ class _SpatiallySeparableConvNd(_FactorisedConvNd):
     ) -> None:
         super().__init__()
         op = type(self).__name__
+        check_module_dtype(op, dtype)
         self._common(in_channels, out_channels, kernel_size, stride, padding, dilation, padding_mode, algorithm)
         mid = out_channels if mid_channels is None else _positive_int(mid_channels, "mid_channels", op)
         chain = [in_channels] + [mid] * (self.ndim - 1) + [out_channels]
@@ -322,6 +325,7 @@ class _FlattenedConvNd(_FactorisedConvNd):
         algorithm: str = "auto",
     ) -> None:
         super().__init__()
+        check_module_dtype(type(self).__name__, dtype)
         self._common(in_channels, out_channels, kernel_size, stride, padding, dilation, padding_mode, algorithm)
         factory = {"device": device, "dtype": dtype}
         self.channel_weight = nn.Parameter(torch.empty(out_channels, in_channels, *(1,) * self.ndim, **factory))
