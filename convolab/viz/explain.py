@@ -23,13 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
-import torch
-
 from .. import arithmetic
 from .._args import suggest
 from ..functional import conv2d
 from ..functional._windows import pad_pairs
 from .frames.cells import window_cells
+from .frames.example import generator, sample_ints
 from .frames.text import fmt, term
 
 __all__ = ["Layer", "explain_conv", "explain_params", "explain_receptive_field", "parse_layer", "parse_layers"]
@@ -293,10 +292,10 @@ def explain_conv(
                          f"got {h}x{w}x{c} and {filters}")
     pads = arithmetic.resolve_padding(padding, (h, w), kernel_size, stride, dilation, op=op)
     oh, ow = arithmetic.conv_output_shape((h, w), kernel_size, stride, pads, dilation, op=op)
-    gen = torch.Generator().manual_seed(int(seed))
-    x = torch.randint(0, 3, (1, c, h, w), generator=gen).double()
-    wt = torch.randint(-1, 2, (filters, c, kernel_size, kernel_size), generator=gen).double()
-    b = torch.randint(0, 2, (filters,), generator=gen).double()
+    gen = generator(seed)
+    x = sample_ints((1, c, h, w), 0, 2, gen)
+    wt = sample_ints((filters, c, kernel_size, kernel_size), -1, 1, gen)
+    b = sample_ints((filters,), 0, 1, gen)
     y = conv2d(x, wt, b, stride=stride, padding=padding, dilation=dilation)[0]
     xp = pad_pairs(x[0], pads)
     cells = window_cells(tuple(xp.shape[1:]), (kernel_size,) * 2, (stride,) * 2, (dilation,) * 2)
