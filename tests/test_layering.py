@@ -24,27 +24,30 @@ FORBIDDEN = {
 }
 
 
-def _imports(path: pathlib.Path) -> set[str]:
-    """Top-level names (within convolab, or third-party roots) that a module imports."""
+def _modules(path: pathlib.Path) -> set[tuple[str, tuple[str, ...]]]:
+    """(module, names taken from it) for each import of ``path``: convolab modules dotted without the
+    ``convolab.`` prefix, others as written; ``names`` is empty for ``import x``."""
     tree = ast.parse(path.read_text())
-    rel = path.relative_to(ROOT).with_suffix("").parts
-    names = set()
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                names.add(parts[1] if parts[0] == "convolab" and len(parts) > 1 else parts[0])
+            found.update((a.name.removeprefix("convolab."), ()) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against the module's package
-                base = list(rel[:-1])[: len(rel) - node.level]
-                target = base + (node.module.split(".") if node.module else [])
-                if target:
-                    names.add(target[0])
-                else:
-                    names.update(alias.name for alias in node.names)
-            elif node.module:
-                parts = node.module.split(".")
-                names.add(parts[1] if parts[0] == "convolab" and len(parts) > 1 else parts[0])
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + (node.module.split(".") if node.module else []))
+            else:
+                module = (node.module or "").removeprefix("convolab.")
+            found.add((module, tuple(a.name for a in node.names)))
+    return found
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """Top-level names (within convolab, or third-party roots) that a module imports."""
+    names = set()
+    for module, taken in _modules(path):
+        names.update([module.split(".")[0]] if module else taken)  # ``from .. import nn`` takes a subpackage
     return names
 
 
@@ -56,12 +59,14 @@ def test_imports_point_downward(layer):
         assert not bad, f"{path.relative_to(ROOT.parent)} imports {sorted(bad)}"
 
 
-def test_import_convolab_does_not_import_heavy_optional_packages():
+# importing these loads no heavy optional package: the functions that draw import them
+@pytest.mark.parametrize("modules", ["convolab", "convolab.train, convolab.viz.gallery, convolab.viz.grids"])
+def test_import_convolab_does_not_import_heavy_optional_packages(modules):
     import subprocess
     import sys
 
     code = (
-        "import sys, torch; before = set(sys.modules); import convolab; "
+        f"import sys, torch; before = set(sys.modules); import {modules}; "
         "print(sorted(m for m in ('matplotlib', 'rich', 'PIL', 'tqdm', 'scipy') if m in set(sys.modules) - before))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -91,27 +96,6 @@ INSIDE = {
 }
 
 
-def _modules(path: pathlib.Path) -> set[tuple[str, tuple[str, ...]]]:
-    """(module, names taken from it) for each import of ``path``: convolab modules dotted without the
-    ``convolab.`` prefix, others as written; ``names`` is empty for ``import x``."""
-    tree = ast.parse(path.read_text())
-    package = list(path.relative_to(ROOT).with_suffix("").parts)
-    if package[-1] != "__init__":
-        package = package[:-1]
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update((a.name.removeprefix("convolab."), ()) for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package[: len(package) - node.level + 1]
-                module = ".".join(base + (node.module.split(".") if node.module else []))
-            else:
-                module = (node.module or "").removeprefix("convolab.")
-            found.add((module, tuple(a.name for a in node.names)))
-    return found
-
-
 def _forbidden(module: str, names: tuple[str, ...], rules: set[str]) -> list[str]:
     """The rules an import breaks: ``from viz.frames import conv`` imports ``viz.frames.conv`` too."""
     targets = [module] + [f"{module}.{n}" for n in names]
@@ -133,15 +117,3 @@ def test_no_file_takes_a_private_name_of_another_file_of_its_package(package):
         taken = [f"{module}.{n}" for module, names in _modules(path) if module.split(".")[0] == package
                  for n in names if n.startswith("_") and not n.startswith("__")]
         assert not taken, f"{path.relative_to(ROOT.parent)} imports private names {taken}"
-
-
-def test_viz_and_train_do_not_import_heavy_optional_packages():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, torch; before = set(sys.modules); import convolab.train, convolab.viz.gallery, convolab.viz.grids; "
-        "print(sorted(m for m in ('matplotlib', 'rich', 'PIL', 'tqdm', 'scipy') if m in set(sys.modules) - before))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
