@@ -1,4 +1,4 @@
-"""Imports only point downward (STYLE.md): arithmetic/_args <- functional <- nn <- models; only cli imports commands."""
+"""Imports only point downward (STYLE.md): arithmetic/_args <- functional <- nn <- models; only cli imports commands; inside viz/ and train/ too."""
 
 from __future__ import annotations
 
@@ -24,27 +24,30 @@ FORBIDDEN = {
 }
 
 
-def _imports(path: pathlib.Path) -> set[str]:
-    """Top-level names (within convolab, or third-party roots) that a module imports."""
+def _modules(path: pathlib.Path) -> set[tuple[str, tuple[str, ...]]]:
+    """(module, names taken from it) for each import of ``path``: convolab modules dotted without the
+    ``convolab.`` prefix, others as written; ``names`` is empty for ``import x``."""
     tree = ast.parse(path.read_text())
-    rel = path.relative_to(ROOT).with_suffix("").parts
-    names = set()
+    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                names.add(parts[1] if parts[0] == "convolab" and len(parts) > 1 else parts[0])
+            found.update((a.name.removeprefix("convolab."), ()) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against the module's package
-                base = list(rel[:-1])[: len(rel) - node.level]
-                target = base + (node.module.split(".") if node.module else [])
-                if target:
-                    names.add(target[0])
-                else:
-                    names.update(alias.name for alias in node.names)
-            elif node.module:
-                parts = node.module.split(".")
-                names.add(parts[1] if parts[0] == "convolab" and len(parts) > 1 else parts[0])
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + (node.module.split(".") if node.module else []))
+            else:
+                module = (node.module or "").removeprefix("convolab.")
+            found.add((module, tuple(a.name for a in node.names)))
+    return found
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """Top-level names (within convolab, or third-party roots) that a module imports."""
+    names = set()
+    for module, taken in _modules(path):
+        names.update([module.split(".")[0]] if module else taken)  # ``from .. import nn`` takes a subpackage
     return names
 
 
@@ -103,13 +106,61 @@ def test_analysis_modules_import_only_below_them(path):
     assert not bad, f"{path.relative_to(ROOT.parent)} imports analysis modules {sorted(bad)}"
 
 
-def test_import_convolab_does_not_import_heavy_optional_packages():
+# importing these loads no heavy optional package: the functions that draw import them
+@pytest.mark.parametrize("modules", ["convolab", "convolab.train, convolab.viz.gallery, convolab.viz.grids"])
+def test_import_convolab_does_not_import_heavy_optional_packages(modules):
     import subprocess
     import sys
 
     code = (
-        "import sys, torch; before = set(sys.modules); import convolab; "
+        f"import sys, torch; before = set(sys.modules); import {modules}; "
         "print(sorted(m for m in ('matplotlib', 'rich', 'PIL', 'tqdm', 'scipy') if m in set(sys.modules) - before))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# Inside viz/ and train/: file or folder (under convolab/) -> modules it must never import, as dotted
+# names under convolab ("viz._scene") or third-party roots ("torch"). A name also forbids its submodules.
+_TRAIN = {"train.config", "train.pipeline", "train.metrics", "train.checkpoint", "train.mining", "train.loop"}
+INSIDE = {
+    # the frames are data: they know no layout and no renderer
+    "viz/frames": {"viz._scene", "viz.render_gif", "viz.render_html", "viz.gallery", "viz.animate"},
+    # the records are plain values, filled by the builders and read by everyone else
+    "viz/frames/records.py": {"torch", "functional", "arithmetic", "viz.frames.conv", "viz.frames.channels",
+                              "viz.frames.pool", "viz.frames.roi", "viz.frames.cells", "viz.frames.example"},
+    # the layout and the renderers draw records; they never build an animation
+    "viz/_scene.py": {"torch", "functional", "viz.frames.conv", "viz.frames.channels", "viz.frames.pool", "viz.frames.roi"},
+    "viz/render_gif.py": {"torch", "functional", "viz.frames.conv", "viz.frames.channels", "viz.frames.pool", "viz.frames.roi"},
+    "viz/render_html.py": {"torch", "functional", "viz.frames.conv", "viz.frames.channels", "viz.frames.pool", "viz.frames.roi"},
+    # the settings are plain data; the pipeline, the measures and the checkpoint layout sit below the loop
+    "train/config.py": {"torch"} | _TRAIN - {"train.config"},
+    "train/pipeline.py": _TRAIN - {"train.config", "train.pipeline"},
+    "train/metrics.py": _TRAIN - {"train.config", "train.pipeline", "train.metrics"},
+    "train/checkpoint.py": _TRAIN - {"train.config", "train.checkpoint"},
+    "train/mining.py": {"train.loop", "train.checkpoint", "train.metrics"},
+    "train/atomic.py": {"torch"} | _TRAIN,
+}
+
+
+def _forbidden(module: str, names: tuple[str, ...], rules: set[str]) -> list[str]:
+    """The rules an import breaks: ``from viz.frames import conv`` imports ``viz.frames.conv`` too."""
+    targets = [module] + [f"{module}.{n}" for n in names]
+    return sorted({t for t in targets for rule in rules if t == rule or t.startswith(rule + ".")})
+
+
+@pytest.mark.parametrize("place", sorted(INSIDE))
+def test_imports_inside_viz_and_train_point_downward(place):
+    target = ROOT / place
+    files = [target] if target.suffix == ".py" else sorted(target.rglob("*.py"))
+    for path in files:
+        bad = [b for module, names in _modules(path) for b in _forbidden(module, names, INSIDE[place])]
+        assert not bad, f"{path.relative_to(ROOT.parent)} imports {bad}"
+
+
+@pytest.mark.parametrize("package", ["viz", "train"])
+def test_no_file_takes_a_private_name_of_another_file_of_its_package(package):
+    for path in sorted((ROOT / package).rglob("*.py")):
+        taken = [f"{module}.{n}" for module, names in _modules(path) if module.split(".")[0] == package
+                 for n in names if n.startswith("_") and not n.startswith("__")]
+        assert not taken, f"{path.relative_to(ROOT.parent)} imports private names {taken}"

@@ -31,8 +31,9 @@ from ..data import DataSplit, load_dataset
 from .._args import suggest
 from ..models import list_models, register_model, unregister_model
 from ..train import Callback, TrainConfig, build_model, check_data, claim_output_dir, evaluate, fit
-from ..train.checkpoint import atomic_write_text
-from ..train.loop import MAX_IMAGE_SIZE, MAX_SEED, RUN_PRODUCTS, WEIGHTS_NAME
+from ..train.atomic import atomic_write_text
+from ..train.config import MAX_IMAGE_SIZE, MAX_SEED
+from ..train.loop import RUN_PRODUCTS, WEIGHTS_NAME
 from .table import AblationRow, AblationTable
 from .variants import SIZES_AXIS, build_variant, check_variant, train_sizes
 

@@ -193,7 +193,7 @@ class AblationTable:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from ..train.checkpoint import atomic_write
+        from ..train.atomic import atomic_write
 
         fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
         most = max((r.params for r in self.rows), default=1)
@@ -234,7 +234,7 @@ class AblationTable:
 
     def save(self, out: Union[str, Path], plot: bool = True) -> dict[str, Path]:
         """Write ``table.md``, ``table.json``, ``table.csv`` (and ``accuracy_vs_macs.png``) into ``out``."""
-        from ..train.checkpoint import atomic_write_text
+        from ..train.atomic import atomic_write_text
 
         out = Path(out)
         written = {

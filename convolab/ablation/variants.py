@@ -45,7 +45,7 @@ from .. import arithmetic as A
 from .. import nn as cnn
 from .._args import check_choice
 from ..models import create_model
-from ..train.loop import _first_in_channels  # the rule fit uses for models without in_channels
+from ..train.pipeline import first_in_channels  # the rule fit uses for models without in_channels
 
 _CONVS = (nn.Conv2d, cnn.Conv2d)
 _MAXPOOLS = (nn.MaxPool2d, cnn.MaxPool2d)
@@ -340,7 +340,7 @@ def train_sizes(value: str) -> list[int]:
         >>> train_sizes("28"), train_sizes("28+20+36")
         ([28], [28, 20, 36])
     """
-    from ..train.loop import MAX_IMAGE_SIZE
+    from ..train.config import MAX_IMAGE_SIZE
 
     try:
         sizes = [int(v) for v in value.split("+")]
@@ -389,7 +389,7 @@ def build_variant(base: str, axis: str, value: str, image_size: tuple[int, int] 
     """
     transform = check_variant(axis, value)
     model = create_model(base, **kwargs)
-    channels = kwargs.get("in_channels") or _first_in_channels(model)
+    channels = kwargs.get("in_channels") or first_in_channels(model)
     if channels is None:
         raise ValueError(f"ablate: cannot tell the input channels of {base!r} (no layer has in_channels)")
     return transform(model, Probe.of(model, (1, channels, *image_size)))

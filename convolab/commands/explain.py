@@ -465,7 +465,7 @@ def _top_patches(args: argparse.Namespace) -> int:
     if images is None:
         raise UsageError(f"--data {spec!r} has no held-out images to search")
     if pipeline is None:  # untrained or bare weights: standardise each batch as the pictures do
-        from ..train.loop import InputPipeline
+        from ..train.pipeline import InputPipeline
 
         channels_in = _first_conv(model)[0] or images.shape[1]
         pipeline = InputPipeline([float(images.mean())] * images.shape[1], [float(images.std())] * images.shape[1],
@@ -477,7 +477,7 @@ def _top_patches(args: argparse.Namespace) -> int:
     who = weights.describe() if weights is not None else f"untrained (random weights, seed {seed})"
     title = f"{name}, {who}; searched: {len(images):,} held-out images of {split.source}"
     figure = top_patch_grid(found, title=title)
-    from ..train.checkpoint import atomic_write, atomic_write_text
+    from ..train.atomic import atomic_write, atomic_write_text
 
     atomic_write(output, lambda f: figure.savefig(f, format="png", bbox_inches="tight", pad_inches=0.08))
     if html is not None:

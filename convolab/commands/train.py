@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..train import Callback, TrainConfig, TrainResult, fit
-from ..train.loop import (
-    MAX_IMAGE_SIZE, MAX_MINING_ROUNDS, MAX_MINING_WEIGHT, MAX_WORKERS, OPTIMIZERS, SCHEDULERS, SIZE_SCHEDULES,
+from ..train.config import (
+    MAX_IMAGE_SIZE, MAX_MINING_ROUNDS, MAX_MINING_WEIGHT, MAX_WORKERS, MINING_SELECT, OPTIMIZERS, SCHEDULERS, SIZE_SCHEDULES,
 )
-from ..train.mining import MINING_SELECT
 
 _DEFAULTS = TrainConfig()
 MAX_THREADS = 1024  # more threads than this only contend for the cores

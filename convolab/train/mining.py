@@ -24,10 +24,10 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from ..data import ImageTensors
 from ..data import _labels as labels_of
 from ..data import stratified_split
+from .config import MINING_SELECT
+from .pipeline import batches
 
 __all__ = ["MINING_SELECT", "MinedRound", "confusion_matrix", "mine", "split_pool", "with_examples"]
-
-MINING_SELECT = ("hard", "random")
 
 
 def split_pool(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
@@ -82,13 +82,11 @@ class MinedRound:
 def _predict(model: nn.Module, pipeline: nn.Module, dataset: Dataset, batch_size: int,
              device: torch.device) -> tuple[Tensor, Tensor]:
     """(probabilities [N, classes], labels [N]) of the model in eval mode, in dataset order."""
-    from .loop import _batches  # the loop's batching, for in-memory and folder datasets alike
-
     was = model.training, pipeline.training
     model.eval()
     pipeline.eval()
     probs, labels = [], []
-    for x, y in _batches(dataset, list(range(len(dataset))), batch_size, 0, False):
+    for x, y in batches(dataset, list(range(len(dataset))), batch_size, 0, False):
         probs.append(model(pipeline(x.to(device))).float().softmax(1).cpu())
         labels.append(y.cpu())
     model.train(was[0])

@@ -5,6 +5,7 @@ Everything is computed from convolab (the ops' real outputs and
 picture is drawn.
 """
 
+from .animate import ANIMATIONS, animate
 from .frames import (
     ChannelAnimation,
     Frame,
@@ -15,13 +16,15 @@ from .frames import (
     checkerboard_animation,
     conv_animation,
     conv_transpose_animation,
+    deform_conv_animation,
     depthwise_separable_animation,
     grouped_conv_animation,
     pointwise_animation,
+    pool_animation,
+    roi_align_animation,
+    roi_pool_animation,
+    spp_animation,
 )
-from .animate import ANIMATIONS, animate
-from .frames_pool import pool_animation, spp_animation
-from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
 from .gallery import write_gallery
 from .grids import feature_map_grid, kernel_grid
 from .overlay import receptive_field_data, receptive_field_overlay

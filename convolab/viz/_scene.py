@@ -11,7 +11,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
-from .frames import BLANK, DATA, PAD, ZERO, ChannelAnimation, GridAnimation, PanelAnimation, fmt
+from .frames.records import BLANK, DATA, PAD, ZERO, Animation, ChannelAnimation, GridAnimation, PanelAnimation
+from .frames.text import fmt
 
 # Colours: distinct for colour-blind viewers (ColorBrewer-like), dark text on light fills.
 BACKGROUND = "#ffffff"
@@ -104,7 +105,7 @@ def _stack(width: int, height: int, static: list, layers: list[tuple[list, list]
     return out
 
 
-def scenes(animation: Union[GridAnimation, ChannelAnimation, PanelAnimation]) -> list[Scene]:
+def scenes(animation: Animation) -> list[Scene]:
     """One scene per frame of ``animation``."""
     if isinstance(animation, GridAnimation):
         return _grid_scenes(animation)

@@ -11,12 +11,15 @@ from .frames import (
     checkerboard_animation,
     conv_animation,
     conv_transpose_animation,
+    deform_conv_animation,
     depthwise_separable_animation,
     grouped_conv_animation,
     pointwise_animation,
+    pool_animation,
+    roi_align_animation,
+    roi_pool_animation,
+    spp_animation,
 )
-from .frames_pool import pool_animation, spp_animation
-from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
 
 __all__ = ["ANIMATIONS", "animate"]
 

@@ -25,7 +25,11 @@ from typing import Union
 
 from .. import arithmetic
 from .._args import suggest
-from .frames import _term, fmt
+from ..functional import conv2d
+from ..functional._windows import pad_pairs
+from .frames.cells import window_cells
+from .frames.example import generator, sample_ints
+from .frames.text import fmt, term
 
 __all__ = ["Layer", "explain_conv", "explain_params", "explain_receptive_field", "parse_layer", "parse_layers"]
 
@@ -278,12 +282,6 @@ def explain_conv(
         >>> print(text.splitlines()[1])
         output size: W_out = floor((W + P_before + P_after - D*(K - 1) - 1) / S) + 1 = floor((5 + 1 + 1 - 1*(3 - 1) - 1) / 2) + 1 = 3
     """
-    import torch
-
-    from ..functional import conv2d
-    from ..functional._windows import pad_pairs
-    from .frames import _window_cells
-
     op = "explain conv"
     h, w, c = _parse_volume(input_size, op)
     for name, v in (("filters", filters), ("kernel", kernel_size), ("stride", stride), ("dilation", dilation)):
@@ -294,13 +292,13 @@ def explain_conv(
                          f"got {h}x{w}x{c} and {filters}")
     pads = arithmetic.resolve_padding(padding, (h, w), kernel_size, stride, dilation, op=op)
     oh, ow = arithmetic.conv_output_shape((h, w), kernel_size, stride, pads, dilation, op=op)
-    gen = torch.Generator().manual_seed(int(seed))
-    x = torch.randint(0, 3, (1, c, h, w), generator=gen).double()
-    wt = torch.randint(-1, 2, (filters, c, kernel_size, kernel_size), generator=gen).double()
-    b = torch.randint(0, 2, (filters,), generator=gen).double()
+    gen = generator(seed)
+    x = sample_ints((1, c, h, w), 0, 2, gen)
+    wt = sample_ints((filters, c, kernel_size, kernel_size), -1, 1, gen)
+    b = sample_ints((filters,), 0, 1, gen)
     y = conv2d(x, wt, b, stride=stride, padding=padding, dilation=dilation)[0]
     xp = pad_pairs(x[0], pads)
-    cells = _window_cells(tuple(xp.shape[1:]), (kernel_size,) * 2, (stride,) * 2, (dilation,) * 2)
+    cells = window_cells(tuple(xp.shape[1:]), (kernel_size,) * 2, (stride,) * 2, (dilation,) * 2)
     (pt, pb), (pl, pr) = pads
 
     lines = [
@@ -346,10 +344,10 @@ def explain_conv(
                     taps = wt[f, ch].flatten().tolist()
                     s = sum(v * t for v, t in zip(vals, taps))
                     sums.append(s)
-                    terms = " + ".join(f"{_term(v)}*{_term(t)}" for v, t in zip(vals, taps))
+                    terms = " + ".join(f"{term(v)}*{term(t)}" for v, t in zip(vals, taps))
                     lines.append(f"  channel {ch}: {terms} = {fmt(s)}")
                 lines.append(
-                    f"  sum: {' + '.join(_term(s) for s in sums)} + b{f} ({fmt(float(b[f]))}) "
+                    f"  sum: {' + '.join(term(s) for s in sums)} + b{f} ({fmt(float(b[f]))}) "
                     f"= {fmt(float(y[f, i, j]))}"
                 )
     return "\n".join(lines)

@@ -8,24 +8,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Union
 
-from . import frames as F
-from .frames_pool import pool_animation, spp_animation
-from .frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
-from .render_html import html_page
+from .frames import (
+    Animation,
+    checkerboard_animation,
+    conv_animation,
+    conv_transpose_animation,
+    deform_conv_animation,
+    depthwise_separable_animation,
+    grouped_conv_animation,
+    pointwise_animation,
+    pool_animation,
+    roi_align_animation,
+    roi_pool_animation,
+    spp_animation,
+)
+from .render_gif import save_gif
+from .render_html import html_page, save_html
 
 # (file stem, builder): the textbook examples first.
-GALLERY: tuple[tuple[str, Callable[[], F.Animation]], ...] = (
-    ("conv2d_stride2_pad1", lambda: F.conv_animation((5, 5), 3, stride=2, padding=1)),  # CS231n's demo geometry
-    ("conv2d_same", lambda: F.conv_animation((5, 5), 3, padding="same")),
-    ("conv2d_valid", lambda: F.conv_animation((5, 5), 3, padding="valid")),
-    ("conv2d_dilated", lambda: F.conv_animation((7, 7), 3, dilation=2)),
-    ("conv1d_same_stride2", lambda: F.conv_animation(10, 3, stride=2, padding="same")),
-    ("conv_transpose2d", lambda: F.conv_transpose_animation((2, 2), 3)),  # Dumoulin & Visin's 2x2 -> 4x4
-    ("conv_transpose2d_stride2", lambda: F.conv_transpose_animation((3, 3), 3, stride=2, padding=1, output_padding=1)),
-    ("checkerboard", lambda: F.checkerboard_animation((3, 3), 3, 2)),
-    ("grouped_shuffle", lambda: F.grouped_conv_animation(4, 4, 2, shuffle=True)),
-    ("depthwise_separable", lambda: F.depthwise_separable_animation(3, 4)),
-    ("pointwise_1x1", lambda: F.pointwise_animation(4, 3)),
+GALLERY: tuple[tuple[str, Callable[[], Animation]], ...] = (
+    ("conv2d_stride2_pad1", lambda: conv_animation((5, 5), 3, stride=2, padding=1)),  # CS231n's demo geometry
+    ("conv2d_same", lambda: conv_animation((5, 5), 3, padding="same")),
+    ("conv2d_valid", lambda: conv_animation((5, 5), 3, padding="valid")),
+    ("conv2d_dilated", lambda: conv_animation((7, 7), 3, dilation=2)),
+    ("conv1d_same_stride2", lambda: conv_animation(10, 3, stride=2, padding="same")),
+    ("conv_transpose2d", lambda: conv_transpose_animation((2, 2), 3)),  # Dumoulin & Visin's 2x2 -> 4x4
+    ("conv_transpose2d_stride2", lambda: conv_transpose_animation((3, 3), 3, stride=2, padding=1, output_padding=1)),
+    ("checkerboard", lambda: checkerboard_animation((3, 3), 3, 2)),
+    ("grouped_shuffle", lambda: grouped_conv_animation(4, 4, 2, shuffle=True)),
+    ("depthwise_separable", lambda: depthwise_separable_animation(3, 4)),
+    ("pointwise_1x1", lambda: pointwise_animation(4, 3)),
     ("max_pool2d", lambda: pool_animation((5, 5), 2, ceil_mode=True)),
     ("avg_pool2d", lambda: pool_animation((5, 5), 3, 2, padding=1, mode="avg", count_include_pad=False)),
     ("spp", lambda: spp_animation((5, 5), (1, 2, 3))),
@@ -75,9 +87,6 @@ def write_gallery(out_dir: Union[str, Path], figures: Sequence[Figure] = ()) -> 
         >>> sorted(p.suffix for p in paths)[-1], paths[-1].name
         ('.html', 'index.html')
     """
-    from .render_gif import save_gif
-    from .render_html import save_html
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     animations = []

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
+
+import torch
 
 from .._args import check_choice
 
-__all__ = ["feature_map_grid", "kernel_grid", "layer_names"]
+__all__ = ["feature_map_grid", "find_layer", "kernel_grid", "layer_names", "save_figure"]
 
 
 def layer_names(model, kind: str = "any") -> list[str]:
@@ -24,7 +26,12 @@ def layer_names(model, kind: str = "any") -> list[str]:
     return names
 
 
-def _module(model, layer: str, kind: str, op: str):
+def find_layer(model: torch.nn.Module, layer: str, kind: str, op: str) -> torch.nn.Module:
+    """The sub-module ``layer`` of ``model`` (``kind`` as in :func:`layer_names`).
+
+    Raises:
+        ValueError: the model has no such layers, or ``layer`` is not one of them (with the closest names).
+    """
     names = layer_names(model, kind)
     if not names:
         raise ValueError(f"{op}: the model has no {'conv ' if kind == 'conv' else ''}layers")
@@ -57,7 +64,8 @@ def _colorbar(fig, image, axes, label: str) -> None:
     bar.ax.tick_params(labelsize=7)
 
 
-def _save(fig, path: Optional[Union[str, Path]]):
+def save_figure(fig: Any, path: Optional[Union[str, Path]]) -> Any:
+    """Write ``fig`` as a PNG cropped to what is drawn (when ``path`` is given, creating its folder); return it."""
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,8 +108,6 @@ def kernel_grid(
         >>> sum(ax.get_visible() for ax in fig.axes[:-1]), fig.axes[-1].get_ylabel()
         (6, 'weight (white = 0)')
     """
-    import torch
-
     op = "kernel_grid"
     if isinstance(model, torch.Tensor):
         weight, name = model, "weight"
@@ -110,7 +116,7 @@ def kernel_grid(
     elif isinstance(model, torch.nn.Module):
         if layer is None:
             raise ValueError(f"{op}: layer is required for a model; choices: {', '.join(layer_names(model, 'conv'))}")
-        weight, name = _module(model, layer, "conv", op).weight, layer
+        weight, name = find_layer(model, layer, "conv", op).weight, layer
     else:
         raise TypeError(f"{op}: expected an nn.Module or a weight tensor, got {type(model).__name__}")
     if weight.dim() != 4:
@@ -129,7 +135,7 @@ def kernel_grid(
             f = (f - f.min()) / (f.max() - f.min() + 1e-12)
             ax.set_visible(True)
             ax.imshow(f.permute(1, 2, 0).numpy(), interpolation="nearest")
-        return _save(fig, path)
+        return save_figure(fig, path)
     tiles = [(o, i) for o in range(c_out) for i in range(c_in)][:max_tiles]
     # one row per filter when the input channels fit on a row, else a plain 8-wide grid
     cols = c_in if 1 < c_in <= 8 else min(8, len(tiles))
@@ -147,7 +153,7 @@ def kernel_grid(
                 ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if abs(v) > 0.6 * limit else "black")
     _colorbar(fig, image, axes, "weight (white = 0)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _title(first: str | None, rest: str) -> str:
@@ -193,14 +199,12 @@ def feature_map_grid(
         >>> sum(ax.get_visible() for ax in fig.axes[:-1]), fig.axes[-1].get_ylabel()
         (4, 'activation')
     """
-    import torch
-
     op = "feature_map_grid"
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{op}: expected an nn.Module, got {type(model).__name__}")
     if not isinstance(max_maps, int) or max_maps < 1:
         raise ValueError(f"{op}: max_maps must be an int >= 1, got {max_maps!r}")
-    module = _module(model, layer, "any", op)
+    module = find_layer(model, layer, "any", op)
     captured = []
     handle = module.register_forward_hook(lambda m, i, o: captured.append(o))
     try:
@@ -231,4 +235,4 @@ def feature_map_grid(
         image = ax.imshow(maps[i].numpy(), cmap="viridis", interpolation="nearest", vmin=low, vmax=high)
         ax.set_title(str(i), fontsize=7, pad=2)
     _colorbar(fig, image, axes, "activation")
-    return _save(fig, path)
+    return save_figure(fig, path)

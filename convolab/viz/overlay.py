@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import torch
+
+from ..analysis import effective_receptive_field, summary
+
 __all__ = ["FieldOverlay", "receptive_field_data", "receptive_field_overlay"]
 
 
@@ -41,8 +45,6 @@ class FieldOverlay:
 
 
 def _image(image, op: str):
-    import torch
-
     if not isinstance(image, torch.Tensor) or not image.is_floating_point():
         raise TypeError(f"{op}: image must be a floating-point tensor [C, H, W] or [1, C, H, W], "
                         f"got {getattr(image, 'dtype', type(image).__name__)}")
@@ -66,8 +68,6 @@ def receptive_field_data(model, image, layer: str, unit: Optional[Sequence[int]]
         >>> d.unit, d.box
         ((2, 2), ((2.0, 6.0), (2.0, 6.0)))
     """
-    from ..analysis import effective_receptive_field, summary
-
     op = "receptive_field_overlay"
     x = _image(image, op)
     try:

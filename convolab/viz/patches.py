@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..analysis import summary
+from .grids import find_layer, save_figure
+
 __all__ = ["TopPatches", "top_patch_grid", "top_patches"]
 
 
@@ -45,8 +52,6 @@ class TopPatches:
 
 
 def _check(model: Any, images: Any, top: int, op: str) -> None:
-    import torch
-
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{op}: model must be an nn.Module, got {type(model).__name__}")
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or not images.is_floating_point():
@@ -98,15 +103,9 @@ def top_patches(
         >>> found.patches.shape, [int(f.size) for f in found.fields]
         (torch.Size([2, 3, 1, 5, 5]), [5, 5])
     """
-    import torch
-    import torch.nn.functional as F
-
-    from ..analysis import summary
-    from .grids import _module
-
     op = "top_patches"
     _check(model, images, top, op)
-    module = _module(model, layer, "any", op)
+    module = find_layer(model, layer, "any", op)
     was = model.training
     model.eval()
     if pipeline is not None:
@@ -189,11 +188,8 @@ def top_patch_grid(data: TopPatches, path: Optional[Union[str, Path]] = None, *,
     Returns:
         matplotlib.figure.Figure.
     """
-    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from .grids import _save
 
     rows, cols = data.patches.shape[:2]
     size = "x".join(f"{f.size:g}" for f in data.fields)
@@ -226,4 +222,4 @@ def top_patch_grid(data: TopPatches, path: Optional[Union[str, Path]] = None, *,
             ax.set_title(f"{data.activations[r, c].item():.2g}", fontsize=6, pad=1)
             if c == 0:
                 ax.set_ylabel(f"ch {data.channels[r]}", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Union
 
 from ._scene import BACKGROUND, POINT, Dot, Line, Rect, Scene, Text, scenes
-from .frames import ChannelAnimation, GridAnimation, PanelAnimation
-
-Animation = Union[GridAnimation, ChannelAnimation, PanelAnimation]
+from .frames.records import Animation
 
 __all__ = ["render_frames", "save_gif", "save_png"]
 

@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Union
 
 from ._scene import BACKGROUND, POINT, Dot, Line, Rect, Scene, Text, scenes
-from .frames import ChannelAnimation, GridAnimation, PanelAnimation
-
-Animation = Union[GridAnimation, ChannelAnimation, PanelAnimation]
+from .frames.records import Animation, ChannelAnimation, GridAnimation, PanelAnimation
 
 __all__ = ["html_page", "save_html", "svg_shapes"]
 

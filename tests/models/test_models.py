@@ -138,19 +138,17 @@ def test_a_checkpoint_written_under_the_old_name_resumes_under_the_new(tmp_path)
     from dataclasses import asdict
 
     from convolab.train import TrainConfig
-    from convolab.train.loop import _check_resumable
-
-    from convolab.train.loop import CHECKPOINT_ENTRIES
+    from convolab.train.checkpoint import CHECKPOINT_ENTRIES, check_resumable
 
     def state(model: str) -> dict:
         entries = dict.fromkeys(CHECKPOINT_ENTRIES, {})
         return {**entries, "config": asdict(TrainConfig(model=model)), "model": {}, "history": [], "epoch": 0,
                 "step": 0, "ranks": []}
 
-    _check_resumable(state("seed_cnn"), TrainConfig(model="mnist_cnn"), tmp_path / "last.pt")  # no error
-    _check_resumable(state("mnist_cnn"), TrainConfig(model="seed_cnn"), tmp_path / "last.pt")
+    check_resumable(state("seed_cnn"), TrainConfig(model="mnist_cnn"), tmp_path / "last.pt")  # no error
+    check_resumable(state("mnist_cnn"), TrainConfig(model="seed_cnn"), tmp_path / "last.pt")
     with pytest.raises(ValueError, match=r"written for model 'seed_cnn', not 'resnet18'"):
-        _check_resumable(state("seed_cnn"), TrainConfig(model="resnet18"), tmp_path / "last.pt")
+        check_resumable(state("seed_cnn"), TrainConfig(model="resnet18"), tmp_path / "last.pt")
     TrainConfig(model="seed_cnn").validate()  # the old name still trains
 
 

@@ -10,7 +10,7 @@ from convolab.data import DataSplit, ImageTensors
 from convolab.data._dataset import make_split
 from convolab.train import Callback, SyncBatchNorm, TrainConfig, build_model, convert_sync_batchnorm, fit, hard_example_loss
 from convolab.train.checkpoint import load_checkpoint, save_checkpoint
-from convolab.train.loop import InputPipeline, _random_shift
+from convolab.train.pipeline import InputPipeline, random_shift
 
 
 def synthetic(n=64, classes=4, seed=0, size=28) -> DataSplit:
@@ -160,7 +160,7 @@ def test_input_pipeline_channels_and_shift():
     gray = InputPipeline([0.0], [1.0], channels=1, size=(4, 4))(torch.rand(2, 3, 6, 6))
     assert gray.shape == (2, 1, 4, 4)
     torch.manual_seed(0)
-    shifted = _random_shift(x, 2)
+    shifted = random_shift(x, 2)
     # every image is its own translate of the original by at most 2 pixels, padded with zeros
     for img, orig in zip(shifted, x):
         assert any(
