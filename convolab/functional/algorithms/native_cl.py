@@ -28,11 +28,17 @@ class NativeChannelsLast(Native):
         return p.ndim in (2, 3)
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        if torch._C._are_functorch_transforms_active():
+            # inside vmap a memory format cannot even be queried (functorch's NYI); the values
+            # are native's either way, so the layout is left to torch there
+            return super().run(x, weight, bias, p)
         fmt = _format(p)
         y = super().run(x.contiguous(memory_format=fmt), weight.contiguous(memory_format=fmt), bias, p)
         return _like_torch(y, x, weight, fmt)
 
     def run_transposed(self, x: Tensor, wt: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        if torch._C._are_functorch_transforms_active():
+            return super().run_transposed(x, wt, bias, p)
         fmt = _format(p)
         y = super().run_transposed(x.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt), bias, p)
         return _like_torch(y, x, wt, fmt)

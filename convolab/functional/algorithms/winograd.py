@@ -29,7 +29,6 @@ Applies to 3-tap kernels, stride 1, no dilation, 1-3 spatial dims, any groups.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Optional
 
 import torch
@@ -43,15 +42,8 @@ from . import Problem, register_algorithm
 POINTS = {2: (0.0, 1.0, -1.0), 4: (0.0, 1.0, -1.0, 0.5, -2.0)}
 
 
-@lru_cache(maxsize=32)
-def winograd_matrices(m: int, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
-    """``(B^T [n, n], G [n, 3], A^T [m, n])`` of F(m, 3), ``n = m + 2``, built in float64 then cast.
-
-    Toom-Cook on the points ``POINTS[m]`` and infinity: ``A^T[i, j] = a_j^i``,
-    ``G[j, k] = a_j^k / prod_{l != j}(a_j - a_l)``, and ``B^T`` solves the identity
-    ``sum_j A^T[i, j] G[j, k] B^T[j, l] = [l == i + k]`` that makes
-    ``A^T [(G g) * (B^T d)]`` the correlation of ``d`` with ``g`` (exact up to rounding).
-    """
+def _toom_cook(m: int) -> tuple[list[list[float]], ...]:
+    """``(B^T, G, A^T)`` of F(m, 3) in float64, as nested lists (see :func:`winograd_matrices`)."""
     points, r = POINTS[m], 3
     n = m + r - 1
     at = torch.zeros(m, n, dtype=torch.float64)
@@ -67,7 +59,24 @@ def winograd_matrices(m: int, dtype: torch.dtype, device: str) -> tuple[Tensor, 
         for k in range(r):
             target[i * r + k, i + k] = 1.0
     bt = torch.linalg.lstsq(system, target).solution
-    return tuple(t.to(dtype=dtype, device=device) for t in (bt, gm, at))
+    return tuple(t.tolist() for t in (bt, gm, at))
+
+
+# Built once at import, kept as Python numbers: a cache of tensors would hand the same tensor
+# objects to every caller, which tracers (dynamo) cannot put in a graph, and a compiled graph
+# would otherwise trace the least-squares solve. torch.tensor of constants traces as a constant.
+_MATRICES = {m: _toom_cook(m) for m in POINTS}
+
+
+def winograd_matrices(m: int, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
+    """``(B^T [n, n], G [n, 3], A^T [m, n])`` of F(m, 3), ``n = m + 2``, built in float64 then cast.
+
+    Toom-Cook on the points ``POINTS[m]`` and infinity: ``A^T[i, j] = a_j^i``,
+    ``G[j, k] = a_j^k / prod_{l != j}(a_j - a_l)``, and ``B^T`` solves the identity
+    ``sum_j A^T[i, j] G[j, k] B^T[j, l] = [l == i + k]`` that makes
+    ``A^T [(G g) * (B^T d)]`` the correlation of ``d`` with ``g`` (exact up to rounding).
+    """
+    return tuple(torch.tensor(t, dtype=torch.float64).to(dtype=dtype, device=device) for t in _MATRICES[m])
 
 
 def _along(t: Tensor, mat: Tensor, dims: range) -> Tensor:
