@@ -6,12 +6,15 @@ No column buffer: the working set is one output-sized slice per tap.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Optional
 
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs
 from . import Problem, register_algorithm
+from ._machine import bytes_in, bytes_out
+from ._numerics import no_implicit_zeros
 
 
 class Direct:
@@ -20,6 +23,16 @@ class Direct:
 
     def supports(self, p: Problem) -> bool:
         return True
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        # the padded input, a product per tap and the sum; autograd keeps every tap's slice
+        taps = math.prod(p.kernel)
+        return bytes_in(p) * math.prod(p.input_dilation) + 2 * bytes_out(p) + (
+            taps * bytes_out(p) * p.in_channels / max(p.out_channels, 1) if backward else 0
+        )
+
+    def native_numerics(self, p: Problem) -> bool:
+        return no_implicit_zeros(p)
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         x = pad_pairs(dilate(x, p.input_dilation), p.padding)

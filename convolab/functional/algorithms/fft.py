@@ -52,7 +52,8 @@ import torch
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs
-from . import Problem, register_algorithm
+from . import Problem, _machine, register_algorithm
+from ._machine import bytes_in, bytes_out, itemsize
 
 _FLOATS = ("torch.float32", "torch.float64")
 
@@ -335,6 +336,41 @@ class FFT:
 
     def supports(self, p: Problem) -> bool:
         return p.dtype in _FLOATS
+
+    def estimate(self, p: Problem, backward: bool) -> float:
+        m = _machine.MACHINE
+        blocks, tiles, phases = plan_sizes(p)
+        size = math.prod(blocks)
+        log = math.log2(max(size, 2))
+        n = p.batch * tiles
+        cg = p.in_channels // p.groups * phases
+        units = (n * p.in_channels * phases + n * p.out_channels + p.out_channels * cg) * size * log
+        products = n * p.out_channels * cg * (size / 2 + 1)  # complex MACs, 4 real each
+        product_s = (
+            products * 24 / (m.bandwidth_gbs * 1e9)  # broadcast products stream memory
+            if cg == 1
+            else 4 * products / (0.1 * m.gemm_gmacs * 1e9)  # complex einsum: small, strided GEMMs
+        )
+        # padding or cutting blocks copies the input and the output a few times; blocks overlap
+        # by K - 1, so tiling copies B / (B - K + 1) times the signal
+        spans = math.prod(o + k - 1 for o, k in zip(p.output_size, _grid_kernel(p)))
+        overlap = max(1.0, tiles * size / spans)
+        copies = 4 * (bytes_in(p) * phases + bytes_out(p)) * overlap / (m.bandwidth_gbs * 1e9)
+        seconds = units / (m.fft_gunits * 1e9) + product_s + copies
+        return seconds * (3.2 if backward else 1)
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        blocks, tiles, phases = plan_sizes(p)
+        size, s = math.prod(blocks), itemsize(p)
+        n = p.batch * tiles
+        xr = n * p.in_channels * phases * size * s  # the padded blocks (and their spectra: as much)
+        wr = p.out_channels * p.in_channels // p.groups * phases * size * s
+        yr = n * p.out_channels * size * s
+        forward = 2 * (xr + wr + yr)
+        return forward + (yr + 2 * (xr + wr) if backward else 0)  # g's spectrum, both gradients
+
+    def native_numerics(self, p: Problem) -> bool:
+        return False  # a block's norm sets every output's error; NaN/Inf fill the block
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if x.shape[0] == 0:

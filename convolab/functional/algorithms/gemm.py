@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs
-from . import Problem, register_algorithm
+from . import Problem, _machine, register_algorithm
+from ._machine import bytes_in, bytes_out
+from ._numerics import no_implicit_zeros
 
 
 def _is_channels_last(x: Tensor) -> bool:
@@ -32,6 +34,19 @@ class Gemm:
 
     def supports(self, p: Problem) -> bool:
         return all(k == 1 for k in p.kernel)
+
+    def estimate(self, p: Problem, backward: bool) -> float:
+        m = _machine.MACHINE
+        seconds = p.macs / (0.8 * m.gemm_gmacs * 1e9) + (bytes_in(p) + bytes_out(p)) / (m.bandwidth_gbs * 1e9)
+        return seconds * (9.0 if backward else 1)  # its autograd backward: batched GEMMs of expanded weights
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        # a padded, zero-inserted or subsampled copy of the input, when there is one
+        reshaped = any(b or a for b, a in p.padding) or any(f > 1 for f in p.input_dilation)
+        return bytes_in(p) * math.prod(p.input_dilation) if reshaped else 0.0
+
+    def native_numerics(self, p: Problem) -> bool:
+        return no_implicit_zeros(p)
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         x = pad_pairs(dilate(x, p.input_dilation), p.padding)

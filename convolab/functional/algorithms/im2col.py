@@ -6,12 +6,15 @@ buffer holds ``N * prod(out) * C_in * prod(k)`` elements.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs, windows
 from . import Problem, register_algorithm
+from ._machine import itemsize
+from ._numerics import no_implicit_zeros
 
 
 class Im2col:
@@ -20,6 +23,14 @@ class Im2col:
 
     def supports(self, p: Problem) -> bool:
         return True
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        # the column matrix: every window of every output position
+        columns = p.batch * p.in_channels * math.prod(p.output_size) * math.prod(p.kernel) * itemsize(p)
+        return columns * (2 if backward else 1)
+
+    def native_numerics(self, p: Problem) -> bool:
+        return no_implicit_zeros(p)
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         x = pad_pairs(dilate(x, p.input_dilation), p.padding)

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from . import Problem, register_algorithm
-from .native import Native
+from ._machine import bytes_in, bytes_out
+from .native import Native, native_seconds
 
 
 class NativeChannelsLast(Native):
@@ -26,6 +27,18 @@ class NativeChannelsLast(Native):
 
     def supports(self, p: Problem) -> bool:
         return p.ndim in (2, 3)
+
+    def estimate(self, p: Problem, backward: bool) -> float:
+        return native_seconds(p, True, backward)
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        if p.channels_last:
+            return 0.0
+        # the converted input and the channels-last output (and their gradients)
+        return (bytes_in(p) + bytes_out(p)) * (2 if backward else 1)
+
+    def native_numerics(self, p: Problem) -> bool:
+        return True  # torch's own kernels, in another memory layout
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if torch._C._are_functorch_transforms_active():

@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 from .._windows import pad_pairs, windows
-from . import Problem, register_algorithm
+from . import Problem, _machine, register_algorithm
+from ._machine import bytes_in, bytes_out
 
 # Interpolation points of the Toom-Cook construction (plus the point at infinity). For
 # F(4, 3), 1/2 and -2 instead of Lavin's +-2 cut the float32 error ~3x (Barabasz et al., 2020).
@@ -129,6 +130,25 @@ class Winograd:
             and all(f == 1 for f in p.input_dilation)
             and p.dtype in ("torch.float32", "torch.float64")
         )
+
+    def estimate(self, p: Problem, backward: bool) -> float:
+        m = _machine.MACHINE
+        tile = self.tiles[p.ndim]
+        growth = ((tile + 2) / tile) ** p.ndim
+        macs = p.macs * growth / 3**p.ndim
+        # one small GEMM per transformed position, and the tiles are copied ~8 times on the way
+        seconds = macs / (0.15 * m.gemm_gmacs * 1e9)
+        seconds += 8 * growth * (bytes_in(p) + bytes_out(p)) / (m.bandwidth_gbs * 1e9)
+        return seconds * (3 if backward else 1)
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        tile = self.tiles[p.ndim]
+        growth = ((tile + 2) / tile) ** p.ndim
+        # transformed input and output tiles, each through two intermediate products
+        return 2 * growth * (bytes_in(p) + bytes_out(p)) * (2 if backward else 1)
+
+    def native_numerics(self, p: Problem) -> bool:
+        return False  # the transforms mix a tile: NaN/Inf fill it, its norm sets the error
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         y = winograd_conv(x, weight, p, self.tiles[p.ndim])
