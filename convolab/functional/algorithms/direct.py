@@ -1,6 +1,14 @@
 """``"direct"``: the definition, vectorised — a sum over kernel taps of strided input slices.
 
 No column buffer: the working set is one output-sized slice per tap.
+
+Numerics: an input NaN or +-Inf reaches exactly the outputs torch's kernels reach, and each
+output's error has native's form, ``gamma_K sum_t |w_t| |x_(p+t)|`` (another summation
+order). Unlike torch's kernels, which skip padding and the zeros of transposed convs, this
+algorithm materialises the zero padding and the inserted zeros, so a NaN or +-Inf *weight*
+also meets those zeros: ``Inf * 0 = NaN`` on the outputs whose windows overlap the padding,
+and on every output of its channel in a transposed conv with a stride (torch: +-Inf or
+finite there).
 """
 
 from __future__ import annotations

@@ -36,9 +36,21 @@ backward is written in differentiable ops (double backward works); forward-mode
 AD has its own rule (``dx corr w + x corr dw``) and vmap is generated, so the
 algorithm works under ``torch.func`` and ``torch.compile`` like torch's own ops.
 
-Accuracy (float32): max error ~2e-7 of the largest output on unit-normal data
-(dense 3x3, depthwise 31x31, 257-tap 1-D), like a float32 GEMM; the tests pin
-``<= 1e-5``. Speed: torch's FFTs are multi-threaded with many parallel
+Numerics — not native's (``"auto"`` runs fft only behind the checks of
+:mod:`._numerics`, which give native's pattern and bound):
+
+- NaN/Inf: a NaN or +-Inf input value makes every output of its sample and
+  channel group that shares an FFT block with it NaN (or +-Inf) — the whole
+  sample when the signal fits one block — where torch's kernels touch only the
+  outputs whose windows read it. A NaN or +-Inf weight makes every output of
+  its output channel NaN (an Inf weight gives NaN where torch gives +-Inf).
+- Error: ``|y_p - exact_p| <~ c u log2(L) ||x_block||_2 ||w||_1`` (summed over
+  the channels of the group; ``u`` the unit roundoff, 6e-8 in float32; ``L``
+  the block length): set by the norm of the whole block, not of the output's
+  window as native's ``gamma_K sum_t |w_t| |x_{p+t}|``. On unit-normal data
+  that is ~2e-7 of the largest output (dense 3x3, depthwise 31x31, 257-tap
+  1-D), like a float32 GEMM (the tests pin ``<= 1e-5``); one input value of 1e8
+  in a block shifts outputs that never read it by ~1. Speed: torch's FFTs are multi-threaded with many parallel
 regions, which makes them suffer more than oneDNN's convolutions when the
 CPU is oversubscribed.
 """

@@ -7,6 +7,14 @@ copy; in NCHW it is one batched GEMM ``w [O, C] @ x[n] [C, positions]``.
 Either way the bias is fused into the GEMM (``addmm`` / ``baddbmm``). Stride
 subsamples the input first (a 1x1 window never overlaps), padding and input
 dilation are applied before, groups become a batch of GEMMs.
+
+Numerics: an input NaN or +-Inf reaches exactly the outputs torch's kernels reach, and each
+output's error has native's form, ``gamma_K sum_t |w_t| |x_(p+t)|`` (another summation
+order). Unlike torch's kernels, which skip padding and the zeros of transposed convs, this
+algorithm materialises the zero padding and the inserted zeros, so a NaN or +-Inf *weight*
+also meets those zeros: ``Inf * 0 = NaN`` on the padded border (outputs that read only
+padding), and on every output of its channel in a transposed conv with a stride (torch:
++-Inf or finite there).
 """
 
 from __future__ import annotations

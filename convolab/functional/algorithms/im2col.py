@@ -2,6 +2,14 @@
 
 Works for 1, 2 and 3 spatial dims through the shared windowing view. The column
 buffer holds ``N * prod(out) * C_in * prod(k)`` elements.
+
+Numerics: an input NaN or +-Inf reaches exactly the outputs torch's kernels reach, and each
+output's error has native's form, ``gamma_K sum_t |w_t| |x_(p+t)|`` (another summation
+order). Unlike torch's kernels, which skip padding and the zeros of transposed convs, this
+algorithm materialises the zero padding and the inserted zeros in its columns, so a NaN or
++-Inf *weight* also meets those zeros: ``Inf * 0 = NaN`` on the outputs whose windows
+overlap the padding, and on every output of its channel in a transposed conv with a stride
+(torch: +-Inf or finite there).
 """
 
 from __future__ import annotations

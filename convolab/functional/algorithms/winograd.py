@@ -13,6 +13,16 @@ axis, and the channel reduction is one batched GEMM per transformed position
 differentiates the whole chain (every step is linear), so the backward is
 the transposed chain.
 
+Numerics — not native's (``"auto"`` runs winograd only behind the checks of
+:mod:`._numerics`): the transforms mix a whole tile. A NaN or +-Inf input value
+makes NaN every output of each tile whose ``(m + 2)``-wide input window holds
+it (within ``2m`` outputs of those torch's kernels reach, per dim, in its sample
+and channel group); a NaN or +-Inf weight makes every output of its output
+channel NaN (an Inf weight gives NaN where torch gives +-Inf, through
+``Inf - Inf`` in ``A^T``). The error of an output is bounded by its tile, not
+its window: ``|y_p - exact_p| <~ c_m u ||x_tile||_inf ||w||_1`` with ``c_m`` the
+growth of the transforms (a value of 1e8 in a tile shifts its other outputs).
+
 Numeric error: the transforms mix inputs with weights of very different size,
 so float32 rounding grows with m. Measured against float64 on unit-normal data,
 the max error relative to the largest output is ~5e-7 for F(2, 3) and ~3e-6
