@@ -68,6 +68,9 @@ from . import Problem, _machine, register_algorithm
 from ._machine import bytes_in, bytes_out, itemsize
 
 _FLOATS = ("torch.float32", "torch.float64")
+# half precision is computed in float32 and rounded once at the end (torch's CPU FFTs have no
+# half kernels; autocast hands convolutions half-precision operands)
+_LOW = ("torch.float16", "torch.bfloat16")
 
 
 def _smooth_numbers(limit: int) -> tuple[int, ...]:
@@ -344,10 +347,10 @@ def fft_conv(x: Tensor, weight: Tensor, p: Problem) -> Tensor:
 
 class FFT:
     name = "fft"
-    requirement = "the fft algorithm supports float32/float64 tensors of any shape"
+    requirement = "the fft algorithm supports floating-point tensors (float16/bfloat16 computed in float32) of any shape"
 
     def supports(self, p: Problem) -> bool:
-        return p.dtype in _FLOATS
+        return p.dtype in _FLOATS + _LOW
 
     def estimate(self, p: Problem, backward: bool) -> float:
         m = _machine.MACHINE
@@ -387,7 +390,10 @@ class FFT:
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if x.shape[0] == 0:
             return x.new_zeros(0, p.out_channels, *p.output_size) + (0 * weight.sum())
-        y = fft_conv(x, weight, p)
+        if p.dtype in _LOW:
+            y = fft_conv(x.float(), weight.float(), p).to(x.dtype)
+        else:
+            y = fft_conv(x, weight, p)
         if bias is not None:
             y = y + bias.view(-1, *([1] * p.ndim))
         return y

@@ -126,7 +126,7 @@ def winograd_conv(x: Tensor, weight: Tensor, p: Problem, m: int) -> Tensor:
 class Winograd:
     requirement = (
         "winograd needs 3-tap kernels in every dim, stride 1, dilation 1, no input dilation, "
-        "float32/float64"
+        "a floating-point dtype"
     )
 
     def __init__(self, name: str, tiles: dict[int, int]) -> None:
@@ -138,7 +138,7 @@ class Winograd:
             and all(s == 1 for s in p.stride)
             and all(d == 1 for d in p.dilation)
             and all(f == 1 for f in p.input_dilation)
-            and p.dtype in ("torch.float32", "torch.float64")
+            and p.dtype in ("torch.float32", "torch.float64", "torch.float16", "torch.bfloat16")
         )
 
     def estimate(self, p: Problem, backward: bool) -> float:
@@ -161,7 +161,11 @@ class Winograd:
         return False  # the transforms mix a tile: NaN/Inf fill it, its norm sets the error
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        y = winograd_conv(x, weight, p, self.tiles[p.ndim])
+        if x.dtype in (torch.float16, torch.bfloat16):
+            # the transforms in half precision would lose 3-4 bits more: float32, rounded once
+            y = winograd_conv(x.float(), weight.float(), p, self.tiles[p.ndim]).to(x.dtype)
+        else:
+            y = winograd_conv(x, weight, p, self.tiles[p.ndim])
         if bias is not None:
             y = y + bias.view(-1, *([1] * p.ndim))
         return y
