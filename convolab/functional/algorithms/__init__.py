@@ -4,8 +4,8 @@ Every algorithm declares ``supports(problem)`` and ``run(x, weight, bias, proble
 with one signature, so the chooser, the benchmarks and the tests treat them alike, and
 carries what ``"auto"`` needs to weigh it: ``estimate(problem, backward)`` (predicted
 seconds), ``workspace(problem, backward)`` (bytes of temporaries) and
-``native_numerics(problem)`` (whether it gives native's NaN/Inf pattern and error bound on
-any input; when not, ``"auto"`` runs it behind the checks of :mod:`._numerics`).
+``numerics(problem)`` (whether it gives native's NaN/Inf pattern and error bound on any
+input; when not, ``"auto"`` runs it behind the checks of :mod:`._numerics`).
 A new algorithm is one class and one ``register_algorithm`` call.
 
 ``run`` receives the *unpadded* input: ``problem.padding`` holds the zero padding
@@ -84,7 +84,7 @@ class Problem:
 
 class Algorithm(Protocol):
     """What a registered algorithm provides (only ``name``, ``supports`` and ``run`` are required;
-    without ``estimate`` ``"auto"`` never picks it, without ``native_numerics`` it is checked)."""
+    without ``estimate`` ``"auto"`` never picks it, without ``numerics`` it is checked)."""
 
     name: str
     requirement: str
@@ -97,7 +97,7 @@ class Algorithm(Protocol):
 
     def workspace(self, p: Problem, backward: bool) -> float: ...
 
-    def native_numerics(self, p: Problem) -> bool: ...
+    def numerics(self, p: Problem) -> str: ...
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -108,8 +108,8 @@ _chooser: Optional[Callable[[Problem], str]] = None
 
 class _Registered:
     """A registered algorithm as the table hands it out: the algorithm itself in every attribute,
-    except that ``run`` honours ``problem.guard`` (``"auto"``'s numerics contract, enforced here
-    once for every algorithm, built-in or not)."""
+    except that ``run`` and ``run_transposed`` honour ``problem.guard`` (``"auto"``'s numerics
+    contract, enforced here once for every algorithm, built-in or not)."""
 
     def __init__(self, algorithm: Algorithm) -> None:
         self.algorithm = algorithm
@@ -121,9 +121,36 @@ class _Registered:
         return f"<algorithm {self.algorithm.name!r}>"
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        if p.guard:
-            return run_checked(self.algorithm, x, weight, bias, p)
-        return self.algorithm.run(x, weight, bias, p)
+        """The algorithm on the general conv problem ``p`` (weight ``[C_out, C_in/g, *k]``)."""
+        if not p.guard:
+            return self.algorithm.run(x, weight, bias, p)
+        q = replace(p, guard=False)
+        return run_checked(
+            lambda x, w, b: self.algorithm.run(x, w, b, q),
+            lambda x, w, b: ALGORITHMS["native"].run(x, w, b, q),
+            x, weight, bias, q.ndim, numerics(self.algorithm.name, q),
+        )
+
+    def run_transposed(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        """A transposed conv's problem ``p`` with torch's transposed weight ``[C_in, C_out/g, *k]``:
+        the algorithm's own transposed path when it has one, else ``run`` on the conv layout."""
+        q = replace(p, guard=False)
+        own = getattr(self.algorithm, "run_transposed", None)
+
+        def fast(x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
+            if own is not None:
+                return own(x, w, b, q)
+            return self.algorithm.run(x, transposed_weight(w, q.groups), b, q)
+
+        if not p.guard:
+            return fast(x, weight, bias)
+        # the fallback is the op's own native, torch's conv_transpose: its NaN/Inf pattern can
+        # differ from a padded conv's (torch's kernels differ in whether they multiply padding)
+        native = ALGORITHMS["native"].algorithm
+        return run_checked(
+            fast, lambda x, w, b: native.run_transposed(x, w, b, q), x, weight, bias, q.ndim,
+            numerics(self.algorithm.name, q),
+        )
 
 
 def register_algorithm(algorithm: Algorithm) -> Algorithm:
@@ -167,11 +194,16 @@ def workspace(name: str, p: Problem, backward: bool = False) -> float:
     return algorithm.workspace(p, backward) if hasattr(algorithm, "workspace") else 0.0
 
 
-def native_numerics(name: str, p: Problem) -> bool:
-    """Whether algorithm ``name`` gives native's NaN/Inf pattern and error bound on every input
-    of ``p`` (False when it does not say)."""
+def numerics(name: str, p: Problem) -> str:
+    """What algorithm ``name`` keeps of native's numerics on ``p``: ``"native"``,
+    ``"finite-weights"`` or ``"checked"`` (see :mod:`._numerics`; "checked" when it does not say)."""
     algorithm = ALGORITHMS.get(name)
-    return bool(algorithm.native_numerics(p)) if hasattr(algorithm, "native_numerics") else False
+    return algorithm.numerics(p) if hasattr(algorithm, "numerics") else "checked"
+
+
+def native_numerics(name: str, p: Problem) -> bool:
+    """Whether algorithm ``name`` gives native's NaN/Inf pattern and error bound on every input of ``p``."""
+    return numerics(name, p) == "native"
 
 
 def symmetric_padding(pairs: tuple[tuple[int, int], ...]) -> Optional[tuple[int, ...]]:
@@ -230,5 +262,6 @@ from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins
 from . import fft, gemm, native_cl, winograd  # noqa: E402,F401  (fast algorithms)
 from ._auto import autotune, choose_algorithm  # noqa: E402
 from ._numerics import run_checked  # noqa: E402  (what the table runs when p.guard is set)
+from .native import transposed_weight  # noqa: E402
 
 set_chooser(choose_algorithm)

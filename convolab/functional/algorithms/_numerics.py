@@ -10,9 +10,11 @@ or Inf makes the whole block NaN, and its error scales with the block's norm,
 that never read it by ~1 (measured: 0.75 on values near 3). Winograd mixes a tile the same
 way. An Inf weight comes out NaN (``Inf - Inf`` in the transforms) where torch gives Inf.
 
-So when ``"auto"`` picks an algorithm that does not keep native's numerics for the problem
-(``algorithm.native_numerics(p)`` false), it runs it behind two cheap checks
-(:func:`run_checked`), and falls back to native when either fails:
+So each algorithm says what it keeps (``algorithm.numerics(p)``: :data:`NATIVE`,
+:data:`FINITE_WEIGHTS` or :data:`CHECKED`), and when ``"auto"`` picks one that does not keep
+native's numerics for the problem, it runs it behind cheap checks (:func:`run_checked`), and
+falls back to native — the op's own native: a transposed conv's is torch's ``conv_transpose``
+— when one fails (for :data:`FINITE_WEIGHTS` only the first check's weight part applies):
 
 - before the forward: the weight is finite, and every sample of the input is finite and
   *well scaled* (:func:`well_scaled`): its root-mean-square is at most
@@ -33,15 +35,33 @@ in ``benchmarks/auto.py --contract``). Under ``create_graph=True`` the backward 
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-from . import ALGORITHMS, Problem
+from . import Problem
 
-__all__ = ["DYNAMIC_RANGE", "bounded", "no_implicit_zeros", "run_checked", "well_scaled"]
+__all__ = [
+    "CHECKED",
+    "DYNAMIC_RANGE",
+    "FINITE_WEIGHTS",
+    "NATIVE",
+    "bounded",
+    "no_implicit_zeros",
+    "run_checked",
+    "well_scaled",
+]
+
+#: What an algorithm's ``numerics(problem)`` says, from the best to the least:
+#: native's NaN/Inf pattern and native's form of error bound on every input;
+NATIVE = "native"
+#: the same for any input, but a NaN/Inf *weight* may reach other outputs than native's (it
+#: meets materialised padding or inserted zeros): ``"auto"`` checks only that the weight is finite;
+FINITE_WEIGHTS = "finite-weights"
+#: neither (the error scales with a block's or tile's norm, NaN/Inf fill it): ``"auto"`` checks
+#: the input, the weight and the incoming gradient.
+CHECKED = "checked"
 
 #: Largest ratio of root-mean-square to mean absolute value per sample that ``"auto"`` hands
 #: to an algorithm whose error scales with a block's norm (unit-normal data: 1.25; half of
@@ -83,28 +103,40 @@ def well_scaled(t: Tensor) -> bool:
     return bool(ok)
 
 
-def run_checked(algorithm: Any, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-    """Run ``algorithm`` as ``"auto"`` does: behind the checks of this module, native otherwise.
+Runner = Callable[[Tensor, Tensor, Optional[Tensor]], Tensor]
+
+
+def run_checked(
+    fast: Runner, native: Runner, x: Tensor, weight: Tensor, bias: Optional[Tensor], ndim: int, level: str
+) -> Tensor:
+    """Run ``fast`` as ``"auto"`` does: behind the checks its numerics ``level`` needs, ``native``
+    otherwise.
 
     Args:
-        algorithm: a registered algorithm whose ``native_numerics(p)`` is false.
-        x, weight, bias, p: as for ``algorithm.run``.
+        fast: ``(x, weight, bias) -> y``, the picked algorithm on the op's operands.
+        native: the same op by torch's own kernels (native's NaN/Inf pattern by definition).
+        x (Tensor[N, C_in, *spatial]), weight, bias: the operands as the op received them
+            (``weight`` in the op's own layout: transposed convs keep torch's).
+        ndim: number of spatial dims.
+        level: the algorithm's :data:`FINITE_WEIGHTS` or :data:`CHECKED`.
 
     Returns:
-        Tensor[N, C_out, *out]: the algorithm's result when the checks pass, native's otherwise.
+        Tensor[N, C_out, *out]: ``fast``'s result when the checks pass, ``native``'s otherwise.
     """
-    p = replace(p, guard=False)
-    native = ALGORITHMS["native"]
-    if not (well_scaled(x) and bounded(weight)):
-        return native.run(x, weight, bias, p)
+    if not bounded(weight):
+        return native(x, weight, bias)
+    if level == FINITE_WEIGHTS:
+        return fast(x, weight, bias)
+    if not well_scaled(x):
+        return native(x, weight, bias)
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        y = _CheckedBackward.apply(x, weight, algorithm, p)
-        return y if bias is None else y + bias.view(-1, *([1] * p.ndim))
-    return algorithm.run(x, weight, bias, p)
+        y = _CheckedBackward.apply(x, weight, fast, native)
+        return y if bias is None else y + bias.view(-1, *([1] * ndim))
+    return fast(x, weight, bias)
 
 
 class _CheckedBackward(torch.autograd.Function):
-    """``algorithm``'s forward and backward, with native's backward when the incoming gradient
+    """``fast``'s forward and backward, with ``native``'s backward when the incoming gradient
     fails :func:`well_scaled` or a graph of the backward is asked for (``create_graph``).
 
     Used only by ``"auto"`` in plain eager mode (never under a tracer or a functorch transform,
@@ -112,12 +144,12 @@ class _CheckedBackward(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, algorithm: Any, p: Problem) -> Tensor:  # type: ignore[override]
-        ctx.algorithm, ctx.p = algorithm, p
+    def forward(ctx, x: Tensor, weight: Tensor, fast: Runner, native: Runner) -> Tensor:  # type: ignore[override]
+        ctx.native = native
         with torch.enable_grad():
             xi = x.detach().requires_grad_(ctx.needs_input_grad[0])
             wi = weight.detach().requires_grad_(ctx.needs_input_grad[1])
-            y = algorithm.run(xi, wi, None, p)
+            y = fast(xi, wi, None)
         ctx.inner = (y, xi, wi)
         ctx.save_for_backward(x, weight)
         return y.detach()
@@ -138,7 +170,7 @@ class _CheckedBackward(torch.autograd.Function):
                 else:
                     xn = x.detach().requires_grad_(wanted[0])
                     wn = weight.detach().requires_grad_(wanted[1])
-                yn = ALGORITHMS["native"].run(xn, wn, None, ctx.p)
+                yn = ctx.native(xn, wn, None)
             targets = [t for t, n in zip((xn, wn), wanted) if n]
             grads = iter(torch.autograd.grad(yn, targets, g, create_graph=create_graph))
         gx = next(grads) if wanted[0] else None

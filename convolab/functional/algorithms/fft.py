@@ -66,6 +66,7 @@ from torch import Tensor
 from .._windows import dilate, pad_pairs
 from . import Problem, _machine, register_algorithm
 from ._machine import bytes_in, bytes_out, itemsize
+from ._numerics import CHECKED
 
 _FLOATS = ("torch.float32", "torch.float64")
 # half precision is computed in float32 and rounded once at the end (torch's CPU FFTs have no
@@ -384,8 +385,8 @@ class FFT:
         forward = 2 * (xr + wr + yr)
         return forward + (yr + 2 * (xr + wr) if backward else 0)  # g's spectrum, both gradients
 
-    def native_numerics(self, p: Problem) -> bool:
-        return False  # a block's norm sets every output's error; NaN/Inf fill the block
+    def numerics(self, p: Problem) -> str:
+        return CHECKED  # a block's norm sets every output's error; NaN/Inf fill the block
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if x.shape[0] == 0:

@@ -10,11 +10,12 @@ dilation are applied before, groups become a batch of GEMMs.
 
 Numerics: an input NaN or +-Inf reaches exactly the outputs torch's kernels reach, and each
 output's error has native's form, ``gamma_K sum_t |w_t| |x_(p+t)|`` (another summation
-order). Unlike torch's kernels, which skip padding and the zeros of transposed convs, this
-algorithm materialises the zero padding and the inserted zeros, so a NaN or +-Inf *weight*
-also meets those zeros: ``Inf * 0 = NaN`` on the padded border (outputs that read only
-padding), and on every output of its channel in a transposed conv with a stride (torch:
-+-Inf or finite there).
+order). torch's oneDNN kernels skip padding and the zeros of transposed convs (its fallback
+kernels, for small or float64 problems, multiply them); this algorithm materialises the zero
+padding and the inserted zeros, so a NaN or +-Inf *weight* also meets those zeros: ``Inf * 0
+= NaN`` on the padded border (outputs that read only padding), and on every output of its
+channel in a transposed conv with a stride (oneDNN: +-Inf or finite there). So "auto" uses
+it only with finite weights.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import Tensor
 from .._windows import dilate, pad_pairs
 from . import Problem, _machine, register_algorithm
 from ._machine import bytes_in, bytes_out
-from ._numerics import no_implicit_zeros
+from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 
 
 def _is_channels_last(x: Tensor) -> bool:
@@ -53,8 +54,8 @@ class Gemm:
         reshaped = any(b or a for b, a in p.padding) or any(f > 1 for f in p.input_dilation)
         return bytes_in(p) * math.prod(p.input_dilation) if reshaped else 0.0
 
-    def native_numerics(self, p: Problem) -> bool:
-        return no_implicit_zeros(p)
+    def numerics(self, p: Problem) -> str:
+        return NATIVE if no_implicit_zeros(p) else FINITE_WEIGHTS
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         x = pad_pairs(dilate(x, p.input_dilation), p.padding)

@@ -11,6 +11,7 @@ from .._lowered import conv_nd, native_conv, native_conv_transpose
 from .._windows import dilate, pad_pairs
 from . import Problem, _machine, register_algorithm
 from ._machine import bytes_in, bytes_out
+from ._numerics import NATIVE
 
 
 def native_seconds(p: Problem, channels_last: bool, backward: bool) -> float:
@@ -73,8 +74,8 @@ class Native:
     def workspace(self, p: Problem, backward: bool) -> float:
         return 0.0  # the baseline: torch's own scratch is not counted against anyone
 
-    def native_numerics(self, p: Problem) -> bool:
-        return True
+    def numerics(self, p: Problem) -> str:
+        return NATIVE
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if any(f > 1 for f in p.input_dilation):

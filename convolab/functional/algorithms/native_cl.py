@@ -7,6 +7,11 @@ conv would return for the operands (contiguous for contiguous input and
 weight), so the algorithm is invisible to the code after it; values and shape
 are those of every other algorithm. Whether converting pays is the chooser's
 decision (the cost model counts both conversions).
+
+Numerics: torch's own kernels, so native's NaN/Inf pattern and error bound for any input;
+but oneDNN's channels-last kernels skip zero padding where some of torch's NCHW kernels
+multiply it, so a NaN/Inf *weight* may reach fewer border outputs than ``"native"`` in NCHW
+(``"auto"`` uses it with padding only when the weight is finite).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from torch import Tensor
 
 from . import Problem, register_algorithm
 from ._machine import bytes_in, bytes_out
+from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 from .native import Native, native_seconds
 
 
@@ -37,8 +43,10 @@ class NativeChannelsLast(Native):
         # the converted input and the channels-last output (and their gradients)
         return (bytes_in(p) + bytes_out(p)) * (2 if backward else 1)
 
-    def native_numerics(self, p: Problem) -> bool:
-        return True  # torch's own kernels, in another memory layout
+    def numerics(self, p: Problem) -> str:
+        # torch's own kernels in another layout; but oneDNN's channels-last kernels skip padding
+        # where some NCHW kernels multiply it: a NaN weight can reach fewer outputs than native's
+        return NATIVE if no_implicit_zeros(p) else FINITE_WEIGHTS
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if torch._C._are_functorch_transforms_active():

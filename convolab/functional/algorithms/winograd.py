@@ -47,6 +47,7 @@ from torch import Tensor
 from .._windows import pad_pairs, windows
 from . import Problem, _machine, register_algorithm
 from ._machine import bytes_in, bytes_out
+from ._numerics import CHECKED
 
 # Interpolation points of the Toom-Cook construction (plus the point at infinity). For
 # F(4, 3), 1/2 and -2 instead of Lavin's +-2 cut the float32 error ~3x (Barabasz et al., 2020).
@@ -157,8 +158,8 @@ class Winograd:
         # transformed input and output tiles, each through two intermediate products
         return 2 * growth * (bytes_in(p) + bytes_out(p)) * (2 if backward else 1)
 
-    def native_numerics(self, p: Problem) -> bool:
-        return False  # the transforms mix a tile: NaN/Inf fill it, its norm sets the error
+    def numerics(self, p: Problem) -> str:
+        return CHECKED  # the transforms mix a tile: NaN/Inf fill it, its norm sets the error
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         if x.dtype in (torch.float16, torch.bfloat16):
