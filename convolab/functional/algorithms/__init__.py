@@ -174,7 +174,7 @@ def choose(p: Problem) -> str:
     """The algorithm ``"auto"`` runs for this problem."""
     if _chooser is not None:
         name = _chooser(p)
-        if name in ALGORITHMS and ALGORITHMS[name].supports(p):
+        if name == "native" or (name in ALGORITHMS and ALGORITHMS[name].supports(p)):
             return name
     return "native"
 
@@ -243,6 +243,8 @@ def select(name: str, x: Tensor, problem: Callable[[], Problem], op: str) -> tup
             return "native", None
         p = problem()
         name = choose(p)
+        if name == "native":  # the op runs torch's kernel itself: nothing to check or guard
+            return name, p
         return name, (p if native_numerics(name, p) else replace(p, guard=True))
     if name == "native" or _tracing.exporting():
         return "native", None

@@ -300,7 +300,7 @@ def choose_algorithm(p: Problem) -> str:
         return "native"  # meta tensors (analysis), other devices, other dtypes: torch's own op
     backward = torch.is_grad_enabled()
     name = _tuned_choice(p, backward) if _state["enabled"] else _model_choice(p, backward)
-    return name if ALGORITHMS[name].supports(p) else "native"
+    return name if name == "native" or ALGORITHMS[name].supports(p) else "native"
 
 
 def _from_environment() -> None:
