@@ -115,9 +115,9 @@ def calibrate() -> Machine:
 
 def workspace_limit(p: Problem) -> float:
     """The most temporary memory ``"auto"`` lets an algorithm use on ``p`` (see
-    :attr:`Machine.workspace_bytes`): ``min(max(256 MiB, 16 x problem bytes), workspace_bytes)``."""
+    :attr:`Machine.workspace_bytes`): ``min(max(1 GiB, 16 x problem bytes), workspace_bytes)``."""
     own = bytes_in(p) + bytes_out(p) + bytes_weight(p)
-    return min(max(256.0 * 2**20, 16 * own), _machine.MACHINE.workspace_bytes)
+    return min(max(2.0**30, 16 * own), _machine.MACHINE.workspace_bytes)
 
 
 def _times(p: Problem, backward: bool) -> dict[str, float]:

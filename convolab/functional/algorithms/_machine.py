@@ -56,7 +56,7 @@ class Machine:
             enough.
         workspace_bytes: a ceiling on the temporary memory ``"auto"`` lets an algorithm use
             beyond native's (its input, output and weight): the limit for a problem is
-            ``min(max(256 MiB, 16 x (input + output + weight bytes)), workspace_bytes)``
+            ``min(max(1 GiB, 16 x (input + output + weight bytes)), workspace_bytes)``
             (an FFT of a 31x31 kernel on a 32x32 map needs ~15x the problem's bytes: the
             blocks are twice the map in each dim). Default: a quarter of this machine's
             memory (2 GiB when it cannot be read). An explicitly named algorithm is not
