@@ -134,7 +134,7 @@ def _kind(module: nn.Module) -> str:
         return "activation"
     if isinstance(module, nn.Linear):
         return "linear"
-    if "Pool" in type(module).__mro__[-3].__name__ or isinstance(module, tuple(_TORCH_CLASSES[6:])):
+    if isinstance(module, _TORCH_CLASSES[6:]):
         return "pooling"
     return "other layers"
 

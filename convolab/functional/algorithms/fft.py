@@ -50,9 +50,10 @@ Numerics — not native's (``"auto"`` runs fft only behind the checks of
   window as native's ``gamma_K sum_t |w_t| |x_{p+t}|``. On unit-normal data
   that is ~2e-7 of the largest output (dense 3x3, depthwise 31x31, 257-tap
   1-D), like a float32 GEMM (the tests pin ``<= 1e-5``); one input value of 1e8
-  in a block shifts outputs that never read it by ~1. Speed: torch's FFTs are multi-threaded with many parallel
-regions, which makes them suffer more than oneDNN's convolutions when the
-CPU is oversubscribed.
+  in a block shifts outputs that never read it by ~1.
+
+Speed: torch's FFTs are multi-threaded with many parallel regions, which makes
+them suffer more than oneDNN's convolutions when the CPU is oversubscribed.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _smooth_numbers(limit: int) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
-# FFT lengths come from this table (4,000-odd entries, built once in about a millisecond), so
+# FFT lengths come from this table (about 8,000 entries, built once in a few milliseconds), so
 # planning is a bisection and a bounded scan, never a search that grows with the signal
 # (counting up from n to the next such number took minutes at n = 10**12).
 _TABLE_LIMIT = 1 << 34
@@ -206,9 +207,9 @@ class _SpectralCorrelation(torch.autograd.Function):
     tensor a rule needs must be an input or an output. Written with ``setup_context`` and
     ``generate_vmap_rule`` (and a ``jvp`` rule in :class:`_SpectralCorrelationJvp`), it works
     under ``torch.func`` (vmap, jacrev, jvp, jacfwd) and ``torch.compile``; the first-order
-    backward reuses the forward spectra
-    (about one forward's cost), while under ``create_graph`` the backward is written in
-    differentiable torch ops from the saved inputs, so double backward is exact.
+    backward reuses the forward spectra (about one forward's cost), while under
+    ``create_graph`` the backward is written in differentiable torch ops from the saved
+    inputs, so double backward is exact.
     """
 
     generate_vmap_rule = True

@@ -49,7 +49,6 @@ def native_seconds(p: Problem, channels_last: bool, backward: bool) -> float:
     return seconds * (1 + grad_factor if backward else 1)
 
 
-
 def transposed_weight(weight: Tensor, groups: int) -> Tensor:
     """Map a conv weight ``[C_out, C_in/g, *k]`` to the transposed-conv weight ``[C_in, C_out/g, *k]``
     that computes the same map on a zero-inserted input, and back (the map is an involution).
