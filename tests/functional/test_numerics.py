@@ -421,3 +421,15 @@ def test_guard_is_not_part_of_the_problems_identity():
     q = replace(p, guard=True)
     assert p == q and hash(p) == hash(q) and repr(p) == repr(q)
     assert _numerics.DYNAMIC_RANGE == DYNAMIC_RANGE
+
+
+def test_checked_pick_allows_in_place_ops_on_its_result(forced):
+    """ReLU(inplace=True) after a checked pick: the result is not a view the backward needs."""
+    kernel = (3, 3) if forced.startswith("winograd") else (5, 3)
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 4, *kernel, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    conv(x, w, b, padding=1).relu_().sum().backward()
+    grads = (x.grad, w.grad, b.grad)
+    ref = torch.autograd.grad(F.conv2d(x, w, b, padding=1).relu().sum(), (x, w, b))
+    torch.testing.assert_close(grads, ref)
