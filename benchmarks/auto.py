@@ -10,6 +10,10 @@ of interleaved repeats.
     python -m benchmarks.auto --autotune      # cuDNN-style autotuning (tuning time excluded)
     python -m benchmarks.auto --only dw --mode fwdbwd --repeats 5
     python -m benchmarks.auto --accuracy      # every algorithm vs float64 native on the suite
+
+When "auto" picks an algorithm that does not keep native's numerics (fft, winograd), it runs
+it behind the checks of ``algorithms._numerics``; the column "checks" is what they cost: auto's
+time over the same algorithm run explicitly (unchecked), minus one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch.nn.functional as F
 
 from convolab._bench import interleaved, measure_peak_gflops, print_table
 from convolab.functional import ALGORITHMS, conv, conv_transpose
-from convolab.functional.algorithms import set_chooser
+from convolab.functional.algorithms import native_numerics, set_chooser
 from convolab.functional.algorithms._auto import autotune, choose_algorithm
 
 
@@ -61,6 +65,9 @@ SUITE = [
     Case("dw 7x7 C128 56", (4, 128, 56, 56), (128, 1, 7, 7), 1, 3, 1, 128),
     Case("dw 13x13 C128 56", (4, 128, 56, 56), (128, 1, 13, 13), 1, 6, 1, 128),
     Case("dw 31x31 C128 32", (4, 128, 32, 32), (128, 1, 31, 31), 1, 15, 1, 128),
+    # the shapes of the large-kernel bars (issue 17): batch 2
+    Case("dw 13x13 C128 56 N2", (2, 128, 56, 56), (128, 1, 13, 13), 1, 6, 1, 128),
+    Case("dw 31x31 C128 32 N2", (2, 128, 32, 32), (128, 1, 31, 31), 1, 15, 1, 128),
     # dilated (DeepLab), grouped (ResNeXt), transposed (DCGAN / U-Net)
     Case("dilated 3x3 d2 256 28", (4, 256, 28, 28), (256, 256, 3, 3), 1, 2, 2),
     Case("grouped 3x3 g32 256 28", (4, 256, 28, 28), (256, 8, 3, 3), 1, 1, 1, 32),
@@ -140,10 +147,16 @@ def run(cases, modes, repeats: int) -> None:
                     return lambda: f().backward(grad)
 
                 fns = {k: step(f) for k, f in _fns(case, xg, wg).items()}
+                if not native_numerics(algo, p):
+                    fns["unchecked"] = step(_fns(case, xg, wg, algo)["auto"])
                 times = interleaved(fns, repeats=repeats, warmup=1, min_time=0.1)
             else:
+                fns = _fns(case, x, w)
+                if not native_numerics(algo, p):
+                    fns["unchecked"] = _fns(case, x, w, algo)["auto"]
                 with torch.no_grad():
-                    times = interleaved(_fns(case, x, w), repeats=repeats, warmup=1, min_time=0.1)
+                    times = interleaved(fns, repeats=repeats, warmup=1, min_time=0.1)
+            unchecked = times.pop("unchecked", None)
             aa = times.pop("native (again)")
             noise = abs(times["native"] / aa - 1)  # the same op timed twice in the same run
             anchor_name = min((k for k in times if k != "auto"), key=times.__getitem__)
@@ -153,15 +166,17 @@ def run(cases, modes, repeats: int) -> None:
                 case.name, mode, f"{times['native'] * 1e3:.1f}",
                 f"{times['native_cl'] * 1e3:.1f}" if "native_cl" in times else "-",
                 f"{times['auto'] * 1e3:.1f}", algo, f"{anchor / times['auto']:.2f}",
+                f"{100 * (times['auto'] / unchecked - 1):+.1f}%" if unchecked else "-",
                 f"{gflop / times['auto']:.1f}", f"{100 * gflop / times['auto'] / peak:.0f}%", f"{100 * noise:.0f}%",
             ])
             print(" | ".join(rows[-1]), flush=True)
     print_table(
         f"auto vs torch native (ratio = best native / auto; peak {peak:.0f} GFLOP/s; median of {repeats} interleaved repeats)",
-        ["shape", "mode", "native ms", "native_cl ms", "auto ms", "chosen", "ratio", "GFLOP/s", "% peak", "A/A"],
+        ["shape", "mode", "native ms", "native_cl ms", "auto ms", "chosen", "ratio", "checks", "GFLOP/s", "% peak", "A/A"],
         rows,
         note="A/A: how far two timings of the same native op differ in this run (the noise floor "
-        "the ratio must be read against).",
+        "the ratio must be read against). checks: auto's numerics checks, auto / unchecked - 1.",
+        width=200,
     )
 
 

@@ -325,11 +325,26 @@ def test_unsupported_problem_raises_not_implemented(algorithm, weight, kwargs, m
         conv(torch.randn(1, 2, 8, 8), torch.randn(*weight), algorithm=algorithm, **kwargs)
 
 
-def test_native_cl_refuses_1d_and_fft_refuses_half():
+def test_native_cl_refuses_1d():
     with pytest.raises(NotImplementedError, match=r"conv1d: .*'native_cl'.*native_cl needs 2 or 3 spatial dims"):
         conv(torch.randn(1, 2, 8), torch.randn(3, 2, 3), algorithm="native_cl")
-    with pytest.raises(NotImplementedError, match=r"'fft'.*fft algorithm supports float32/float64"):
-        conv(torch.randn(1, 2, 8).bfloat16(), torch.randn(3, 2, 3).bfloat16(), algorithm="fft")
+
+
+@pytest.mark.parametrize("algorithm", ["fft", "winograd", "winograd_f2"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_is_computed_in_float32(algorithm, dtype):
+    """Half-precision operands (autocast's) run in float32 and are rounded once at the end."""
+    x, w = torch.randn(2, 4, 9, 9), torch.randn(4, 2, 3, 3)
+    y = conv(x.to(dtype), w.to(dtype), padding=1, groups=2, algorithm=algorithm)
+    assert y.dtype == dtype
+    ref = F.conv2d(x.to(dtype).float(), w.to(dtype).float(), padding=1, groups=2).to(dtype)
+    torch.testing.assert_close(y, ref, rtol=1e-2, atol=1e-2)
+    xs = x.clone().requires_grad_()
+    with torch.autocast("cpu", torch.bfloat16):
+        y = conv(xs, w, padding=1, groups=2, algorithm=algorithm)
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert xs.grad is not None and xs.grad.dtype == torch.float32
 
 
 def test_fast_algorithms_are_registered_and_listed():

@@ -294,3 +294,64 @@ def test_select_auto_returns_the_chosen_algorithm():
     p = _problem(1, 8, 64, 64, 64, (4096,), (257,), padding=128)
     with torch.no_grad():
         assert select("auto", torch.empty(1, 64, 4096), lambda: p, "conv1d") == ("fft", p)
+
+
+# --- planning is bounded in the sizes, and "auto" never picks a memory bomb ----------------------
+
+
+def test_fft_planning_is_bounded_for_absurd_sizes():
+    """Counting up to the next 7-smooth number took minutes at 10**12; now a table lookup."""
+    from convolab.functional.algorithms.fft import good_size, tile_length
+
+    assert good_size(10**12) == 2**40 and good_size(10**12, even=True) % 2 == 0
+    assert good_size(2**34 + 1) == 2**35  # past the table: the next power of two
+    assert tile_length(10**12, 3) == 32 and tile_length(2 * 10**8, 257) >= 514
+    p = _problem(1, 1, 1, 1, 1, (100,), (3,), padding=10**8)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            assert choose_algorithm(p) == "native"  # fft would need gigabytes of blocks
+
+
+def test_transposed_conv_with_an_absurd_stride_returns():
+    """conv_transpose1d(stride=10**12) hung in fft planning; it now fails at once (torch's own
+    size check, or convolab's output-size estimate) instead of planning forever."""
+    with pytest.raises((ValueError, RuntimeError)):
+        convolab.functional.conv_transpose1d(torch.randn(1, 1, 5), torch.randn(1, 1, 3), stride=10**12)
+
+
+def test_auto_never_picks_an_algorithm_beyond_the_workspace_limit():
+    from convolab.functional.algorithms import workspace
+
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            for p in PROBLEMS:
+                name = choose_algorithm(p)
+                assert name == "native" or workspace(name, p, grad) <= _chooser.workspace_limit(p)
+
+
+def test_a_small_workspace_ceiling_turns_fft_off():
+    p = _problem(2, 8, 128, 128, 128, (32, 32), (31, 31), padding=15)
+    original = _chooser.MACHINE
+    try:
+        with torch.enable_grad():
+            assert choose_algorithm(p) == "fft"
+            _chooser.set_machine(replace(original, workspace_bytes=2**20))
+            assert choose_algorithm(p) != "fft"
+    finally:
+        _chooser.set_machine(original)
+
+
+def test_workspace_estimates_are_in_bytes_and_grow_with_the_problem():
+    from convolab.functional.algorithms import workspace
+
+    small = _problem(2, 2, 8, 8, 8, (32, 32), (15, 15), padding=7)
+    large = _problem(2, 8, 8, 8, 8, (64, 64), (15, 15), padding=7)
+    for name in ("fft", "im2col", "direct", "winograd"):
+        if ALGORITHMS[name].supports(small):
+            assert 0 < workspace(name, small, False) < workspace(name, large, False)
+            assert workspace(name, small, False) <= workspace(name, small, True)
+    assert workspace("native", large, True) == 0
+    # the fft's padded blocks of a 31x31 kernel on a 32x32 map: about 15x the problem's bytes
+    dw31 = _problem(2, 8, 128, 128, 128, (32, 32), (31, 31), padding=15)
+    own = 2 * 8 * 128 * 32 * 32 * 4
+    assert 10 * own < workspace("fft", dw31, True) < 30 * own

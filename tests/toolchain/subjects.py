@@ -132,6 +132,17 @@ MODULE_SUBJECTS: list[Subject] = [
     _m("LocallyConnected2d-pairs-reflect-dilated", lambda: cnn.LocallyConnected2d(
         2, 3, (3, 2), input_size=(8, 7), padding=((2, 1), (0, 1)), dilation=(2, 1), padding_mode="reflect"), 2, 2, 8, 7),
     _m("LocallyConnected3d", lambda: cnn.LocallyConnected3d(2, 3, 2, input_size=(4, 5, 4), bias=False), 2, 2, 4, 5, 4),
+    # convolab's own conv algorithms, chosen explicitly (exporters record the plain conv they compute)
+    _m("Conv2d-fft-depthwise", lambda: cnn.Conv2d(4, 4, 7, padding=3, groups=4, algorithm="fft"), 2, 4, 12, 11),
+    _m("Conv1d-fft-strided-dilated", lambda: cnn.Conv1d(3, 4, 5, stride=2, padding=4, dilation=2, algorithm="fft"),
+       2, 3, 40),
+    _m("ConvTranspose2d-fft", lambda: cnn.ConvTranspose2d(4, 2, 4, stride=2, padding=1, algorithm="fft"), 2, 4, 5, 6),
+    _m("Conv2d-winograd", lambda: cnn.Conv2d(4, 6, 3, padding=1, algorithm="winograd"), 2, 4, 9, 10),
+    _m("Conv3d-winograd_f2", lambda: cnn.Conv3d(2, 3, 3, padding=1, groups=1, algorithm="winograd_f2"), 2, 2, 4, 5, 6),
+    _m("Conv2d-direct", lambda: cnn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, algorithm="direct"), 2, 4, 9, 10),
+    _m("Conv2d-im2col", lambda: cnn.Conv2d(4, 6, 3, padding=1, dilation=2, algorithm="im2col"), 2, 4, 9, 10),
+    _m("Conv2d-gemm", lambda: cnn.Conv2d(4, 6, 1, stride=2, algorithm="gemm"), 2, 4, 9, 10),
+    _m("Conv2d-native_cl", lambda: cnn.Conv2d(4, 4, 5, padding=2, groups=4, algorithm="native_cl"), 2, 4, 9, 10),
 ]
 
 

@@ -1,7 +1,11 @@
 """The convolution algorithm registry.
 
 Every algorithm declares ``supports(problem)`` and ``run(x, weight, bias, problem)``
-with one signature, so the chooser, the benchmarks and the tests treat them alike.
+with one signature, so the chooser, the benchmarks and the tests treat them alike, and
+carries what ``"auto"`` needs to weigh it: ``estimate(problem, backward)`` (predicted
+seconds), ``workspace(problem, backward)`` (bytes of temporaries) and
+``numerics(problem)`` (whether it gives native's NaN/Inf pattern and error bound on any
+input; when not, ``"auto"`` runs it behind the checks of :mod:`._numerics`).
 A new algorithm is one class and one ``register_algorithm`` call.
 
 ``run`` receives the *unpadded* input: ``problem.padding`` holds the zero padding
@@ -13,7 +17,8 @@ modes (reflect, ...) have already been applied by the caller.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Protocol
 
 from torch import Tensor
@@ -36,6 +41,9 @@ class Problem:
         output_size: spatial size of the result.
         dtype, device: as strings, for cache keys.
         channels_last: whether the input is in channels-last memory format.
+        guard: set by ``"auto"`` when the algorithm it picked does not keep native's numerics
+            on every input: the algorithm then runs behind the checks of :mod:`._numerics`
+            (falling back to native). Not part of equality, hash or repr.
     """
 
     ndim: int
@@ -53,6 +61,7 @@ class Problem:
     dtype: str = "torch.float32"
     device: str = "cpu"
     channels_last: bool = False
+    guard: bool = field(default=False, compare=False, repr=False)
 
     @property
     def symmetric_padding(self) -> Optional[tuple[int, ...]]:
@@ -74,11 +83,21 @@ class Problem:
 
 
 class Algorithm(Protocol):
+    """What a registered algorithm provides (only ``name``, ``supports`` and ``run`` are required;
+    without ``estimate`` ``"auto"`` never picks it, without ``numerics`` it is checked)."""
+
     name: str
+    requirement: str
 
     def supports(self, p: Problem) -> bool: ...
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor: ...
+
+    def estimate(self, p: Problem, backward: bool) -> float: ...
+
+    def workspace(self, p: Problem, backward: bool) -> float: ...
+
+    def numerics(self, p: Problem) -> str: ...
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -87,9 +106,56 @@ ALGORITHMS: dict[str, Algorithm] = {}
 _chooser: Optional[Callable[[Problem], str]] = None
 
 
+class _Registered:
+    """A registered algorithm as the table hands it out: the algorithm itself in every attribute,
+    except that ``run`` and ``run_transposed`` honour ``problem.guard`` (``"auto"``'s numerics
+    contract, enforced here once for every algorithm, built-in or not)."""
+
+    def __init__(self, algorithm: Algorithm) -> None:
+        self.algorithm = algorithm
+
+    def __getattr__(self, attribute: str):  # type: ignore[no-untyped-def]
+        return getattr(self.algorithm, attribute)
+
+    def __repr__(self) -> str:
+        return f"<algorithm {self.algorithm.name!r}>"
+
+    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        """The algorithm on the general conv problem ``p`` (weight ``[C_out, C_in/g, *k]``)."""
+        if not p.guard:
+            return self.algorithm.run(x, weight, bias, p)
+        q = replace(p, guard=False)
+        return run_checked(
+            lambda x, w, b: self.algorithm.run(x, w, b, q),
+            lambda x, w, b: ALGORITHMS["native"].run(x, w, b, q),
+            x, weight, bias, q.ndim, numerics(self.algorithm.name, q),
+        )
+
+    def run_transposed(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
+        """A transposed conv's problem ``p`` with torch's transposed weight ``[C_in, C_out/g, *k]``:
+        the algorithm's own transposed path when it has one, else ``run`` on the conv layout."""
+        q = replace(p, guard=False)
+        own = getattr(self.algorithm, "run_transposed", None)
+
+        def fast(x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
+            if own is not None:
+                return own(x, w, b, q)
+            return self.algorithm.run(x, transposed_weight(w, q.groups), b, q)
+
+        if not p.guard:
+            return fast(x, weight, bias)
+        # the fallback is the op's own native, torch's conv_transpose: its NaN/Inf pattern can
+        # differ from a padded conv's (torch's kernels differ in whether they multiply padding)
+        native = ALGORITHMS["native"].algorithm
+        return run_checked(
+            fast, lambda x, w, b: native.run_transposed(x, w, b, q), x, weight, bias, q.ndim,
+            numerics(self.algorithm.name, q),
+        )
+
+
 def register_algorithm(algorithm: Algorithm) -> Algorithm:
     """Add an algorithm to the table (later registrations with the same name replace earlier)."""
-    ALGORITHMS[algorithm.name] = algorithm
+    ALGORITHMS[algorithm.name] = _Registered(algorithm)  # type: ignore[assignment]
     return algorithm
 
 
@@ -108,9 +174,36 @@ def choose(p: Problem) -> str:
     """The algorithm ``"auto"`` runs for this problem."""
     if _chooser is not None:
         name = _chooser(p)
-        if name in ALGORITHMS and ALGORITHMS[name].supports(p):
+        if name == "native" or (name in ALGORITHMS and ALGORITHMS[name].supports(p)):
             return name
     return "native"
+
+
+def estimate(name: str, p: Problem, backward: bool = False) -> float:
+    """Predicted seconds of algorithm ``name`` on ``p`` (inf when it has no model or no support)."""
+    algorithm = ALGORITHMS.get(name)
+    if algorithm is None or not hasattr(algorithm, "estimate") or not algorithm.supports(p):
+        return math.inf
+    return algorithm.estimate(p, backward)
+
+
+def workspace(name: str, p: Problem, backward: bool = False) -> float:
+    """Bytes of temporary memory algorithm ``name`` needs for ``p`` beyond its input, output and
+    weight (0 when it does not say)."""
+    algorithm = ALGORITHMS.get(name)
+    return algorithm.workspace(p, backward) if hasattr(algorithm, "workspace") else 0.0
+
+
+def numerics(name: str, p: Problem) -> str:
+    """What algorithm ``name`` keeps of native's numerics on ``p``: ``"native"``,
+    ``"finite-weights"`` or ``"checked"`` (see :mod:`._numerics`; "checked" when it does not say)."""
+    algorithm = ALGORITHMS.get(name)
+    return algorithm.numerics(p) if hasattr(algorithm, "numerics") else "checked"
+
+
+def native_numerics(name: str, p: Problem) -> bool:
+    """Whether algorithm ``name`` gives native's NaN/Inf pattern and error bound on every input of ``p``."""
+    return numerics(name, p) == "native"
 
 
 def symmetric_padding(pairs: tuple[tuple[int, int], ...]) -> Optional[tuple[int, ...]]:
@@ -133,7 +226,9 @@ def select(name: str, x: Tensor, problem: Callable[[], Problem], op: str) -> tup
 
     ``"auto"`` asks the chooser only in plain eager mode (:func:`convolab.functional._tracing.
     free_choice`); under a tracer, a compiler, a functorch transform or a dispatch mode it is
-    ``"native"``, torch's own op, which those tools understand. An explicitly named algorithm
+    ``"native"``, torch's own op, which those tools understand. When the chosen algorithm does
+    not keep native's numerics for the problem, the returned problem has ``guard`` set: the
+    table's ``run`` then checks the operands and falls back to native (:mod:`._numerics`). An explicitly named algorithm
     runs as asked, except while exporting (``torch.export``, ``torch.jit.trace``, ONNX), where
     the exported program records the plain convolution the algorithm computes: every algorithm
     computes the same function. ``problem`` builds the :class:`Problem` only when it is needed
@@ -147,7 +242,10 @@ def select(name: str, x: Tensor, problem: Callable[[], Problem], op: str) -> tup
         if not _tracing.free_choice(x):
             return "native", None
         p = problem()
-        return choose(p), p
+        name = choose(p)
+        if name == "native":  # the op runs torch's kernel itself: nothing to check or guard
+            return name, p
+        return name, (p if native_numerics(name, p) else replace(p, guard=True))
     if name == "native" or _tracing.exporting():
         return "native", None
     p = problem()
@@ -165,5 +263,7 @@ def select(name: str, x: Tensor, problem: Callable[[], Problem], op: str) -> tup
 from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins)
 from . import fft, gemm, native_cl, winograd  # noqa: E402,F401  (fast algorithms)
 from ._auto import autotune, choose_algorithm  # noqa: E402
+from ._numerics import run_checked  # noqa: E402  (what the table runs when p.guard is set)
+from .native import transposed_weight  # noqa: E402
 
 set_chooser(choose_algorithm)

@@ -8,6 +8,17 @@ Under ``torch.no_grad()`` / ``inference_mode`` it minimises the forward time;
 otherwise forward + backward, since the algorithm chosen for the forward also
 computes the gradients. Another algorithm replaces ``"native"`` only when it
 is predicted clearly faster (``margin``): torch's kernels are the safe default.
+Each algorithm carries its own estimate (``estimate(problem, backward)``) and
+the temporary memory it needs (``workspace(problem, backward)``); an algorithm
+whose workspace exceeds :func:`workspace_limit` is never chosen, so a huge
+problem (a 10**8 padding, a 2e7-sample signal) runs native rather than
+allocating gigabytes of FFT blocks. Planning is integer arithmetic bounded
+independently of the sizes (see :func:`~.fft.tile_length`).
+
+When the chosen algorithm does not keep native's numerics (FFT, Winograd),
+it runs behind the checks of :mod:`._numerics`: a non-finite or badly scaled
+input, weight or incoming gradient falls back to native, so ``"auto"`` always
+gives native's NaN/Inf pattern and an error bound comparable to native's.
 
 Autotuning (``convolab.autotune(True)`` or the environment variable
 ``CONVOLAB_AUTOTUNE=1``) is cuDNN's benchmark mode: the first time a problem
@@ -31,15 +42,15 @@ import os
 import statistics
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Union
 
 import torch
 
-from . import ALGORITHMS, Problem
-from .fft import plan_sizes
+from . import ALGORITHMS, Problem, _machine, estimate, workspace
+from ._machine import Machine, bytes_in, bytes_out, bytes_weight
 
 __all__ = [
     "MACHINE",
@@ -52,58 +63,16 @@ __all__ = [
     "estimate",
     "set_machine",
     "tuning_cache",
+    "workspace_limit",
 ]
 
 
-@dataclass(frozen=True)
-class Machine:
-    """Per-machine constants of the cost model (defaults measured on the 2-core CI box).
-
-    Attributes:
-        gemm_gmacs: float32 GEMM throughput, GMAC/s (half the matmul GFLOP/s).
-        fft_gunits: real-FFT throughput in G(elements x log2 length)/s.
-        bandwidth_gbs: copy bandwidth (read + write), GB/s.
-        dense_efficiency: fraction of GEMM throughput torch's conv reaches on dense convs.
-        depthwise_efficiency: same for depthwise convs (NCHW).
-        depthwise_cl_efficiency: channels-last depthwise forward, any kernel size.
-        grouped_efficiency, grouped_cl_efficiency: grouped convs (more than one channel
-            per group), NCHW and channels-last; equal: on a quiet machine the NCHW forward
-            of ResNeXt's g32 3x3 took 0.7 ms in one run and 1.1 ms in the next, against
-            1.0 ms channels-last (conversion included), so neither layout wins reliably.
-        dense_cl_gain: how much faster oneDNN's channels-last kernels run dense convs whose
-            input is *already* channels-last (1.2-1.4x measured); converting NCHW input to
-            channels-last for one conv never paid on the ResNet-50 shapes, so no gain then.
-        transposed_cl_gain: the same for transposed convs; these gain even when converting
-            (forward 5-6% faster overall, measured).
-        cl_grad_factor: backward / forward time of channels-last dense, grouped and
-            transposed convs (NCHW: 2); oneDNN's channels-last backward measured 1.2-1.4x
-            slower than NCHW's on ResNet shapes.
-        depthwise_width: kernel extent up to which depthwise NCHW kernels keep their
-            efficiency; wider kernels run ``taps / 49`` times slower (measured: fine at
-            13x13, 8x slower than channels-last at 31x31, 5-20x slower than FFT at 257 taps).
-        margin: another algorithm must be predicted this much faster than native.
-        layout_margin: the margin for native_cl, which runs the same kernels as native in
-            another memory layout: a wrong pick costs little, so a small predicted gain is
-            enough.
-    """
-
-    gemm_gmacs: float = 60.0
-    fft_gunits: float = 2.0
-    bandwidth_gbs: float = 12.0
-    dense_efficiency: float = 0.6
-    depthwise_efficiency: float = 0.5
-    depthwise_cl_efficiency: float = 0.35
-    grouped_efficiency: float = 0.3
-    grouped_cl_efficiency: float = 0.3
-    dense_cl_gain: float = 1.2
-    transposed_cl_gain: float = 1.1
-    cl_grad_factor: float = 2.5
-    depthwise_width: int = 15
-    margin: float = 0.75
-    layout_margin: float = 0.97
-
-
-MACHINE = Machine()
+def __getattr__(name: str) -> Machine:
+    # MACHINE lives in _machine (the algorithms' estimates read it there); reading it here
+    # must see the current one, not a copy bound at import
+    if name == "MACHINE":
+        return _machine.MACHINE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def set_machine(machine: Machine) -> None:
@@ -111,12 +80,11 @@ def set_machine(machine: Machine) -> None:
 
     Example:
         >>> from dataclasses import replace
-        >>> set_machine(replace(MACHINE, gemm_gmacs=60.0))
+        >>> set_machine(replace(_machine.MACHINE, gemm_gmacs=60.0))
     """
-    global MACHINE
     if not isinstance(machine, Machine):
         raise TypeError(f"set_machine: expected a Machine, got {type(machine).__name__}")
-    MACHINE = machine
+    _machine.MACHINE = machine
     _model_choice.cache_clear()
 
 
@@ -138,124 +106,39 @@ def calibrate() -> Machine:
         best = min(best, time.perf_counter() - start)
     units = 2 * x.numel() * math.log2(64 * 64)  # a forward and an inverse transform
     return replace(
-        MACHINE,
+        _machine.MACHINE,
         gemm_gmacs=measure_peak_gflops((1024,), 3) / 2,
         fft_gunits=units / best / 1e9,
         bandwidth_gbs=measure_bandwidth_gbs(64, 3),
     )
 
 
-def _itemsize(p: Problem) -> int:
-    return 8 if p.dtype == "torch.float64" else 4
+def workspace_limit(p: Problem) -> float:
+    """The most temporary memory ``"auto"`` lets an algorithm use on ``p`` (see
+    :attr:`Machine.workspace_bytes`): ``min(max(1 GiB, 16 x problem bytes), workspace_bytes)``."""
+    own = bytes_in(p) + bytes_out(p) + bytes_weight(p)
+    return min(max(2.0**30, 16 * own), _machine.MACHINE.workspace_bytes)
 
 
-def _bytes_in(p: Problem) -> float:
-    return p.batch * p.in_channels * math.prod(p.input_size) * _itemsize(p)
-
-
-def _bytes_out(p: Problem) -> float:
-    return p.batch * p.out_channels * math.prod(p.output_size) * _itemsize(p)
-
-
-def _native(p: Problem, channels_last: bool, backward: bool) -> float:
-    m = MACHINE
-    macs = p.macs / math.prod(p.input_dilation)  # torch's transposed conv skips inserted zeros
-    taps = math.prod(p.kernel)
-    cg = p.in_channels // p.groups
-    if cg == 1:  # depthwise-like: memory-bound, and NCHW kernels degrade with large kernels
-        if channels_last:
-            rate = m.depthwise_cl_efficiency * m.gemm_gmacs
-        else:
-            rate = m.depthwise_efficiency * m.gemm_gmacs
-            if max(p.kernel) > m.depthwise_width:
-                rate *= min(1.0, 49 / taps)
-        # torch's depthwise backward is far slower than its forward; in channels-last it
-        # keeps growing with the kernel (the weight gradient)
-        grad_factor = 2 + (taps / 8 if channels_last else min(taps, 81) / 2.5)
-    elif p.groups > 1:  # grouped (ResNeXt): few channels per group make short GEMMs
-        rate = (m.grouped_cl_efficiency if channels_last else m.grouped_efficiency) * m.gemm_gmacs
-        grad_factor = m.cl_grad_factor if channels_last else 2.0
-    else:
-        rate = m.dense_efficiency * m.gemm_gmacs
-        if channels_last and any(d > 1 for d in p.input_dilation):
-            rate *= m.transposed_cl_gain
-        elif channels_last and p.channels_last:
-            rate *= m.dense_cl_gain
-        grad_factor = m.cl_grad_factor if channels_last else 2.0
-    # NCHW 1x1 convs were once modelled with 3 passes over memory (oneDNN's reorders); on a
-    # quiet machine native 1x1 runs at 76-94% of matmul peak and beats gemm/native_cl, so no.
-    seconds = macs / (rate * 1e9) + (_bytes_in(p) + _bytes_out(p)) / (m.bandwidth_gbs * 1e9)
-    if channels_last and not p.channels_last:  # the conversions: input in, output back
-        seconds += 2 * (_bytes_in(p) + _bytes_out(p)) / (m.bandwidth_gbs * 1e9)
-    return seconds * (1 + grad_factor if backward else 1)
-
-
-def _fft(p: Problem, backward: bool) -> float:
-    m = MACHINE
-    blocks, tiles, phases = plan_sizes(p)
-    size = math.prod(blocks)
-    log = math.log2(max(size, 2))
-    n = p.batch * tiles
-    cg = p.in_channels // p.groups * phases
-    units = (n * p.in_channels * phases + n * p.out_channels + p.out_channels * cg) * size * log
-    products = n * p.out_channels * cg * (size / 2 + 1)  # complex MACs, 4 real each
-    product_s = (
-        products * 24 / (m.bandwidth_gbs * 1e9)  # broadcast products stream memory
-        if cg == 1
-        else 4 * products / (0.1 * m.gemm_gmacs * 1e9)  # complex einsum: small, strided GEMMs
-    )
-    copies = 4 * (_bytes_in(p) * phases + _bytes_out(p)) * tiles / (m.bandwidth_gbs * 1e9)
-    seconds = units / (m.fft_gunits * 1e9) + product_s + copies
-    return seconds * (3.2 if backward else 1)
-
-
-def _gemm(p: Problem, backward: bool) -> float:
-    m = MACHINE
-    seconds = p.macs / (0.8 * m.gemm_gmacs * 1e9) + (_bytes_in(p) + _bytes_out(p)) / (m.bandwidth_gbs * 1e9)
-    return seconds * (9.0 if backward else 1)  # its autograd backward: batched GEMMs of expanded weights
-
-
-def _winograd(p: Problem, mtile: int, backward: bool) -> float:
-    m = MACHINE
-    a = mtile + 2
-    macs = p.macs * (a / mtile) ** p.ndim / 3**p.ndim
-    # one small GEMM per transformed position, and the tiles are copied ~8 times on the way
-    growth = (a / mtile) ** p.ndim
-    seconds = macs / (0.15 * m.gemm_gmacs * 1e9)
-    seconds += 8 * growth * (_bytes_in(p) + _bytes_out(p)) / (m.bandwidth_gbs * 1e9)
-    return seconds * (3 if backward else 1)
-
-
-_MODELS: dict[str, Callable[[Problem, bool], float]] = {
-    "native": lambda p, b: _native(p, p.channels_last, b),
-    "native_cl": lambda p, b: _native(p, True, b),
-    "fft": _fft,
-    "gemm": _gemm,
-    "winograd": lambda p, b: _winograd(p, 4, b),
-    "winograd_f2": lambda p, b: _winograd(p, 2, b),
-}
-
-
-def estimate(name: str, p: Problem, backward: bool = False) -> float:
-    """Predicted seconds of algorithm ``name`` on ``p`` (inf when it has no model or no support).
-
-    >>> from convolab.functional.algorithms import Problem
-    >>> p = Problem(2, 8, 128, 128, 128, (32, 32), (31, 31), (1, 1), (1, 1), ((15, 15), (15, 15)),
-    ...             (1, 1), (32, 32))
-    >>> estimate("fft", p, backward=True) < 0.1 * estimate("native", p, backward=True)
-    True
-    """
-    algorithm = ALGORITHMS.get(name)
-    if algorithm is None or name not in _MODELS or not algorithm.supports(p):
-        return math.inf
-    return _MODELS[name](p, backward)
+def _times(p: Problem, backward: bool) -> dict[str, float]:
+    """Predicted seconds of every registered algorithm that supports ``p`` and fits the workspace
+    limit; native is always there (its temporaries are torch's own)."""
+    limit = workspace_limit(p)
+    times = {}
+    for name in ALGORITHMS:
+        if name != "native" and workspace(name, p, backward) > limit:
+            continue
+        t = estimate(name, p, backward)
+        if t < math.inf:
+            times[name] = t
+    return times
 
 
 @lru_cache(maxsize=4096)  # the model is pure given MACHINE; set_machine clears it
 def _model_choice(p: Problem, backward: bool) -> str:
-    times = {name: estimate(name, p, backward) for name in _MODELS}
+    times = _times(p, backward)
     best = min(times, key=times.__getitem__)
-    margin = MACHINE.layout_margin if best == "native_cl" else MACHINE.margin
+    margin = _machine.MACHINE.layout_margin if best == "native_cl" else _machine.MACHINE.margin
     if best != "native" and times[best] > margin * times["native"]:
         return "native"
     return best
@@ -327,10 +210,11 @@ def _save() -> None:
 
 
 def _candidates(p: Problem, backward: bool) -> list[str]:
-    """Applicable algorithms worth timing: native, and any model within 4x of the best model."""
-    times = {name: estimate(name, p, backward) for name in _MODELS}
+    """Applicable algorithms worth timing: native, and any model within 4x of the best model
+    (among those that fit the workspace limit)."""
+    times = _times(p, backward)
     best = min(times.values())
-    return [n for n, t in times.items() if n == "native" or (t < math.inf and t <= 4 * best)]
+    return [n for n, t in times.items() if n == "native" or t <= 4 * best]
 
 
 #: A tuned algorithm replaces native only when it was timed at most this fraction of native's
@@ -416,7 +300,7 @@ def choose_algorithm(p: Problem) -> str:
         return "native"  # meta tensors (analysis), other devices, other dtypes: torch's own op
     backward = torch.is_grad_enabled()
     name = _tuned_choice(p, backward) if _state["enabled"] else _model_choice(p, backward)
-    return name if ALGORITHMS[name].supports(p) else "native"
+    return name if name == "native" or ALGORITHMS[name].supports(p) else "native"
 
 
 def _from_environment() -> None:

@@ -1,17 +1,29 @@
 """``"direct"``: the definition, vectorised — a sum over kernel taps of strided input slices.
 
 No column buffer: the working set is one output-sized slice per tap.
+
+Numerics: an input NaN or +-Inf reaches exactly the outputs torch's kernels reach, and each
+output's error has native's form, ``gamma_K sum_t |w_t| |x_(p+t)|`` (another summation
+order). torch's oneDNN kernels skip padding and the zeros of transposed convs (its fallback
+kernels, for small or float64 problems, multiply them); this algorithm materialises the zero
+padding and the inserted zeros, so a NaN or +-Inf *weight* also meets those zeros: ``Inf * 0
+= NaN`` on the outputs whose windows overlap the padding, and on every output of its channel
+in a transposed conv with a stride (oneDNN: +-Inf or finite there). So "auto" uses it only
+with finite weights.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Optional
 
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs
 from . import Problem, register_algorithm
+from ._machine import bytes_in, bytes_out
+from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 
 
 class Direct:
@@ -20,6 +32,16 @@ class Direct:
 
     def supports(self, p: Problem) -> bool:
         return True
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        # the padded input, a product per tap and the sum; autograd keeps every tap's slice
+        taps = math.prod(p.kernel)
+        return bytes_in(p) * math.prod(p.input_dilation) + 2 * bytes_out(p) + (
+            taps * bytes_out(p) * p.in_channels / max(p.out_channels, 1) if backward else 0
+        )
+
+    def numerics(self, p: Problem) -> str:
+        return NATIVE if no_implicit_zeros(p) else FINITE_WEIGHTS
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         x = pad_pairs(dilate(x, p.input_dilation), p.padding)

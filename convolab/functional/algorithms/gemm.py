@@ -7,6 +7,15 @@ copy; in NCHW it is one batched GEMM ``w [O, C] @ x[n] [C, positions]``.
 Either way the bias is fused into the GEMM (``addmm`` / ``baddbmm``). Stride
 subsamples the input first (a 1x1 window never overlaps), padding and input
 dilation are applied before, groups become a batch of GEMMs.
+
+Numerics: an input NaN or +-Inf reaches exactly the outputs torch's kernels reach, and each
+output's error has native's form, ``gamma_K sum_t |w_t| |x_(p+t)|`` (another summation
+order). torch's oneDNN kernels skip padding and the zeros of transposed convs (its fallback
+kernels, for small or float64 problems, multiply them); this algorithm materialises the zero
+padding and the inserted zeros, so a NaN or +-Inf *weight* also meets those zeros: ``Inf * 0
+= NaN`` on the padded border (outputs that read only padding), and on every output of its
+channel in a transposed conv with a stride (oneDNN: +-Inf or finite there). So "auto" uses
+it only with finite weights.
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ import torch
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs
-from . import Problem, register_algorithm
+from . import Problem, _machine, register_algorithm
+from ._machine import bytes_in, bytes_out
+from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 
 
 def _is_channels_last(x: Tensor) -> bool:
@@ -32,6 +43,19 @@ class Gemm:
 
     def supports(self, p: Problem) -> bool:
         return all(k == 1 for k in p.kernel)
+
+    def estimate(self, p: Problem, backward: bool) -> float:
+        m = _machine.MACHINE
+        seconds = p.macs / (0.8 * m.gemm_gmacs * 1e9) + (bytes_in(p) + bytes_out(p)) / (m.bandwidth_gbs * 1e9)
+        return seconds * (9.0 if backward else 1)  # its autograd backward: batched GEMMs of expanded weights
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        # a padded, zero-inserted or subsampled copy of the input, when there is one
+        reshaped = any(b or a for b, a in p.padding) or any(f > 1 for f in p.input_dilation)
+        return bytes_in(p) * math.prod(p.input_dilation) if reshaped else 0.0
+
+    def numerics(self, p: Problem) -> str:
+        return NATIVE if no_implicit_zeros(p) else FINITE_WEIGHTS
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         x = pad_pairs(dilate(x, p.input_dilation), p.padding)

@@ -2,16 +2,28 @@
 
 Works for 1, 2 and 3 spatial dims through the shared windowing view. The column
 buffer holds ``N * prod(out) * C_in * prod(k)`` elements.
+
+Numerics: an input NaN or +-Inf reaches exactly the outputs torch's kernels reach, and each
+output's error has native's form, ``gamma_K sum_t |w_t| |x_(p+t)|`` (another summation
+order). torch's oneDNN kernels skip padding and the zeros of transposed convs (its fallback
+kernels, for small or float64 problems, multiply them); this algorithm materialises the zero
+padding and the inserted zeros in its columns, so a NaN or +-Inf *weight* also meets those
+zeros: ``Inf * 0 = NaN`` on the outputs whose windows overlap the padding, and on every
+output of its channel in a transposed conv with a stride (oneDNN: +-Inf or finite there). So
+"auto" uses it only with finite weights.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs, windows
 from . import Problem, register_algorithm
+from ._machine import itemsize
+from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 
 
 class Im2col:
@@ -20,6 +32,14 @@ class Im2col:
 
     def supports(self, p: Problem) -> bool:
         return True
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        # the column matrix: every window of every output position
+        columns = p.batch * p.in_channels * math.prod(p.output_size) * math.prod(p.kernel) * itemsize(p)
+        return columns * (2 if backward else 1)
+
+    def numerics(self, p: Problem) -> str:
+        return NATIVE if no_implicit_zeros(p) else FINITE_WEIGHTS
 
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
         x = pad_pairs(dilate(x, p.input_dilation), p.padding)

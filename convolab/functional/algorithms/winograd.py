@@ -13,6 +13,16 @@ axis, and the channel reduction is one batched GEMM per transformed position
 differentiates the whole chain (every step is linear), so the backward is
 the transposed chain.
 
+Numerics — not native's (``"auto"`` runs winograd only behind the checks of
+:mod:`._numerics`): the transforms mix a whole tile. A NaN or +-Inf input value
+makes NaN every output of each tile whose ``(m + 2)``-wide input window holds
+it (within ``2m`` outputs of those torch's kernels reach, per dim, in its sample
+and channel group); a NaN or +-Inf weight makes every output of its output
+channel NaN (an Inf weight gives NaN where torch gives +-Inf, through
+``Inf - Inf`` in ``A^T``). The error of an output is bounded by its tile, not
+its window: ``|y_p - exact_p| <~ c_m u ||x_tile||_inf ||w||_1`` with ``c_m`` the
+growth of the transforms (a value of 1e8 in a tile shifts its other outputs).
+
 Numeric error: the transforms mix inputs with weights of very different size,
 so float32 rounding grows with m. Measured against float64 on unit-normal data,
 the max error relative to the largest output is ~5e-7 for F(2, 3) and ~3e-6
@@ -29,29 +39,23 @@ Applies to 3-tap kernels, stride 1, no dilation, 1-3 spatial dims, any groups.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Optional
 
 import torch
 from torch import Tensor
 
 from .._windows import pad_pairs, windows
-from . import Problem, register_algorithm
+from . import Problem, _machine, register_algorithm
+from ._machine import bytes_in, bytes_out
+from ._numerics import CHECKED
 
 # Interpolation points of the Toom-Cook construction (plus the point at infinity). For
 # F(4, 3), 1/2 and -2 instead of Lavin's +-2 cut the float32 error ~3x (Barabasz et al., 2020).
 POINTS = {2: (0.0, 1.0, -1.0), 4: (0.0, 1.0, -1.0, 0.5, -2.0)}
 
 
-@lru_cache(maxsize=32)
-def winograd_matrices(m: int, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
-    """``(B^T [n, n], G [n, 3], A^T [m, n])`` of F(m, 3), ``n = m + 2``, built in float64 then cast.
-
-    Toom-Cook on the points ``POINTS[m]`` and infinity: ``A^T[i, j] = a_j^i``,
-    ``G[j, k] = a_j^k / prod_{l != j}(a_j - a_l)``, and ``B^T`` solves the identity
-    ``sum_j A^T[i, j] G[j, k] B^T[j, l] = [l == i + k]`` that makes
-    ``A^T [(G g) * (B^T d)]`` the correlation of ``d`` with ``g`` (exact up to rounding).
-    """
+def _toom_cook(m: int) -> tuple[list[list[float]], ...]:
+    """``(B^T, G, A^T)`` of F(m, 3) in float64, as nested lists (see :func:`winograd_matrices`)."""
     points, r = POINTS[m], 3
     n = m + r - 1
     at = torch.zeros(m, n, dtype=torch.float64)
@@ -67,7 +71,24 @@ def winograd_matrices(m: int, dtype: torch.dtype, device: str) -> tuple[Tensor, 
         for k in range(r):
             target[i * r + k, i + k] = 1.0
     bt = torch.linalg.lstsq(system, target).solution
-    return tuple(t.to(dtype=dtype, device=device) for t in (bt, gm, at))
+    return tuple(t.tolist() for t in (bt, gm, at))
+
+
+# Built once at import, kept as Python numbers: a cache of tensors would hand the same tensor
+# objects to every caller, which tracers (dynamo) cannot put in a graph, and a compiled graph
+# would otherwise trace the least-squares solve. torch.tensor of constants traces as a constant.
+_MATRICES = {m: _toom_cook(m) for m in POINTS}
+
+
+def winograd_matrices(m: int, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
+    """``(B^T [n, n], G [n, 3], A^T [m, n])`` of F(m, 3), ``n = m + 2``, built in float64 then cast.
+
+    Toom-Cook on the points ``POINTS[m]`` and infinity: ``A^T[i, j] = a_j^i``,
+    ``G[j, k] = a_j^k / prod_{l != j}(a_j - a_l)``, and ``B^T`` solves the identity
+    ``sum_j A^T[i, j] G[j, k] B^T[j, l] = [l == i + k]`` that makes
+    ``A^T [(G g) * (B^T d)]`` the correlation of ``d`` with ``g`` (exact up to rounding).
+    """
+    return tuple(torch.tensor(t, dtype=torch.float64).to(dtype=dtype, device=device) for t in _MATRICES[m])
 
 
 def _along(t: Tensor, mat: Tensor, dims: range) -> Tensor:
@@ -106,7 +127,7 @@ def winograd_conv(x: Tensor, weight: Tensor, p: Problem, m: int) -> Tensor:
 class Winograd:
     requirement = (
         "winograd needs 3-tap kernels in every dim, stride 1, dilation 1, no input dilation, "
-        "float32/float64"
+        "a floating-point dtype"
     )
 
     def __init__(self, name: str, tiles: dict[int, int]) -> None:
@@ -118,11 +139,34 @@ class Winograd:
             and all(s == 1 for s in p.stride)
             and all(d == 1 for d in p.dilation)
             and all(f == 1 for f in p.input_dilation)
-            and p.dtype in ("torch.float32", "torch.float64")
+            and p.dtype in ("torch.float32", "torch.float64", "torch.float16", "torch.bfloat16")
         )
 
+    def estimate(self, p: Problem, backward: bool) -> float:
+        m = _machine.MACHINE
+        tile = self.tiles[p.ndim]
+        growth = ((tile + 2) / tile) ** p.ndim
+        macs = p.macs * growth / 3**p.ndim
+        # one small GEMM per transformed position, and the tiles are copied ~8 times on the way
+        seconds = macs / (0.15 * m.gemm_gmacs * 1e9)
+        seconds += 8 * growth * (bytes_in(p) + bytes_out(p)) / (m.bandwidth_gbs * 1e9)
+        return seconds * (3 if backward else 1)
+
+    def workspace(self, p: Problem, backward: bool) -> float:
+        tile = self.tiles[p.ndim]
+        growth = ((tile + 2) / tile) ** p.ndim
+        # transformed input and output tiles, each through two intermediate products
+        return 2 * growth * (bytes_in(p) + bytes_out(p)) * (2 if backward else 1)
+
+    def numerics(self, p: Problem) -> str:
+        return CHECKED  # the transforms mix a tile: NaN/Inf fill it, its norm sets the error
+
     def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        y = winograd_conv(x, weight, p, self.tiles[p.ndim])
+        if x.dtype in (torch.float16, torch.bfloat16):
+            # the transforms in half precision would lose 3-4 bits more: float32, rounded once
+            y = winograd_conv(x.float(), weight.float(), p, self.tiles[p.ndim]).to(x.dtype)
+        else:
+            y = winograd_conv(x, weight, p, self.tiles[p.ndim])
         if bias is not None:
             y = y + bias.view(-1, *([1] * p.ndim))
         return y
