@@ -12,10 +12,14 @@ that every gather moves a whole run of C contiguous values:
   ``embedding_bag`` (weighted sum of gathered rows); the backward is the same
   kernel on the transposed map (entries sorted by input pixel), so neither pass
   scatters with atomics or Python loops.
-- ``roi_pool`` answers every bin as a sparse-table query: the max of four
-  power-of-two windows at its corners, read from torch's channels-last max
-  pooling of the whole map (one pooling per window size, not per box); the
-  gradient goes to the first row-major argmax.
+- ``roi_pool`` runs a compiled CPU kernel when one can be built
+  (:mod:`convolab.functional._native`): each bin's window is scanned row by row, a max
+  over C contiguous values at a time, box by box, and the backward adds every gradient
+  at its argmax, the channels split between threads. Its pure-PyTorch path (no
+  compiler, other devices) answers every bin as a sparse-table query instead: the max
+  of four power-of-two windows at its corners, read from torch's channels-last max
+  pooling of the whole map (one pooling per window size, not per box). Both give the
+  same values and argmaxes; the gradient goes to the first row-major argmax.
 
 The conventions are those of the widely used CPU/GPU kernels (torchvision's
 ``ops.roi_align`` / ``ops.roi_pool``), so trained detectors port unchanged.
@@ -44,7 +48,7 @@ under compile, export, tracing, or on fake/meta tensors): a traced graph does no
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -52,6 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._args import positive_tuple
+from . import _native
 from ._custom_ops import (
     compute_dtype,
     needs_plain_autograd,
@@ -99,7 +104,7 @@ def _check(op: str, input: Tensor, boxes: BoxesArg, output_size: Any, spatial_sc
             k = int(bad.nonzero()[0])
             raise ValueError(f"{op}: box {k} has non-finite coordinates {rois[k].tolist()}")
         batch = rois[:, 0]
-        bad = (batch != batch.floor()) | (batch < 0) | (batch >= input.shape[0])
+        bad = (batch != batch.long().to(batch.dtype)) | (batch < 0) | (batch >= input.shape[0])
         if bad.any():
             k = int(bad.nonzero()[0])
             raise ValueError(
@@ -498,11 +503,16 @@ def roi_pool(
     map. An empty bin (entirely outside the map) gives 0. The gradient goes to
     the first (row-major) maximum of each bin.
 
-    Memory: a few pooled copies of the map (one per power-of-two window size in
-    use, built one at a time) and the argmax of every output value (int32, kept for
-    the backward). Low-precision inputs are compared and returned exactly (a max
-    needs no float32 sums); under autocast the op returns float32. Derivatives of every
-    order are exact: the backward scatters to the argmax, its own backward gathers there.
+    A NaN in a bin wins the max (the output is NaN, as with ``max_pool2d``) and takes the
+    bin's gradient; a bin of ``-inf`` gives ``-inf`` with its gradient at its first pixel.
+
+    Memory: the argmax of every output value (int32, kept for the backward), and a
+    channels-last copy of a contiguous input while the kernel runs; without the compiled
+    kernel, a few pooled copies of the map (one per power-of-two window size in use,
+    built one at a time). The output and the argmax are contiguous ``[K, C, oh, ow]``.
+    Low-precision inputs are compared and returned exactly (a max needs no float32
+    sums); under autocast the op returns float32. Derivatives of every order are exact:
+    the backward scatters to the argmax, its own backward gathers there.
 
     Args:
         input (Tensor[N, C, H, W]): feature maps.
@@ -511,7 +521,7 @@ def roi_pool(
         spatial_scale (float): input-image to feature-map scale. Default: 1.0.
 
     Returns:
-        Tensor[K, C, oh, ow] (channels-last strided), differentiable w.r.t. ``input``.
+        Tensor[K, C, oh, ow] (contiguous), differentiable w.r.t. ``input``.
 
     Shape:
         ``bin = (round(x2*scale) - round(x1*scale) + 1) / output_size`` per dim.
@@ -610,9 +620,11 @@ def _window_max(input: Tensor, bins: Tensor, batch: Tensor, top: Tensor, left: T
                 if best is None:
                     best, first = v, p
                 else:
-                    take = (v > best) | ((v == best) & (p < first))
+                    # a NaN wins (max_pool2d's rule) and keeps winning over later numbers
+                    nan_v, nan_best = v.isnan(), best.isnan()
+                    take = ((v > best) | (v == best) & (p < first) | nan_v & ~nan_best | nan_v & nan_best & (p < first))
                     first = torch.where(take, p, first)
-                    best = torch.maximum(best, v)  # = where(take, v, best): take implies v >= best
+                    best = torch.maximum(best, v)  # = where(take, v, best): maximum propagates NaN
         values_all.append(best)
         pixels_all.append(first)
         picked.append(sel)
@@ -623,13 +635,17 @@ def _pool_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spatia
     refuse_forward_ad("convolab::roi_pool", "convolab.functional.roi_pool", input)
     n, c, height, width = input.shape
     k, (oh, ow) = rois.shape[0], output_size
-    out = _roi_output(input, k, output_size)
-    argmax = _roi_output(input, k, output_size, dtype=torch.int32).fill_(-1)
     if k == 0 or input.numel() == 0:
-        return out, argmax
+        return _pool_output(input, k, output_size).zero_(), _pool_output(input, k, output_size, torch.int32).fill_(-1)
     if height * width >= 2**31:
         raise ValueError(f"roi_pool: expected feature maps of fewer than 2**31 pixels (int32 argmax), got H*W = {height * width}")
-    hs, he, ws, we = _pool_bins(rois.to(compute_dtype(input)), input.shape, output_size, spatial_scale)
+    dtype = compute_dtype(input)
+    lib = _native.usable(input.to(dtype))
+    if lib is not None:
+        return _pool_native(lib, input, rois.to(dtype), output_size, spatial_scale)
+    hs, he, ws, we = _pool_bins(rois.to(dtype), input.shape, output_size, spatial_scale)
+    out = _roi_output(input, k, output_size)
+    argmax = _roi_output(input, k, output_size, dtype=torch.int32).fill_(-1)
     # every bin as (batch, top, left, bin height, bin width), flattened over [K, oh, ow]
     bin_h = (he - hs).view(k, oh, 1).expand(k, oh, ow).reshape(-1)
     bin_w = (we - ws).view(k, 1, ow).expand(k, oh, ow).reshape(-1)
@@ -641,17 +657,58 @@ def _pool_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spatia
         picked, best, pixel = _window_max(input, full, batch, top, left, bin_h, bin_w)
         out.permute(0, 2, 3, 1).view(-1, c).index_copy_(0, picked, best)
         argmax.permute(0, 2, 3, 1).view(-1, c).index_copy_(0, picked, pixel.to(torch.int32))
-    return out, argmax
+    return out.contiguous(), argmax.contiguous()
+
+
+def _pool_native(lib: Any, input: Tensor, rois: Tensor, size: Sequence[int], spatial_scale: float) -> tuple[Tensor, Tensor]:
+    """The compiled kernel (:mod:`convolab.functional._native`): each bin's window scanned row
+    by row over channels-last rows, the channels vectorised; the bins are computed in the
+    kernel by :func:`_pool_bins`' arithmetic. Same results as the torch path."""
+    n, c, height, width = input.shape
+    k, (oh, ow) = rois.shape[0], size
+    dtype = rois.dtype
+    rows = input.to(dtype).permute(0, 2, 3, 1).contiguous()  # no copy for a channels-last input
+    values = _pool_output(input, k, size, dtype)
+    argmax = _pool_output(input, k, size, torch.int32)
+    rois = rois.contiguous()
+    fn = lib.roi_pool_forward_f64 if dtype == torch.float64 else lib.roi_pool_forward_f32
+    fn(rows.data_ptr(), height, width, c, rois.data_ptr(), spatial_scale, k, oh, ow, values.data_ptr(), argmax.data_ptr(),
+       _native.threads())
+    return values.to(input.dtype), argmax
+
+
+def _pool_output(input: Tensor, k: Any, size: Sequence[int], dtype: Any = None) -> Tensor:
+    """roi_pool's uninitialised output [K, C, oh, ow], contiguous (so that ``flatten(1)``, the
+    usual next step of a detection head, is a view, and its gradient comes back contiguous)."""
+    return input.new_empty(k, input.shape[1], size[0], size[1], dtype=dtype)
+
+
+def _pool_input_grad(grad: Tensor, input_shape: Sequence[int], dtype: Any = None) -> Tensor:
+    """Zeros for roi_pool's input gradient, laid out like ``grad``: channels-last when grad's
+    channels are contiguous, else contiguous (each channel's gradient then gathers in one
+    plane, which keeps the scatter in cache). The fake kernel's answer too."""
+    if grad.dim() == 4 and grad.stride(1) != 1:
+        return grad.new_zeros(tuple(input_shape), dtype=dtype)
+    return _input_grad(grad, input_shape, dtype)
 
 
 def _pool_backward_kernel(grad: Tensor, rois: Tensor, argmax: Tensor, input_shape: Sequence[int]) -> Tensor:
     refuse_forward_ad("convolab::roi_pool_backward", "convolab.functional.roi_pool", grad)
     n, c, h, w = input_shape
     k = grad.shape[0]
-    result = _input_grad(grad, input_shape)
+    result = _pool_input_grad(grad, input_shape)
     if k == 0 or grad.numel() == 0:
         return result
     dtype = compute_dtype(grad)  # sums of bf16 gradients at a shared argmax lose less in float32
+    lib = _native.usable(grad.to(dtype))
+    if lib is not None:
+        g, boxes = grad.to(dtype), rois.to(dtype).contiguous()
+        target = result if result.dtype == dtype else result.to(dtype)
+        strides = torch.tensor([g.stride(), argmax.stride()], dtype=torch.int64)
+        fn = lib.roi_pool_backward_f64 if dtype == torch.float64 else lib.roi_pool_backward_f32
+        fn(g.data_ptr(), strides[0].data_ptr(), argmax.data_ptr(), strides[1].data_ptr(), boxes.data_ptr(),
+           k, c, grad.shape[2], grad.shape[3], h, w, target.data_ptr(), target.stride(1), _native.threads())
+        return result if target is result else result.copy_(target)
     # scatter-add every (bin, channel) to its argmax pixel, in grad's own memory order (no
     # copy of grad): rows of C per pixel, and one spare pixel in front of each image where
     # the empty bins (argmax -1) send their gradient, so no bin needs masking
@@ -700,22 +757,26 @@ _roi_pool_backward_op = torch.library.custom_op(
 @_roi_pool_op.register_fake
 def _(input, rois, output_size, spatial_scale):
     k = rois.shape[0]
-    return _roi_output(input, k, output_size), _roi_output(input, k, output_size, dtype=torch.int32)
+    return _pool_output(input, k, output_size), _pool_output(input, k, output_size, torch.int32)
 
 
 @_roi_pool_backward_op.register_fake
 def _(grad, rois, argmax, input_shape):
-    return _input_grad(grad, input_shape)
+    return _pool_input_grad(grad, input_shape)
 
 
 def _pool_setup(ctx: Any, inputs: tuple, output: tuple) -> None:
     input, rois, _, _ = inputs
     ctx.save_for_backward(rois, output[1])
     ctx.mark_non_differentiable(output[1])
+    # the argmax output has no gradient: without this, autograd fills a zero tensor of its size
+    ctx.set_materialize_grads(False)
     ctx.input_shape = list(input.shape)
 
 
-def _pool_vjp(ctx: Any, grad: Tensor, _grad_argmax: Any) -> tuple:
+def _pool_vjp(ctx: Any, grad: Optional[Tensor], _grad_argmax: Any) -> tuple:
+    if grad is None:
+        return None, None, None, None
     rois, argmax = ctx.saved_tensors
     return torch.ops.convolab.roi_pool_backward(grad, rois, argmax, ctx.input_shape), None, None, None
 
