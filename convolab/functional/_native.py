@@ -41,7 +41,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ["build_seconds", "disabled", "library", "pointer", "status"]
+__all__ = ["blas", "build_seconds", "disabled", "library", "pointer", "status", "threads", "usable"]
 
 #: Compiler flags: -O3 vectorises the channel loops; -march=native lets the compiler use
 #: this CPU's vector width (the cache key includes torch's view of the CPU capability);
@@ -63,32 +63,58 @@ SOURCE = r"""
 
 namespace {
 
-// Run body(begin, end) over [0, n) in chunks of about `grain`, on the calling thread and
-// up to threads - 1 helpers. Chunks are claimed from a shared counter, and the caller only
-// waits for chunks a helper has claimed: on a loaded machine a helper that is not
-// scheduled in time finds no work left, instead of holding the caller up (a static split
-// would wait for it). The state lives on the heap, owned jointly, so a late helper never
-// touches the caller's stack; it calls body only after claiming a chunk, which the
-// caller waits for.
-struct Shared {
-  std::atomic<int64_t> next{0}, done{0};
-  int64_t n = 0, grain = 1, chunks = 0;
-  const std::function<void(int64_t, int64_t)>* body = nullptr;
+// A team of the calling thread and up to threads - 1 helpers works through `chunks`
+// chunks, claimed one at a time from a shared counter. A worker is called with its first
+// chunk and the team, claims the rest itself (team.claim() until -1, team.complete()
+// after each chunk) and may then finish (add what it accumulated to shared results).
+// The caller waits only for chunks a helper has claimed and for those helpers to finish:
+// on a loaded machine a helper that is not scheduled in time finds no work left and
+// never calls the worker, instead of holding the caller up, as a static split would.
+// The team lives on the heap, owned jointly, so a late helper never touches the caller's
+// stack: it only calls the worker after claiming a chunk, which the caller waits for.
+struct Team {
+  std::atomic<int64_t> next{0}, done{0}, started{0}, finished{0};
+  int64_t chunks = 0;
+  const std::function<void(int64_t, Team&)>* worker = nullptr;
   std::mutex m;
   std::condition_variable cv;
 
-  bool run_one() {
+  int64_t claim() {
     const int64_t i = next.fetch_add(1);
-    if (i >= chunks) return false;
-    (*body)(i * grain, std::min(n, (i + 1) * grain));
-    if (done.fetch_add(1) + 1 == chunks) {
-      std::lock_guard<std::mutex> lock(m);
-      cv.notify_all();
-    }
-    return true;
+    return i < chunks ? i : -1;
+  }
+  void complete() {
+    if (done.fetch_add(1) + 1 == chunks) wake();
+  }
+  void wake() {
+    std::lock_guard<std::mutex> lock(m);
+    cv.notify_all();
   }
 };
 
+void run_team(int64_t chunks, int threads, const std::function<void(int64_t, Team&)>& worker) {
+  if (chunks <= 0) return;
+  auto team = std::make_shared<Team>();
+  team->chunks = chunks;
+  team->worker = &worker;
+  const int helpers = int(std::min<int64_t>(std::max(threads, 1) - 1, chunks - 1));
+  for (int h = 0; h < helpers; ++h) {
+    std::thread([team] {
+      const int64_t first = team->claim();
+      if (first < 0) return;
+      team->started.fetch_add(1);
+      (*team->worker)(first, *team);
+      team->finished.fetch_add(1);
+      team->wake();
+    }).detach();
+  }
+  const int64_t first = team->claim();
+  if (first >= 0) worker(first, *team);
+  std::unique_lock<std::mutex> lock(team->m);
+  team->cv.wait(lock, [&] { return team->done.load() == chunks && team->started.load() == team->finished.load(); });
+}
+
+// body(begin, end) over [0, n) in chunks of `grain`, by a team of `threads`.
 void parallel_for(int64_t n, int threads, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
@@ -97,22 +123,12 @@ void parallel_for(int64_t n, int threads, int64_t grain, const std::function<voi
     body(0, n);
     return;
   }
-  auto shared = std::make_shared<Shared>();
-  shared->n = n;
-  shared->grain = grain;
-  shared->chunks = chunks;
-  shared->body = &body;
-  const int helpers = int(std::min<int64_t>(threads - 1, chunks - 1));
-  for (int h = 0; h < helpers; ++h) {
-    std::thread([shared] {
-      while (shared->run_one()) {
-      }
-    }).detach();
-  }
-  while (shared->run_one()) {
-  }
-  std::unique_lock<std::mutex> lock(shared->m);
-  shared->cv.wait(lock, [&] { return shared->done.load() == shared->chunks; });
+  run_team(chunks, threads, [&](int64_t first, Team& team) {
+    for (int64_t i = first; i >= 0; i = team.claim()) {
+      body(i * grain, std::min(n, (i + 1) * grain));
+      team.complete();
+    }
+  });
 }
 
 // chunks of work: about 16 per thread (a helper preempted mid-chunk holds the caller up
@@ -251,145 +267,355 @@ void roi_pool_backward(const T* grad, const int64_t* gs, const int32_t* arg, con
 }
 
 // ---------------------------------------------------------------------------------------
-// Deformable convolution, 2-D. The input is a table of channel rows, zero-padded by one
-// pixel before and two after each spatial dim: [N, H+3, W+3, G, Cg] (G offset groups of
-// Cg channels). A sampling point clamped to [-1, size] has its four corners inside the
-// table, and every corner outside the input reads a zero row. A NaN point reads the zero
-// rows with NaN weights (its output turns NaN, as a dense op's would).
+// Deformable convolution, 2-D: bilinear sampling and the GEMMs fused per block of output
+// positions, in one parallel region. The GEMMs are BLAS calls (torch's own sgemm_/dgemm_,
+// whose addresses Python hands over), sequential inside each worker.
+//
+// The input is a table of channel rows, zero-padded by one pixel before and two after
+// each spatial dim: [N, H+3, W+3, C] (rows of Cg = C/G channels per offset group). A
+// sampling point clamped to [-1, size] has its four corners inside the table, and every
+// corner outside the input reads a zero row. A NaN point reads the zero rows with NaN
+// weights (its output turns NaN, as a dense op's would). A block's columns are
+// [rows, groups, taps, C/groups]: each convolution group's columns are one contiguous
+// run of a row, so every group is one GEMM with its weight [Cout/groups, taps*C/groups].
 
-struct Geometry2d {
-  int64_t H, W, G, Cg, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw;
+typedef void (*sgemm_fn)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                         const int*, const float*, const int*, const float*, float*, const int*);
+typedef void (*dgemm_fn)(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+                         const int*, const double*, const int*, const double*, double*, const int*);
+typedef int (*threads_local_fn)(int);
+
+struct Blas {
+  sgemm_fn s = nullptr;
+  dgemm_fn d = nullptr;
+  threads_local_fn local = nullptr;
+} blas;
+
+// column-major C (m x n) = alpha * op(A) op(B) + beta * C, as Fortran BLAS
+inline void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                 int64_t ldb, float beta, float* c, int64_t ldc) {
+  const int M = int(m), N = int(n), K = int(k), LA = int(lda), LB = int(ldb), LC = int(ldc);
+  const float one = 1;
+  blas.s(&ta, &tb, &M, &N, &K, &one, a, &LA, b, &LB, &beta, c, &LC);
+}
+inline void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
+                 int64_t ldb, double beta, double* c, int64_t ldc) {
+  const int M = int(m), N = int(n), K = int(k), LA = int(lda), LB = int(ldb), LC = int(ldc);
+  const double one = 1;
+  blas.d(&ta, &tb, &M, &N, &K, &one, a, &LA, b, &LB, &beta, c, &LC);
+}
+
+// One sequential BLAS per worker while it lives (BLAS would start threads of its own).
+struct SequentialBlas {
+  int previous;
+  SequentialBlas() : previous(blas.local(1)) {}
+  ~SequentialBlas() { blas.local(previous); }
+};
+
+struct Deform {
+  // sizes: batch, input channels, input H/W, offset groups, output H/W, kernel, stride,
+  // padding before, dilation, output channels, convolution groups, rows per block
+  int64_t N, C, H, W, G, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, Cout, groups, block;
+  int64_t L() const { return Ho * Wo; }
+  int64_t taps() const { return kh * kw; }
+  int64_t Cg() const { return C / G; }          // channels per offset group
+  int64_t Ci() const { return C / groups; }     // input channels per convolution group
+  int64_t Og() const { return Cout / groups; }  // output channels per convolution group
+  int64_t Kg() const { return taps() * Ci(); }  // columns per convolution group
+  int64_t Kc() const { return taps() * C; }     // columns per row
+  int64_t blocks_per_sample() const { return (L() + block - 1) / block; }
 };
 
 template <typename T>
 struct Corners {
-  int64_t row;      // table row of the top-left corner
-  T fy, fx;         // fractions inside the cell
+  int64_t row;          // table row of the top-left corner
+  T fy, fx;             // fractions inside the cell
   bool live_y, live_x;  // the point was not clamped (the offset gradient flows)
 };
 
 template <typename T>
-inline Corners<T> corners(const Geometry2d& g, int64_t n, int64_t grp, T y, T x) {
+inline Corners<T> corners(const Deform& d, int64_t n, int64_t grp, T y, T x) {
   Corners<T> c;
-  const T yc = std::min(std::max(y, T(-1)), T(g.H)), xc = std::min(std::max(x, T(-1)), T(g.W));
+  const T yc = std::min(std::max(y, T(-1)), T(d.H)), xc = std::min(std::max(x, T(-1)), T(d.W));
   c.live_y = yc == y;
   c.live_x = xc == x;
   const T ly = std::floor(yc), lx = std::floor(xc);
   c.fy = yc - ly;
   c.fx = xc - lx;
   const int64_t iy = (yc == yc) ? int64_t(ly) : -1, ix = (xc == xc) ? int64_t(lx) : -1;
-  c.row = ((n * (g.H + 3) + iy + 1) * (g.W + 3) + ix + 1) * g.G + grp;
+  c.row = ((n * (d.H + 3) + iy + 1) * (d.W + 3) + ix + 1) * d.G + grp;
   return c;
 }
 
-// The columns of output rows [r0, r1) (row = n*Ho*Wo + position): cols[r - r0] holds
-// [taps, G, Cg] sampled values times the mask, ready for one GEMM with the weight.
+// Calls f(channel offset in the offset group's Cg, column offset in a row, run length) for
+// the runs of an offset group's channels that share a convolution group (their columns
+// are contiguous).
+template <typename F>
+inline void channel_runs(const Deform& d, int64_t grp, int64_t tap, const F& f) {
+  const int64_t Cg = d.Cg(), Ci = d.Ci();
+  for (int64_t ch = 0; ch < Cg;) {
+    const int64_t c = grp * Cg + ch, gc = c / Ci, ci = c % Ci, run = std::min(Cg - ch, Ci - ci);
+    f(ch, gc * d.Kg() + tap * Ci + ci, run);
+    ch += run;
+  }
+}
+
+// The sampling point of (sample n, position l, offset group grp, tap t).
 template <typename T>
-void deform_columns(const Geometry2d& g, const T* table, const T* offset, const T* mask, int64_t r0, int64_t r1,
-                    T* cols, int threads) {
-  const int64_t L = g.Ho * g.Wo, taps = g.kh * g.kw, Cg = g.Cg, G = g.G;
-  const int64_t dx_row = G, dy_row = (g.W + 3) * G;
-  parallel_for(r1 - r0, threads, grain_for(r1 - r0, threads, 32), [&](int64_t b0, int64_t b1) {
-    for (int64_t r = r0 + b0; r < r0 + b1; ++r) {
-      const int64_t n = r / L, l = r % L, oy = l / g.Wo, ox = l % g.Wo;
-      T* row = cols + (r - r0) * taps * G * Cg;
-      for (int64_t grp = 0; grp < G; ++grp) {
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t ky = t / g.kw, kx = t % g.kw;
-          const T* off = offset + ((n * G + grp) * taps + t) * 2 * L + l;
-          const T y = T(oy * g.sh - g.ph + ky * g.dh) + off[0];
-          const T x = T(ox * g.sw - g.pw + kx * g.dw) + off[L];
-          const Corners<T> c = corners(g, n, grp, y, x);
-          const T m = mask ? mask[((n * G + grp) * taps + t) * L + l] : T(1);
-          const T w00 = (1 - c.fy) * (1 - c.fx) * m, w01 = (1 - c.fy) * c.fx * m;
-          const T w10 = c.fy * (1 - c.fx) * m, w11 = c.fy * c.fx * m;
-          const T* t00 = table + c.row * Cg;
-          const T* t01 = t00 + dx_row * Cg;
-          const T* t10 = t00 + dy_row * Cg;
-          const T* t11 = t10 + dx_row * Cg;
-          T* dst = row + (t * G + grp) * Cg;
-          for (int64_t ch = 0; ch < Cg; ++ch)
-            dst[ch] = w00 * t00[ch] + w01 * t01[ch] + w10 * t10[ch] + w11 * t11[ch];
+inline Corners<T> point(const Deform& d, const T* offset, int64_t n, int64_t l, int64_t grp, int64_t t) {
+  const int64_t L = d.L(), oy = l / d.Wo, ox = l % d.Wo, ky = t / d.kw, kx = t % d.kw;
+  const T* off = offset + ((n * d.G + grp) * d.taps() + t) * 2 * L + l;
+  const T y = T(oy * d.sh - d.ph + ky * d.dh) + off[0];
+  const T x = T(ox * d.sw - d.pw + kx * d.dw) + off[L];
+  return corners(d, n, grp, y, x);
+}
+
+// The columns of positions [l0, l1) of sample n: cols [(l1 - l0), Kc].
+template <typename T>
+void sample_block(const Deform& d, const T* table, const T* offset, const T* mask, int64_t n, int64_t l0, int64_t l1,
+                  T* cols) {
+  const int64_t L = d.L(), taps = d.taps(), Kc = d.Kc(), Cg = d.Cg();
+  const int64_t dx = d.G * Cg, dy = (d.W + 3) * d.G * Cg;
+  for (int64_t l = l0; l < l1; ++l) {
+    T* row = cols + (l - l0) * Kc;
+    for (int64_t grp = 0; grp < d.G; ++grp) {
+      for (int64_t t = 0; t < taps; ++t) {
+        const Corners<T> c = point(d, offset, n, l, grp, t);
+        const T m = mask ? mask[((n * d.G + grp) * taps + t) * L + l] : T(1);
+        const T w00 = (1 - c.fy) * (1 - c.fx) * m, w01 = (1 - c.fy) * c.fx * m;
+        const T w10 = c.fy * (1 - c.fx) * m, w11 = c.fy * c.fx * m;
+        const T* t00 = table + c.row * Cg;
+        const T *t01 = t00 + dx, *t10 = t00 + dy, *t11 = t00 + dy + dx;
+        channel_runs(d, grp, t, [&](int64_t ch, int64_t col, int64_t run) {
+          T* dst = row + col;
+          for (int64_t j = 0; j < run; ++j)
+            dst[j] = w00 * t00[ch + j] + w01 * t01[ch + j] + w10 * t10[ch + j] + w11 * t11[ch + j];
+        });
+      }
+    }
+  }
+}
+
+// x [N, C, H, W] with any strides -> the zero-padded channels-last table.
+template <typename T>
+void make_table(const Deform& d, const T* x, const int64_t* xs, T* table, int threads) {
+  const int64_t Hp = d.H + 3, Wp = d.W + 3, C = d.C;
+  parallel_for(d.N * Hp, threads, grain_for(d.N * Hp, threads, 4), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t n = i / Hp, yp = i % Hp, y = yp - 1;
+      T* row = table + i * Wp * C;
+      if (y < 0 || y >= d.H) {
+        std::fill(row, row + Wp * C, T(0));
+        continue;
+      }
+      std::fill(row, row + C, T(0));
+      std::fill(row + (d.W + 1) * C, row + Wp * C, T(0));
+      const T* src = x + n * xs[0] + y * xs[2];
+      if (xs[1] == 1) {
+        for (int64_t xx = 0; xx < d.W; ++xx) std::copy(src + xx * xs[3], src + xx * xs[3] + C, row + (xx + 1) * C);
+      } else {
+        // blocks of 16 channels: each read run stays in a few lines while a row fills
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+          const int64_t c1 = std::min(C, c0 + 16);
+          for (int64_t xx = 0; xx < d.W; ++xx)
+            for (int64_t c = c0; c < c1; ++c) row[(xx + 1) * C + c] = src[c * xs[1] + xx * xs[3]];
         }
       }
     }
   });
 }
 
-// The backward of deform_columns for output rows [r0, r1), given gcols (the gradient of
-// those columns, same layout): adds the input gradient into grad_table (same layout as
-// the table), and writes the offset and mask gradients of the chunk's rows (grad_mask
-// may be null). Two passes: the dot products per corner (read-only, split by rows),
-// then the scatter into grad_table (split by channels, so no two threads add to the
-// same element).
+// out: [N, Cout, Ho, Wo], contiguous (channels_last = 0) or channels-last (1).
 template <typename T>
-void deform_columns_backward(const Geometry2d& g, const T* table, const T* offset, const T* mask, int64_t r0,
-                             int64_t r1, const T* gcols, T* grad_table, T* grad_offset, T* grad_mask,
-                             int64_t* rows_buf, T* weights_buf, int threads) {
-  const int64_t L = g.Ho * g.Wo, taps = g.kh * g.kw, Cg = g.Cg, G = g.G;
-  const int64_t dx_row = G, dy_row = (g.W + 3) * G;
-  const int64_t bags = (r1 - r0) * G * taps;
-  parallel_for(r1 - r0, threads, grain_for(r1 - r0, threads, 32), [&](int64_t b0, int64_t b1) {
-    for (int64_t r = r0 + b0; r < r0 + b1; ++r) {
-      const int64_t n = r / L, l = r % L, oy = l / g.Wo, ox = l % g.Wo;
-      const T* grow = gcols + (r - r0) * taps * G * Cg;
-      for (int64_t grp = 0; grp < G; ++grp) {
-        for (int64_t t = 0; t < taps; ++t) {
-          const int64_t ky = t / g.kw, kx = t % g.kw;
-          const int64_t oi = ((n * G + grp) * taps + t) * 2 * L + l;
-          const int64_t mi = ((n * G + grp) * taps + t) * L + l;
-          const T y = T(oy * g.sh - g.ph + ky * g.dh) + offset[oi];
-          const T x = T(ox * g.sw - g.pw + kx * g.dw) + offset[oi + L];
-          const Corners<T> c = corners(g, n, grp, y, x);
-          const T m = mask ? mask[mi] : T(1);
-          const T* t00 = table + c.row * Cg;
-          const T* t01 = t00 + dx_row * Cg;
-          const T* t10 = t00 + dy_row * Cg;
-          const T* t11 = t10 + dx_row * Cg;
-          const T* gc = grow + (t * G + grp) * Cg;
-          T d00 = 0, d01 = 0, d10 = 0, d11 = 0;
-          for (int64_t ch = 0; ch < Cg; ++ch) {
-            const T v = gc[ch];
-            d00 += v * t00[ch];
-            d01 += v * t01[ch];
-            d10 += v * t10[ch];
-            d11 += v * t11[ch];
+void deform_forward(const Deform& d, const T* x, const int64_t* xs, const T* offset, const T* mask, const T* weight,
+                    const T* bias, T* out, int channels_last, T* table, int threads) {
+  make_table(d, x, xs, table, threads);
+  const int64_t L = d.L(), bps = d.blocks_per_sample(), Kc = d.Kc(), Kg = d.Kg(), Og = d.Og();
+  run_team(d.N * bps, threads, [&](int64_t first, Team& team) {
+    SequentialBlas sequential;
+    std::unique_ptr<T[]> cols(new T[d.block * Kc]);
+    for (int64_t b = first; b >= 0; b = team.claim()) {
+      const int64_t n = b / bps, l0 = (b % bps) * d.block, l1 = std::min(L, l0 + d.block), r = l1 - l0;
+      sample_block(d, table, offset, mask, n, l0, l1, cols.get());
+      for (int64_t gc = 0; gc < d.groups; ++gc) {
+        const T* w = weight + gc * Og * Kg;  // [Og, Kg] row-major = column-major (Kg x Og)
+        if (channels_last) {
+          // rows [r, Cout]: column-major (Cout x r); C(o, l) = W(o, k) cols(l, k)
+          gemm('T', 'N', Og, r, Kg, w, Kg, cols.get() + gc * Kg, Kc, T(0), out + (n * L + l0) * d.Cout + gc * Og, d.Cout);
+        } else {
+          // planes [Cout, L]: column-major (L x Cout); C(l, o) = cols(l, k) W(o, k)
+          gemm('T', 'N', r, Og, Kg, cols.get() + gc * Kg, Kc, w, Kg, T(0), out + (n * d.Cout + gc * Og) * L + l0, L);
+        }
+      }
+      if (bias) {
+        for (int64_t o = 0; o < d.Cout; ++o) {
+          if (channels_last) {
+            for (int64_t l = l0; l < l1; ++l) out[(n * L + l) * d.Cout + o] += bias[o];
+          } else {
+            T* dst = out + (n * d.Cout + o) * L;
+            for (int64_t l = l0; l < l1; ++l) dst[l] += bias[o];
           }
-          const T fy = c.fy, fx = c.fx;
-          if (grad_mask) grad_mask[mi] = d00 * (1 - fy) * (1 - fx) + d01 * (1 - fy) * fx + d10 * fy * (1 - fx) + d11 * fy * fx;
-          const T gy = ((d10 - d00) * (1 - fx) + (d11 - d01) * fx) * m;
-          const T gx = ((d01 - d00) * (1 - fy) + (d11 - d10) * fy) * m;
-          if (grad_offset) {
-            grad_offset[oi] = c.live_y ? gy : T(0);
-            grad_offset[oi + L] = c.live_x ? gx : T(0);
+        }
+      }
+      team.complete();
+    }
+  });
+}
+
+// What one worker of the backward accumulates: the main thread's sums are the outputs
+// themselves, a helper's are private and added in at the end.
+template <typename T>
+struct BackwardSums {
+  T* grad_table;
+  T* grad_weight;
+  T* grad_bias;
+  std::vector<T> own_table, own_weight, own_bias;
+};
+
+// The backward: need = (input, offset, mask, weight, bias). go: [N, Cout, Ho, Wo]
+// contiguous or channels-last (go_channels_last). Outputs: grad_table (zeroed, table
+// layout), grad_offset/grad_mask (written), grad_weight [Cout, Kg] in column order
+// (zeroed), grad_bias [Cout] (zeroed); null when not needed.
+template <typename T>
+void deform_backward(const Deform& d, const T* x, const int64_t* xs, const T* offset, const T* mask, const T* weight,
+                     const T* go, int go_channels_last, T* table, T* grad_table, T* grad_x, const int64_t* gxs,
+                     T* grad_offset, T* grad_mask, T* grad_weight, T* grad_bias, int threads) {
+  make_table(d, x, xs, table, threads);
+  const int64_t Hp = d.H + 3, Wp = d.W + 3;
+  if (grad_table) {
+    parallel_for(d.N * Hp, threads, grain_for(d.N * Hp, threads, 4), [&](int64_t b, int64_t e) {
+      std::fill(grad_table + b * Wp * d.C, grad_table + e * Wp * d.C, T(0));
+    });
+  }
+  const int64_t L = d.L(), bps = d.blocks_per_sample(), Kc = d.Kc(), Kg = d.Kg(), Og = d.Og(), taps = d.taps();
+  const int64_t Cg = d.Cg(), dx = d.G * Cg, dy = (d.W + 3) * d.G * Cg;
+  const int64_t table_size = d.N * (d.H + 3) * (d.W + 3) * d.C, weight_size = d.Cout * Kg;
+  const bool sampling = grad_table || grad_offset || grad_mask;
+  std::mutex helpers_lock;
+  std::vector<std::unique_ptr<BackwardSums<T>>> helpers;
+  const std::thread::id caller = std::this_thread::get_id();
+  run_team(d.N * bps, threads, [&](int64_t first, Team& team) {
+    SequentialBlas sequential;
+    std::vector<T> cols(grad_weight ? d.block * Kc : 0), gcols(sampling ? d.block * Kc : 0);
+    BackwardSums<T>* sums;
+    BackwardSums<T> mine{grad_table, grad_weight, grad_bias, {}, {}, {}};
+    std::unique_ptr<BackwardSums<T>> own;
+    if (std::this_thread::get_id() == caller) {
+      sums = &mine;
+    } else {
+      own.reset(new BackwardSums<T>{nullptr, nullptr, nullptr, {}, {}, {}});
+      if (grad_table) own->own_table.assign(table_size, T(0)), own->grad_table = own->own_table.data();
+      if (grad_weight) own->own_weight.assign(weight_size, T(0)), own->grad_weight = own->own_weight.data();
+      if (grad_bias) own->own_bias.assign(d.Cout, T(0)), own->grad_bias = own->own_bias.data();
+      sums = own.get();
+    }
+    for (int64_t b = first; b >= 0; team.complete(), b = team.claim()) {
+      const int64_t n = b / bps, l0 = (b % bps) * d.block, l1 = std::min(L, l0 + d.block), r = l1 - l0;
+      // go's block as a column-major (r x Cout) [planes] or (Cout x r) [rows] matrix
+      const T* gb = go_channels_last ? go + (n * L + l0) * d.Cout : go + n * d.Cout * L + l0;
+      if (sums->grad_bias) {
+        for (int64_t o = 0; o < d.Cout; ++o) {
+          T s = 0;
+          if (go_channels_last) {
+            for (int64_t l = 0; l < r; ++l) s += gb[l * d.Cout + o];
+          } else {
+            for (int64_t l = 0; l < r; ++l) s += gb[o * L + l];
           }
-          const int64_t bag = ((r - r0) * G + grp) * taps + t;
-          rows_buf[bag] = c.row;
-          T* wb = weights_buf + bag * 4;
-          wb[0] = (1 - fy) * (1 - fx) * m;
-          wb[1] = (1 - fy) * fx * m;
-          wb[2] = fy * (1 - fx) * m;
-          wb[3] = fy * fx * m;
+          sums->grad_bias[o] += s;
+        }
+      }
+      if (sums->grad_weight) sample_block(d, table, offset, mask, n, l0, l1, cols.data());
+      for (int64_t gc = 0; gc < d.groups; ++gc) {
+        const T* w = weight + gc * Og * Kg;
+        const T* g = go_channels_last ? gb + gc * Og : gb + gc * Og * L;
+        const char gt = go_channels_last ? 'T' : 'N';  // op(go) = (r x Og)
+        const int64_t ldg = go_channels_last ? d.Cout : L;
+        if (sums->grad_weight) {
+          // grad_W (Kg x Og, column-major) += cols(k, l) go(l, o)
+          gemm('N', gt, Kg, Og, r, cols.data() + gc * Kg, Kc, g, ldg, T(1), sums->grad_weight + gc * Og * Kg, Kg);
+        }
+        if (sampling) {
+          // gcols (Kg x r, column-major) = W(k, o) go(o, l)
+          gemm('N', go_channels_last ? 'N' : 'T', Kg, r, Og, w, Kg, g, ldg, T(0), gcols.data() + gc * Kg, Kc);
+        }
+      }
+      if (!sampling) continue;
+      for (int64_t l = l0; l < l1; ++l) {
+        const T* grow = gcols.data() + (l - l0) * Kc;
+        for (int64_t grp = 0; grp < d.G; ++grp) {
+          for (int64_t t = 0; t < taps; ++t) {
+            const Corners<T> c = point(d, offset, n, l, grp, t);
+            const int64_t oi = ((n * d.G + grp) * taps + t) * 2 * L + l, mi = ((n * d.G + grp) * taps + t) * L + l;
+            const T m = mask ? mask[mi] : T(1);
+            const T fy = c.fy, fx = c.fx;
+            const T w00 = (1 - fy) * (1 - fx) * m, w01 = (1 - fy) * fx * m, w10 = fy * (1 - fx) * m, w11 = fy * fx * m;
+            const T* t00 = table + c.row * Cg;
+            T* g00 = sums->grad_table ? sums->grad_table + c.row * Cg : nullptr;
+            T d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+            channel_runs(d, grp, t, [&](int64_t ch, int64_t col, int64_t run) {
+              const T* gc = grow + col;
+              if (grad_offset || grad_mask) {
+                for (int64_t j = 0; j < run; ++j) {
+                  const T v = gc[j];
+                  d00 += v * t00[ch + j];
+                  d01 += v * t00[dx + ch + j];
+                  d10 += v * t00[dy + ch + j];
+                  d11 += v * t00[dy + dx + ch + j];
+                }
+              }
+              if (g00) {
+                for (int64_t j = 0; j < run; ++j) {
+                  const T v = gc[j];
+                  g00[ch + j] += w00 * v;
+                  g00[dx + ch + j] += w01 * v;
+                  g00[dy + ch + j] += w10 * v;
+                  g00[dy + dx + ch + j] += w11 * v;
+                }
+              }
+            });
+            if (grad_mask) grad_mask[mi] = d00 * (1 - fy) * (1 - fx) + d01 * (1 - fy) * fx + d10 * fy * (1 - fx) + d11 * fy * fx;
+            if (grad_offset) {
+              const T gy = ((d10 - d00) * (1 - fx) + (d11 - d01) * fx) * m;
+              const T gx = ((d01 - d00) * (1 - fy) + (d11 - d10) * fy) * m;
+              grad_offset[oi] = c.live_y ? gy : T(0);
+              grad_offset[oi + L] = c.live_x ? gx : T(0);
+            }
+          }
         }
       }
     }
+    if (own) {
+      std::lock_guard<std::mutex> lock(helpers_lock);
+      helpers.push_back(std::move(own));
+    }
   });
+  // the helpers' sums, added in once every claimed block is done
+  for (auto& h : helpers) {
+    if (grad_weight)
+      for (int64_t i = 0; i < weight_size; ++i) grad_weight[i] += h->own_weight[i];
+    if (grad_bias)
+      for (int64_t o = 0; o < d.Cout; ++o) grad_bias[o] += h->own_bias[o];
+  }
   if (!grad_table) return;
-  parallel_for(Cg, threads, 8, [&](int64_t c0, int64_t c1) {
-    for (int64_t bag = 0; bag < bags; ++bag) {
-      const int64_t rr = bag / (G * taps), rest = bag % (G * taps), grp = rest / taps, t = rest % taps;
-      const T* gc = gcols + rr * taps * G * Cg + (t * G + grp) * Cg;
-      const T* wb = weights_buf + bag * 4;
-      T* t00 = grad_table + rows_buf[bag] * Cg;
-      T* t01 = t00 + dx_row * Cg;
-      T* t10 = t00 + dy_row * Cg;
-      T* t11 = t10 + dx_row * Cg;
-      for (int64_t ch = c0; ch < c1; ++ch) {
-        const T v = gc[ch];
-        t00[ch] += wb[0] * v;
-        t01[ch] += wb[1] * v;
-        t10[ch] += wb[2] * v;
-        t11[ch] += wb[3] * v;
+  // grad_x [N, C, H, W] (any strides) = the inner part of the table gradient, with the
+  // helpers' tables added in
+  parallel_for(d.N * d.H, threads, grain_for(d.N * d.H, threads, 4), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t n = i / d.H, y = i % d.H;
+      T* row = grad_table + ((n * Hp + y + 1) * Wp + 1) * d.C;
+      for (auto& h : helpers) {
+        const T* other = h->own_table.data() + ((n * Hp + y + 1) * Wp + 1) * d.C;
+        for (int64_t j = 0; j < d.W * d.C; ++j) row[j] += other[j];
+      }
+      T* dst = grad_x + n * gxs[0] + y * gxs[2];
+      if (gxs[1] == 1) {
+        for (int64_t xx = 0; xx < d.W; ++xx) std::copy(row + xx * d.C, row + (xx + 1) * d.C, dst + xx * gxs[3]);
+      } else {
+        for (int64_t c0 = 0; c0 < d.C; c0 += 16) {
+          const int64_t c1 = std::min(d.C, c0 + 16);
+          for (int64_t xx = 0; xx < d.W; ++xx)
+            for (int64_t c = c0; c < c1; ++c) dst[c * gxs[1] + xx * gxs[3]] = row[xx * d.C + c];
+        }
       }
     }
   });
@@ -415,20 +641,29 @@ int convolab_native_abi() { return 1; }
 CONVOLAB_ROI_POOL(float, f32)
 CONVOLAB_ROI_POOL(double, f64)
 
+int convolab_set_blas(void* sgemm, void* dgemm, void* threads_local) {
+  blas.s = reinterpret_cast<sgemm_fn>(sgemm);
+  blas.d = reinterpret_cast<dgemm_fn>(dgemm);
+  blas.local = reinterpret_cast<threads_local_fn>(threads_local);
+  return blas.s && blas.d && blas.local;
+}
+
+static Deform deform_args(const int64_t* a) {
+  return Deform{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9],
+                a[10], a[11], a[12], a[13], a[14], a[15], a[16], a[17]};
+}
+
 #define CONVOLAB_DEFORM(T, S)                                                                                    \
-  void deform_columns_##S(const int64_t* geo, const T* table, const T* offset, const T* mask, int64_t r0,         \
-                          int64_t r1, T* cols, int threads) {                                                   \
-    const Geometry2d g{geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6],                                   \
-                       geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]};                              \
-    deform_columns<T>(g, table, offset, mask, r0, r1, cols, threads);                                            \
+  void deform_forward_##S(const int64_t* args, const T* x, const int64_t* xs, const T* offset, const T* mask,     \
+                          const T* weight, const T* bias, T* out, int channels_last, T* table, int threads) {    \
+    deform_forward<T>(deform_args(args), x, xs, offset, mask, weight, bias, out, channels_last, table, threads);   \
   }                                                                                                              \
-  void deform_columns_backward_##S(const int64_t* geo, const T* table, const T* offset, const T* mask,           \
-                                   int64_t r0, int64_t r1, const T* gcols, T* grad_table, T* grad_offset,        \
-                                   T* grad_mask, int64_t* rows_buf, T* weights_buf, int threads) {              \
-    const Geometry2d g{geo[0], geo[1], geo[2], geo[3], geo[4], geo[5], geo[6],                                   \
-                       geo[7], geo[8], geo[9], geo[10], geo[11], geo[12], geo[13]};                              \
-    deform_columns_backward<T>(g, table, offset, mask, r0, r1, gcols, grad_table, grad_offset, grad_mask,        \
-                               rows_buf, weights_buf, threads);                                                  \
+  void deform_backward_##S(const int64_t* args, const T* x, const int64_t* xs, const T* offset, const T* mask,    \
+                           const T* weight, const T* go, int go_channels_last, T* table, T* grad_table, T* grad_x, \
+                           const int64_t* gxs, T* grad_offset, T* grad_mask, T* grad_weight, T* grad_bias,       \
+                           int threads) {                                                                        \
+    deform_backward<T>(deform_args(args), x, xs, offset, mask, weight, go, go_channels_last, table, grad_table,   \
+                       grad_x, gxs, grad_offset, grad_mask, grad_weight, grad_bias, threads);                    \
   }
 
 CONVOLAB_DEFORM(float, f32)
@@ -441,8 +676,8 @@ CONVOLAB_DEFORM(double, f64)
 _SIGNATURES = {
     "roi_pool_forward": "piiipdiiippt",
     "roi_pool_backward": "ppppp" "iiiiii" "pit",
-    "deform_columns": "ppppiipt",
-    "deform_columns_backward": "ppppii" "pppppp" "t",
+    "deform_forward": "pppppppp" "t" "pt",
+    "deform_backward": "ppppppp" "t" "pppp" "pppp" "t",
 }
 _CTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64, "d": ctypes.c_double, "t": ctypes.c_int}
 
@@ -515,10 +750,37 @@ def library() -> Optional[ctypes.CDLL]:
                 if lib.convolab_native_abi() != 1:
                     raise RuntimeError("unexpected ABI version")
                 _state["lib"], _state["reason"] = lib, f"loaded {path}"
+                _state["blas"] = _connect_blas(lib)
+                if not _state["blas"]:
+                    _state["reason"] += " (no BLAS found in torch: deformable convolution runs its torch path)"
             except Exception as exc:  # no compiler, no ninja, a failed build: the torch path runs
                 _state["reason"] = f"unavailable ({type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''})"
         _state["tried"] = True
         return _state["lib"]
+
+
+def _connect_blas(lib: ctypes.CDLL) -> bool:
+    """Hand torch's own BLAS (``sgemm_``, ``dgemm_`` and MKL's per-thread thread count) to the
+    deformable kernels, which call it from their workers. False when torch has none of these."""
+    import glob
+
+    lib.convolab_set_blas.argtypes = [ctypes.c_void_p] * 3
+    lib.convolab_set_blas.restype = ctypes.c_int
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.*"))):
+        try:
+            torch_cpu = ctypes.CDLL(path)
+            names = ("sgemm_", "dgemm_", "MKL_Set_Num_Threads_Local")  # the C interface (by value)
+            addresses = [ctypes.cast(getattr(torch_cpu, name), ctypes.c_void_p).value for name in names]
+        except (OSError, AttributeError):
+            continue
+        return bool(lib.convolab_set_blas(*addresses))
+    return False
+
+
+def blas() -> Optional[ctypes.CDLL]:
+    """The library if its deformable kernels can call torch's BLAS, else None."""
+    lib = library()
+    return lib if lib is not None and _state.get("blas") else None
 
 
 def status() -> str:

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from convolab.functional import _native, deform_conv2d, roi_pool
+from convolab.functional import _native, conv2d, deform_conv2d, roi_pool
 from tests._reference import roi_pool_reference
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the kernels")
@@ -116,3 +116,76 @@ def test_the_switch_turns_the_kernels_off(monkeypatch):
     assert _native.status() == "disabled by CONVOLAB_NATIVE=0"
     with _native.disabled():
         assert _native.library() is None
+
+
+def _deform_case(n, c, c_out, size, groups, offset_groups, stride, dilation, padding, modulated, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, *size, generator=g, dtype=dtype)
+    w = torch.randn(c_out, c // groups, 3, 3, generator=g, dtype=dtype)
+    b = torch.randn(c_out, generator=g, dtype=dtype)
+    out = conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups).shape[2:]
+    off = torch.randn(n, 2 * offset_groups * 9, *out, generator=g, dtype=dtype) * 3  # many points outside
+    mask = torch.rand(n, offset_groups * 9, *out, generator=g, dtype=dtype) if modulated else None
+    return x, off, w, b, mask
+
+
+def _deform_values_and_grads(x, off, w, b, mask, grad=None, **kw):
+    leaves = [t.detach().clone().requires_grad_() for t in (x, off, w, b)]
+    m = None if mask is None else mask.detach().clone().requires_grad_()
+    y = deform_conv2d(*leaves[:2], leaves[2], leaves[3], mask=m, **kw)
+    y.backward(torch.ones_like(y) if grad is None else grad)
+    return [y, *(t.grad for t in leaves), *([] if m is None else [m.grad])]
+
+
+@needs_compiler
+@pytest.mark.parametrize(
+    "groups,offset_groups,stride,dilation,padding,modulated",
+    [(1, 1, 1, 1, 1, False), (1, 1, 1, 1, 1, True), (2, 1, 2, 1, 1, True), (1, 2, 1, 2, 2, True),
+     (2, 4, (1, 2), (2, 1), ((1, 0), (2, 1)), True), (4, 2, 2, 1, 0, False)],
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_deform_kernel_matches_the_torch_path(groups, offset_groups, stride, dilation, padding, modulated, dtype):
+    case = _deform_case(2, 8, 12, (9, 11), groups, offset_groups, stride, dilation, padding, modulated, dtype, seed=3)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    fast, slow = _both(lambda: _deform_values_and_grads(*case, **kw))
+    tol = 1e-10 if dtype == torch.float64 else 2e-5
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+        assert a.stride() == b.stride()
+
+
+@needs_compiler
+def test_deform_kernel_layouts_blocks_nan_and_bf16(monkeypatch):
+    x, off, w, b, mask = _deform_case(3, 16, 8, (12, 10), 1, 1, 1, 1, 1, True, torch.float32, seed=4)
+    off[1, 0, 2, 3] = float("nan")
+    kw = dict(padding=1)
+    grad = torch.randn(3, 8, 12, 10, generator=torch.Generator().manual_seed(5))
+    from convolab.functional import deform
+
+    for block in (deform.NATIVE_BLOCK, 16 * 9 * 16 * 3):  # blocks that split the samples' positions unevenly
+        monkeypatch.setattr(deform, "NATIVE_BLOCK", block)
+        for xs, gs in ((x, grad), (x.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)),
+                       (x.transpose(2, 3).contiguous().transpose(2, 3), grad[:, :, :1].expand_as(grad))):
+            fast, slow = _both(lambda: _deform_values_and_grads(xs, off, w, b, mask, gs, **kw))
+            for a, s in zip(fast, slow):
+                assert torch.equal(a.isnan(), s.isnan())
+                torch.testing.assert_close(a.nan_to_num(0), s.nan_to_num(0), rtol=2e-5, atol=2e-5)
+    fast, slow = _both(lambda: deform_conv2d(x.bfloat16(), off.bfloat16(), w.bfloat16(), mask=mask.bfloat16(), padding=1))
+    assert fast.dtype == torch.bfloat16
+    torch.testing.assert_close(fast.nan_to_num(0), slow.nan_to_num(0))
+
+
+@needs_compiler
+@pytest.mark.parametrize("threads", [1, 3])
+def test_deform_kernel_results_do_not_depend_on_the_thread_count(threads):
+    case = _deform_case(4, 8, 8, (10, 10), 1, 2, 1, 1, 1, True, torch.float64, seed=6)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        ours = _deform_values_and_grads(*case, padding=1)
+    finally:
+        torch.set_num_threads(before)
+    with _native.disabled():
+        ref = _deform_values_and_grads(*case, padding=1)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
