@@ -22,6 +22,7 @@ from .functional import (
     deform_conv3d,
     roi_align,
     roi_pool,
+    roi_spatial_pyramid_pool,
 )
 from .functional import (  # pooling and separable convolutions (issue 3)
     adaptive_avg_pool,
@@ -76,4 +77,5 @@ __all__ = [
     "split_separable_kernel",
     "roi_align",
     "roi_pool",
+    "roi_spatial_pyramid_pool",
 ]

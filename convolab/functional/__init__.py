@@ -45,7 +45,7 @@ from .separable import (
     split_separable_kernel,
 )
 from .deform import deform_conv, deform_conv1d, deform_conv2d, deform_conv3d
-from .roi import roi_align, roi_pool
+from .roi import roi_align, roi_pool, roi_spatial_pyramid_pool
 from .shuffle import channel_shuffle
 
 __all__ = [
@@ -75,4 +75,5 @@ __all__ = [
     "split_separable_kernel",
     "roi_align",
     "roi_pool",
+    "roi_spatial_pyramid_pool",
 ]

@@ -48,14 +48,14 @@ under compile, export, tracing, or on fake/meta tensors): a traced graph does no
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._args import positive_tuple
+from .._args import check_choice, positive_tuple
 from . import _native
 from ._custom_ops import (
     compute_dtype,
@@ -67,7 +67,7 @@ from ._custom_ops import (
     vmap_by_loop,
 )
 
-__all__ = ["ROI_BUDGET", "roi_align", "roi_pool"]
+__all__ = ["ROI_BUDGET", "ROI_SPP_MODES", "roi_align", "roi_pool", "roi_spatial_pyramid_pool"]
 
 BoxesArg = Union[Tensor, Sequence[Tensor]]
 
@@ -546,23 +546,30 @@ def roi_pool(
 
 
 def _round_half_away(v: Tensor) -> Tensor:
-    return (v.abs() + 0.5).floor().copysign(v).long()
+    # sign * floor(|v| + 0.5): C's round(), in ops every exporter knows (ONNX has no copysign)
+    return ((v.abs() + 0.5).floor() * v.sign()).long()
 
 
-def _pool_bins(rois: Tensor, shape, size, scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Clipped pixel ranges [k, bins] of every bin: (h_start, h_end, w_start, w_end)."""
-    _, _, height, width = shape
+def _pool_bins(rois: Tensor, shape: List[int], size: List[int], scale: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Clipped pixel ranges [k, bins] of every bin: (h_start, h_end, w_start, w_end).
+
+    The compiled roi_pool kernel computes the same numbers in the same arithmetic.
+    """
+    height, width = shape[2], shape[3]
     corners = _round_half_away(rois[:, 1:] * scale)  # x1, y1, x2, y2
-    ranges = []
-    for lo, hi, n_bins, limit in ((1, 3, size[0], height), (0, 2, size[1], width)):
-        start = corners[:, lo]
-        extent = (corners[:, hi] - start + 1).clamp(min=1).to(rois.dtype)
-        bin_size = (extent / n_bins).unsqueeze(1)
-        p = torch.arange(n_bins, dtype=rois.dtype).unsqueeze(0)
-        a = ((p * bin_size).floor().long() + start.unsqueeze(1)).clamp(0, limit)
-        b = (((p + 1) * bin_size).ceil().long() + start.unsqueeze(1)).clamp(0, limit)
-        ranges += [a, b]
-    return tuple(ranges)  # type: ignore[return-value]
+    hs, he = _bin_range(corners[:, 1], corners[:, 3], size[0], height, rois.dtype)
+    ws, we = _bin_range(corners[:, 0], corners[:, 2], size[1], width, rois.dtype)
+    return hs, he, ws, we
+
+
+def _bin_range(start: Tensor, end: Tensor, n_bins: int, limit: int, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """Bin p of a box spanning pixels [start, end] covers [floor(p*roi/n), ceil((p+1)*roi/n)) + start, clipped."""
+    extent = (end - start + 1).clamp(min=1).to(dtype)
+    bin_size = (extent / n_bins).unsqueeze(1)
+    p = torch.arange(n_bins, dtype=dtype, device=start.device).unsqueeze(0)
+    a = ((p * bin_size).floor().long() + start.unsqueeze(1)).clamp(0, limit)
+    b = (((p + 1) * bin_size).ceil().long() + start.unsqueeze(1)).clamp(0, limit)
+    return a, b
 
 
 def _floor_log2(v: Tensor) -> Tensor:
@@ -816,3 +823,128 @@ def _(info, in_dims, grad, rois, argmax, input_shape):
 
 register_autocast(_roi_pool_op)
 register_autocast(_roi_pool_backward_op)
+
+
+# ----------------------------------------------------------------------------------------------
+# spatial pyramid pooling on regions (SPP-net's detector)
+
+ROI_SPP_MODES = ("max", "avg")
+
+
+def roi_spatial_pyramid_pool(
+    input: Tensor,
+    boxes: BoxesArg,
+    levels: Sequence[Union[int, Sequence[int]]] = (1, 2, 4),
+    spatial_scale: float = 1.0,
+    mode: str = "max",
+) -> Tensor:
+    """Spatial pyramid pooling of regions (SPP-net's detector): one fixed-length vector per box.
+
+    SPP-net runs the convolutional layers once on the whole image and pools each candidate
+    window of the last feature map with a pyramid of ``levels`` (``n x n`` bins each, or
+    ``(n_h, n_w)``), so windows of any size and shape give vectors of one length for the
+    fully connected layers. Each level is a :func:`roi_pool` of the box (``mode="max"``) or
+    the same bins averaged (``mode="avg"``): the box corners are scaled by ``spatial_scale``
+    and rounded to pixels (half away from zero), the box spans ``roi = end - start + 1``
+    pixels, bin ``p`` of ``n`` covers ``[start + floor(p*roi/n), start + ceil((p+1)*roi/n))``
+    clipped to the map (the adaptive rule of :func:`spatial_pyramid_pool`), and a bin wholly
+    outside the map gives 0. The flattened levels are concatenated, channel-major within a
+    level, as in :func:`spatial_pyramid_pool`: a single level ``(7,)`` is ``roi_pool(...,
+    7).flatten(1)``. (SPP-net's own corner rule, ``floor(x/S) + 1`` and ``ceil(x/S) - 1``
+    for a network stride ``S``, is a change of the boxes before the call.)
+
+    Vectorised over boxes: one :func:`roi_pool` call per level in max mode (the gradient goes
+    to each bin's first maximum); in avg mode four lookups per bin in a float64 integral
+    image of the map (plain torch ops, exact gradients by autograd, any bin size at the same
+    cost).
+
+    Args:
+        input (Tensor[N, C, H, W]): feature maps.
+        boxes (Tensor[K, 5] or list of Tensor[L, 4]): as in :func:`roi_align`.
+        levels (sequence of int or (int, int)): bins per side of each level. Default: (1, 2, 4).
+        spatial_scale (float): input-image to feature-map scale, e.g. 1/16. Default: 1.0.
+        mode (str): "max" or "avg". Default: "max".
+
+    Returns:
+        Tensor[K, C * sum(n_h * n_w)], differentiable w.r.t. ``input``.
+
+    Shape:
+        ``out[k] = concat over levels of pooled[k, C, n_h, n_w].flatten()``; its length is
+        :func:`convolab.arithmetic.spp_features` ``(C, levels)``.
+
+    Raises:
+        ValueError: empty or non-positive levels, unknown mode, and everything :func:`roi_pool`
+            refuses (bad boxes, spatial_scale, input rank).
+        TypeError: non-tensor input or boxes.
+
+    Example:
+        >>> x = torch.randn(2, 256, 13, 13)
+        >>> boxes = torch.tensor([[0, 0., 0., 200., 200.], [1, 16., 32., 120., 64.]])
+        >>> roi_spatial_pyramid_pool(x, boxes, (1, 2, 4), 1 / 16).shape   # 256 * (1 + 4 + 16)
+        torch.Size([2, 5376])
+        >>> roi_spatial_pyramid_pool(x, boxes, [(1, 3)], 1 / 16, "avg").shape
+        torch.Size([2, 768])
+    """
+    op = "roi_spatial_pyramid_pool"
+    if isinstance(boxes, (list, tuple)):
+        boxes = [b if isinstance(b, Tensor) else torch.as_tensor(b) for b in boxes]
+    sizes = check_levels(op, levels)
+    check_mode(op, mode)
+    rois, _ = _check(op, input, boxes, 1, spatial_scale)
+    if mode == "max" and needs_plain_autograd(input):
+        # forward-mode AD and functorch's transforms: roi_pool's plain-ops path, level by level
+        return torch.cat([roi_pool(input, rois, size, spatial_scale).flatten(1) for size in sizes], 1)
+    return _roi_spp(input, rois, sizes, float(spatial_scale), mode)
+
+
+def check_levels(op: str, levels: Any) -> List[List[int]]:
+    """levels: a non-empty sequence of bin counts (int or (n_h, n_w)); returns [[n_h, n_w], ...]."""
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or len(levels) == 0:
+        raise ValueError(f"{op}: levels must be a non-empty sequence of bin counts (int or (n_h, n_w)), got {levels!r}")
+    return [list(positive_tuple(level, 2, "levels", op)) for level in levels]
+
+
+def check_mode(op: str, mode: Any) -> str:
+    """mode: "max" or "avg" (the error lists them and the closest match)."""
+    if not isinstance(mode, str):
+        raise TypeError(f"{op}: mode must be a str, one of {', '.join(map(repr, ROI_SPP_MODES))}, got {mode!r}")
+    return check_choice(mode, ROI_SPP_MODES, "mode", op)
+
+
+def _roi_spp(input: Tensor, rois: Tensor, sizes: List[List[int]], spatial_scale: float, mode: str) -> Tensor:
+    """The pyramid of checked boxes [K, 5] (TorchScript compiles this, for the module)."""
+    pieces: List[Tensor] = []
+    for size in sizes:
+        if mode == "max":
+            pooled = torch.ops.convolab.roi_pool(input, rois, size, spatial_scale)[0]
+        else:
+            pooled = _roi_avg_pool(input, rois, size, spatial_scale)
+        pieces.append(pooled.flatten(1))
+    return torch.cat(pieces, 1)
+
+
+def _roi_avg_pool(input: Tensor, rois: Tensor, size: List[int], spatial_scale: float) -> Tensor:
+    """Mean of each roi_pool bin (0 for an empty one) from an integral image: [K, C, oh, ow].
+
+    The integral image is float64 (the four-corner difference cancels most of the sum) and
+    channels-last, so each corner lookup gathers C contiguous values.
+    """
+    n, c, h, w = input.shape
+    k = rois.shape[0]
+    oh, ow = size[0], size[1]
+    hs, he, ws, we = _pool_bins(rois.to(compute_dtype(input)), [n, c, h, w], size, spatial_scale)
+    # s[n, y, x] = sum of input[n, :, :y, :x], a zero row and column in front
+    s = F.pad(input.to(torch.float64).permute(0, 2, 3, 1).cumsum(1).cumsum(2), [0, 0, 1, 0, 1, 0])
+    s = s.reshape(n * (h + 1) * (w + 1), c)
+    row0 = rois[:, 0].long().view(k, 1, 1) * (h + 1)
+    total = (_corner(s, row0, he, we, w) - _corner(s, row0, hs, we, w)
+             - _corner(s, row0, he, ws, w) + _corner(s, row0, hs, ws, w))
+    count = ((he - hs).view(k, oh, 1) * (we - ws).view(k, 1, ow)).clamp(min=1).to(torch.float64)
+    mean = total / count.reshape(-1, 1)
+    return mean.view(k, oh, ow, c).permute(0, 3, 1, 2).to(input.dtype)
+
+
+def _corner(s: Tensor, row0: Tensor, y: Tensor, x: Tensor, width: int) -> Tensor:
+    """Rows of the integral image ``s`` at (row0 + y[k, i], x[k, j]) for every bin (i, j) of box k."""
+    index = (row0 + y.unsqueeze(2)) * (width + 1) + x.unsqueeze(1)
+    return s.index_select(0, index.reshape(-1))
