@@ -228,14 +228,17 @@ void roi_pool_forward(const T* x, int64_t H, int64_t W, int64_t C, const T* rois
 }
 
 // grad [K, C, oh, ow] and arg [K, C, oh, ow] with any strides (in elements, gs and as);
-// grad_in [N, C, H, W] zeroed, contiguous (channel stride H*W) or channels-last (channel
+// grad_in [N, C, H, W] (zeroed here), contiguous (channel stride H*W) or channels-last (channel
 // stride 1). Threads split the channels, one range each, so no two threads ever add to
 // the same element; each scans every box in its range's order of memory.
 template <typename T>
 void roi_pool_backward(const T* grad, const int64_t* gs, const int32_t* arg, const int64_t* as, const T* rois,
-                       int64_t K, int64_t C, int64_t oh, int64_t ow, int64_t H, int64_t W, T* grad_in,
+                       int64_t K, int64_t C, int64_t oh, int64_t ow, int64_t N, int64_t H, int64_t W, T* grad_in,
                        int64_t channel_stride, int threads) {
   const int64_t pixel_stride = channel_stride == 1 ? C : 1;
+  parallel_for(N * H, threads, grain_for(N * H, threads, 4), [&](int64_t b, int64_t e) {
+    std::fill(grad_in + b * W * C, grad_in + e * W * C, T(0));
+  });
   // each (box, channel) block of grad and arg is one run of oh*ow values (the usual case)
   const bool dense = gs[3] == 1 && gs[2] == ow && as[3] == 1 && as[2] == ow;
   // one channel range per thread, in whole cache lines: a range scans every box, so more
@@ -261,6 +264,144 @@ void roi_pool_backward(const T* grad, const int64_t* gs, const int32_t* arg, con
             if (p >= 0) target[int64_t(p) * pixel_stride] += g[ph * gs[2] + pw * gs[3]];
           }
         }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// RoI align. x: channels-last rows [N, H, W, C]; rois [K, 5]; out: rows [K, oh, ow, C].
+// The sampling grid, corners and weights follow convolab.functional.roi._align_chunks in T
+// arithmetic; each bin is the weighted sum of its samples' corner rows (channels vectorised).
+
+template <typename T>
+struct AlignBox {
+  int64_t batch, gh, gw;
+  T start_y, start_x, bin_h, bin_w;
+};
+
+template <typename T>
+AlignBox<T> align_box(const T* roi, T scale, int64_t oh, int64_t ow, int64_t sampling_ratio, bool aligned) {
+  AlignBox<T> b;
+  const T shift = aligned ? T(0.5) : T(0);
+  b.batch = int64_t(roi[0]);
+  b.start_x = roi[1] * scale - shift;
+  b.start_y = roi[2] * scale - shift;
+  T ext_x = roi[3] * scale - shift - b.start_x, ext_y = roi[4] * scale - shift - b.start_y;
+  if (!aligned) {
+    ext_x = std::max(ext_x, T(1));
+    ext_y = std::max(ext_y, T(1));
+  }
+  b.bin_w = ext_x / T(ow);
+  b.bin_h = ext_y / T(oh);
+  b.gh = sampling_ratio > 0 ? sampling_ratio : int64_t(std::ceil(b.bin_h));
+  b.gw = sampling_ratio > 0 ? sampling_ratio : int64_t(std::ceil(b.bin_w));
+  return b;
+}
+
+// One axis of one sample: the two corner pixels and their weights (convolab's _axis).
+template <typename T>
+inline void align_axis(T coord, int64_t size, int64_t* idx, T* wt) {
+  const bool inside = coord >= T(-1) && coord <= T(size);
+  coord = std::max(coord, T(0));
+  int64_t low = int64_t(std::floor(coord));
+  const bool at_end = low >= size - 1;
+  if (at_end) low = size - 1;
+  const T frac = at_end ? T(0) : coord - T(low);
+  idx[0] = low;
+  idx[1] = at_end ? low : low + 1;
+  wt[0] = inside ? T(1) - frac : T(0);
+  wt[1] = inside ? frac : T(0);
+}
+
+// Calls f(row, weight) for the 4 * gh * gw corner reads of bin (ph, pw) of a box.
+template <typename T, typename F>
+inline void align_bin(const AlignBox<T>& b, int64_t ph, int64_t pw, int64_t H, int64_t W, const F& f) {
+  const T count = T(b.gh * b.gw);
+  for (int64_t iy = 0; iy < b.gh; ++iy) {
+    const T y = (b.start_y + T(ph) * b.bin_h) + (T(T(iy) + T(0.5)) * b.bin_h) / T(b.gh);
+    int64_t ys[2];
+    T wy[2];
+    align_axis(y, H, ys, wy);
+    wy[0] = wy[0] / count;
+    wy[1] = wy[1] / count;
+    for (int64_t ix = 0; ix < b.gw; ++ix) {
+      const T xx = (b.start_x + T(pw) * b.bin_w) + (T(T(ix) + T(0.5)) * b.bin_w) / T(b.gw);
+      int64_t xs[2];
+      T wx[2];
+      align_axis(xx, W, xs, wx);
+      for (int cy = 0; cy < 2; ++cy)
+        for (int cx = 0; cx < 2; ++cx) f((b.batch * H + ys[cy]) * W + xs[cx], wy[cy] * wx[cx]);
+    }
+  }
+}
+
+template <typename T>
+void roi_align_forward(const T* x, int64_t H, int64_t W, int64_t C, const T* rois, double spatial_scale, int64_t K,
+                       int64_t oh, int64_t ow, int64_t sampling_ratio, int aligned, T* out, int threads) {
+  const T scale = T(spatial_scale);
+  parallel_for(K, threads, grain_for(K, threads, 1), [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const AlignBox<T> b = align_box(rois + k * 5, scale, oh, ow, sampling_ratio, aligned != 0);
+      for (int64_t ph = 0; ph < oh; ++ph) {
+        for (int64_t pw = 0; pw < ow; ++pw) {
+          T* o = out + ((k * oh + ph) * ow + pw) * C;
+          std::fill(o, o + C, T(0));
+          if (b.gh * b.gw == 0) continue;
+          align_bin(b, ph, pw, H, W, [&](int64_t row, T w) {
+            const T* r = x + row * C;
+            for (int64_t c = 0; c < C; ++c) o[c] += w * r[c];
+          });
+        }
+      }
+    }
+  });
+}
+
+// grad [K, C, oh, ow] with strides gs; grad_in: channels-last rows [N, H, W, C], zeroed
+// here. Threads split the channels (one range each), so no two add to the same element.
+template <typename T>
+void roi_align_backward(const T* grad, const int64_t* gs, const T* rois, double spatial_scale, int64_t K, int64_t C,
+                        int64_t oh, int64_t ow, int64_t N, int64_t H, int64_t W, int64_t sampling_ratio, int aligned,
+                        T* grad_in, int threads) {
+  const T scale = T(spatial_scale);
+  parallel_for(N * H, threads, grain_for(N * H, threads, 4), [&](int64_t b, int64_t e) {
+    std::fill(grad_in + b * W * C, grad_in + e * W * C, T(0));
+  });
+  const int64_t per_thread = ((C + threads - 1) / std::max(threads, 1) + 15) / 16 * 16;
+  parallel_for(C, threads, per_thread, [&](int64_t c0, int64_t c1) {
+    for (int64_t k = 0; k < K; ++k) {
+      const AlignBox<T> b = align_box(rois + k * 5, scale, oh, ow, sampling_ratio, aligned != 0);
+      if (b.gh * b.gw == 0) continue;
+      for (int64_t ph = 0; ph < oh; ++ph) {
+        for (int64_t pw = 0; pw < ow; ++pw) {
+          const T* g = grad + k * gs[0] + ph * gs[2] + pw * gs[3];
+          align_bin(b, ph, pw, H, W, [&](int64_t row, T w) {
+            T* r = grad_in + row * C;
+            if (gs[1] == 1) {
+              for (int64_t c = c0; c < c1; ++c) r[c] += w * g[c];
+            } else {
+              for (int64_t c = c0; c < c1; ++c) r[c] += w * g[c * gs[1]];
+            }
+          });
+        }
+      }
+    }
+  });
+}
+
+// x [N, C, H, W] with strides xs -> channels-last rows [N, H, W, C].
+template <typename T>
+void to_rows(const T* x, const int64_t* xs, int64_t N, int64_t C, int64_t H, int64_t W, T* rows, int threads) {
+  parallel_for(N * H, threads, grain_for(N * H, threads, 4), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t n = i / H, y = i % H;
+      const T* src = x + n * xs[0] + y * xs[2];
+      T* dst = rows + i * W * C;
+      for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        const int64_t c1 = std::min(C, c0 + 16);
+        for (int64_t xx = 0; xx < W; ++xx)
+          for (int64_t c = c0; c < c1; ++c) dst[xx * C + c] = src[c * xs[1] + xx * xs[3]];
       }
     }
   });
@@ -633,9 +774,23 @@ int convolab_native_abi() { return 1; }
     roi_pool_forward<T>(x, H, W, C, rois, scale, K, oh, ow, out, arg, threads);                                  \
   }                                                                                                              \
   void roi_pool_backward_##S(const T* grad, const int64_t* gs, const int32_t* arg, const int64_t* as,            \
-                             const T* rois, int64_t K, int64_t C, int64_t oh, int64_t ow, int64_t H, int64_t W,  \
-                             T* grad_in, int64_t channel_stride, int threads) {                                 \
-    roi_pool_backward<T>(grad, gs, arg, as, rois, K, C, oh, ow, H, W, grad_in, channel_stride, threads);         \
+                             const T* rois, int64_t K, int64_t C, int64_t oh, int64_t ow, int64_t N, int64_t H,  \
+                             int64_t W, T* grad_in, int64_t channel_stride, int threads) {                      \
+    roi_pool_backward<T>(grad, gs, arg, as, rois, K, C, oh, ow, N, H, W, grad_in, channel_stride, threads);      \
+  }                                                                                                              \
+  void roi_align_forward_##S(const T* x, int64_t H, int64_t W, int64_t C, const T* rois, double scale, int64_t K,   \
+                             int64_t oh, int64_t ow, int64_t sampling_ratio, int aligned, T* out, int threads) { \
+    roi_align_forward<T>(x, H, W, C, rois, scale, K, oh, ow, sampling_ratio, aligned, out, threads);             \
+  }                                                                                                              \
+  void roi_align_backward_##S(const T* grad, const int64_t* gs, const T* rois, double scale, int64_t K, int64_t C, \
+                              int64_t oh, int64_t ow, int64_t N, int64_t H, int64_t W, int64_t sampling_ratio,   \
+                              int aligned, T* grad_in, int threads) {                                           \
+    roi_align_backward<T>(grad, gs, rois, scale, K, C, oh, ow, N, H, W, sampling_ratio, aligned, grad_in,         \
+                          threads);                                                                              \
+  }                                                                                                              \
+  void to_rows_##S(const T* x, const int64_t* xs, int64_t N, int64_t C, int64_t H, int64_t W, T* rows,             \
+                   int threads) {                                                                                \
+    to_rows<T>(x, xs, N, C, H, W, rows, threads);                                                                \
   }
 
 CONVOLAB_ROI_POOL(float, f32)
@@ -675,7 +830,10 @@ CONVOLAB_DEFORM(double, f64)
 # ctypes signatures: p = pointer, i = int64, d = double, t = int (thread count)
 _SIGNATURES = {
     "roi_pool_forward": "piiipdiiippt",
-    "roi_pool_backward": "ppppp" "iiiiii" "pit",
+    "roi_pool_backward": "ppppp" "iiiiiii" "pit",
+    "roi_align_forward": "piiipdiiiitpt",
+    "roi_align_backward": "pppdiiiiiiiitpt",
+    "to_rows": "ppiiiipt",
     "deform_forward": "pppppppp" "t" "pt",
     "deform_backward": "ppppppp" "t" "pppp" "pppp" "t",
 }

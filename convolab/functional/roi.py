@@ -157,6 +157,21 @@ def _as_rois(op: str, boxes: BoxesArg, input: Tensor) -> Tensor:
     return torch.cat(parts) if parts else input.new_zeros(0, 5, dtype=dtype)
 
 
+def _native_rows(lib: Any, x: Tensor) -> Tensor:
+    """x [N, C, H, W] (float32/64, CPU) as channels-last rows [N, H, W, C]: a view when x is
+    channels-last already, else one transposing copy by the compiled kernel (whose workers
+    do not wait on each other the way a torch copy's threads do on a loaded machine)."""
+    rows = x.permute(0, 2, 3, 1)
+    if rows.is_contiguous():
+        return rows
+    n, c, h, w = x.shape
+    rows = torch.empty(n, h, w, c, dtype=x.dtype, device=x.device)
+    strides = torch.tensor(x.stride(), dtype=torch.int64)
+    fn = lib.to_rows_f64 if x.dtype == torch.float64 else lib.to_rows_f32
+    fn(x.data_ptr(), strides.data_ptr(), n, c, h, w, rows.data_ptr(), _native.threads())
+    return rows
+
+
 def _rows(x: Tensor) -> Tensor:
     """[N, C, H, W] -> channels-last rows [N*H*W, C] (one copy unless already channels-last)."""
     return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
@@ -330,6 +345,16 @@ def _align_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spati
     if k == 0 or c == 0 or input.numel() == 0:
         return _roi_output(input, k, output_size)
     dtype = compute_dtype(input)
+    lib = _native.usable(input.to(dtype))
+    if lib is not None:
+        # the compiled kernel: per box, each bin's samples and corners computed in place (the
+        # same arithmetic as _align_chunks), their rows summed with the channels vectorised
+        rows, boxes = _native_rows(lib, input.to(dtype)), rois.to(dtype).contiguous()
+        out = torch.empty(k, oh, ow, c, dtype=dtype, device=input.device)
+        fn = lib.roi_align_forward_f64 if dtype == torch.float64 else lib.roi_align_forward_f32
+        fn(rows.data_ptr(), input.shape[2], input.shape[3], c, boxes.data_ptr(), spatial_scale, k, oh, ow, sampling_ratio,
+           int(aligned), out.data_ptr(), _native.threads())
+        return out.permute(0, 3, 1, 2).to(input.dtype)
     rows = _rows(input.to(dtype))
     chunks = list(_align_chunks(rois.to(dtype), input.shape, output_size, spatial_scale, sampling_ratio, aligned))
     if len(chunks) == 1 and chunks[0][0].shape[0] == k:
@@ -354,6 +379,17 @@ def _align_backward_kernel(grad: Tensor, rois: Tensor, input_shape: Sequence[int
     if k == 0 or grad.numel() == 0 or n * h * w == 0:
         return _input_grad(grad, input_shape)
     dtype = compute_dtype(grad)
+    lib = _native.usable(grad.to(dtype))
+    if lib is not None:
+        # the compiled kernel: every bin's gradient added to its samples' corner rows, the
+        # channels split between threads (no two threads add to the same element)
+        g, boxes = grad.to(dtype), rois.to(dtype).contiguous()
+        rows = torch.empty(n, h, w, c, dtype=dtype, device=grad.device)  # zeroed by the kernel
+        strides = torch.tensor(g.stride(), dtype=torch.int64)
+        fn = lib.roi_align_backward_f64 if dtype == torch.float64 else lib.roi_align_backward_f32
+        fn(g.data_ptr(), strides.data_ptr(), boxes.data_ptr(), spatial_scale, k, c, oh, ow, n, h, w, sampling_ratio,
+           int(aligned), rows.data_ptr(), _native.threads())
+        return rows.permute(0, 3, 1, 2).to(grad.dtype)
     grad_rows = grad.to(dtype).permute(0, 2, 3, 1).reshape(-1, c)
     chunks = list(_align_chunks(rois.to(dtype), input_shape, (oh, ow), spatial_scale, sampling_ratio, aligned))
     if not chunks:
@@ -674,7 +710,7 @@ def _pool_native(lib: Any, input: Tensor, rois: Tensor, size: Sequence[int], spa
     n, c, height, width = input.shape
     k, (oh, ow) = rois.shape[0], size
     dtype = rois.dtype
-    rows = input.to(dtype).permute(0, 2, 3, 1).contiguous()  # no copy for a channels-last input
+    rows = _native_rows(lib, input.to(dtype))
     values = _pool_output(input, k, size, dtype)
     argmax = _pool_output(input, k, size, torch.int32)
     rois = rois.contiguous()
@@ -690,12 +726,16 @@ def _pool_output(input: Tensor, k: Any, size: Sequence[int], dtype: Any = None) 
     return input.new_empty(k, input.shape[1], size[0], size[1], dtype=dtype)
 
 
-def _pool_input_grad(grad: Tensor, input_shape: Sequence[int], dtype: Any = None) -> Tensor:
-    """Zeros for roi_pool's input gradient, laid out like ``grad``: channels-last when grad's
-    channels are contiguous, else contiguous (each channel's gradient then gathers in one
-    plane, which keeps the scatter in cache). The fake kernel's answer too."""
+def _pool_input_grad(grad: Tensor, input_shape: Sequence[int], dtype: Any = None, zeros: bool = True) -> Tensor:
+    """Zeros (or, ``zeros=False``, an uninitialised buffer) for roi_pool's input gradient, laid
+    out like ``grad``: channels-last when grad's channels are contiguous, else contiguous
+    (each channel's gradient then gathers in one plane, which keeps the scatter in cache).
+    The fake kernel's answer too."""
+    n, c, h, w = input_shape
     if grad.dim() == 4 and grad.stride(1) != 1:
-        return grad.new_zeros(tuple(input_shape), dtype=dtype)
+        return grad.new_empty(n, c, h, w, dtype=dtype) if not zeros else grad.new_zeros(n, c, h, w, dtype=dtype)
+    if not zeros:
+        return grad.new_empty(n, h, w, c, dtype=dtype).permute(0, 3, 1, 2)
     return _input_grad(grad, input_shape, dtype)
 
 
@@ -703,19 +743,20 @@ def _pool_backward_kernel(grad: Tensor, rois: Tensor, argmax: Tensor, input_shap
     refuse_forward_ad("convolab::roi_pool_backward", "convolab.functional.roi_pool", grad)
     n, c, h, w = input_shape
     k = grad.shape[0]
-    result = _pool_input_grad(grad, input_shape)
     if k == 0 or grad.numel() == 0:
-        return result
+        return _pool_input_grad(grad, input_shape)
     dtype = compute_dtype(grad)  # sums of bf16 gradients at a shared argmax lose less in float32
     lib = _native.usable(grad.to(dtype))
     if lib is not None:
         g, boxes = grad.to(dtype), rois.to(dtype).contiguous()
-        target = result if result.dtype == dtype else result.to(dtype)
+        result = _pool_input_grad(grad, input_shape, zeros=False)  # the kernel zeroes it
+        target = result if result.dtype == dtype else _pool_input_grad(grad, input_shape, dtype, zeros=False)
         strides = torch.tensor([g.stride(), argmax.stride()], dtype=torch.int64)
         fn = lib.roi_pool_backward_f64 if dtype == torch.float64 else lib.roi_pool_backward_f32
         fn(g.data_ptr(), strides[0].data_ptr(), argmax.data_ptr(), strides[1].data_ptr(), boxes.data_ptr(),
-           k, c, grad.shape[2], grad.shape[3], h, w, target.data_ptr(), target.stride(1), _native.threads())
+           k, c, grad.shape[2], grad.shape[3], n, h, w, target.data_ptr(), target.stride(1), _native.threads())
         return result if target is result else result.copy_(target)
+    result = _pool_input_grad(grad, input_shape)
     # scatter-add every (bin, channel) to its argmax pixel, in grad's own memory order (no
     # copy of grad): rows of C per pixel, and one spare pixel in front of each image where
     # the empty bins (argmax -1) send their gradient, so no bin needs masking

@@ -189,3 +189,41 @@ def test_deform_kernel_results_do_not_depend_on_the_thread_count(threads):
         ref = _deform_values_and_grads(*case, padding=1)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sampling_ratio,aligned,size,scale", [(2, False, (7, 7), 1 / 16), (-1, False, (2, 3), 0.5),
+                                                                (0, True, (3, 3), 0.5), (1, True, (5, 4), 1.0)])
+def test_roi_align_kernel_matches_the_torch_path(dtype, sampling_ratio, aligned, size, scale):
+    x = torch.randn(3, 5, 13, 17, generator=torch.Generator().manual_seed(7), dtype=dtype)
+    boxes = _boxes(40, 3, 13, 17, scale, seed=8, dtype=dtype)
+    args = (list(size), scale, sampling_ratio, aligned)
+    out, out_t = _both(lambda: torch.ops.convolab.roi_align(x, boxes, *args))
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(out, out_t, rtol=tol, atol=tol)
+    assert out.stride() == out_t.stride()
+    grad = torch.randn(out.shape, dtype=dtype)
+    for g in (grad, grad.contiguous(memory_format=torch.channels_last), grad[:, :, :1, :1].expand_as(grad)):
+        a, b = _both(lambda: torch.ops.convolab.roi_align_backward(g, boxes, list(x.shape), *args[1:]))
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+        assert a.stride() == b.stride()
+
+
+@needs_compiler
+def test_roi_kernels_agree_for_any_thread_count():
+    x = torch.randn(2, 40, 16, 16, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    boxes = _boxes(200, 2, 16, 16, 0.5, seed=10, dtype=torch.float64)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            leaf = x.clone().requires_grad_()
+            y = torch.cat([roi_pool(leaf, boxes, 3, 0.5).flatten(1), torch.ops.convolab.roi_align(leaf, boxes, [3, 3], 0.5, 2, False).flatten(1)], 1)
+            y.backward(torch.ones_like(y))
+            results.append((y, leaf.grad))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
