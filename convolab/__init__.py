@@ -23,6 +23,7 @@ from .functional import (
     locally_connected,
     roi_align,
     roi_pool,
+    roi_spatial_pyramid_pool,
 )
 from .functional import (  # pooling and separable convolutions (issue 3)
     adaptive_avg_pool,
@@ -78,4 +79,5 @@ __all__ = [
     "split_separable_kernel",
     "roi_align",
     "roi_pool",
+    "roi_spatial_pyramid_pool",
 ]

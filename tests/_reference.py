@@ -375,3 +375,32 @@ def assert_same_values_and_grads(ours, ref, inputs, tol=1e-9):
     r.backward(g)
     for a, b in zip(leaves, leaves_ref):
         torch.testing.assert_close(a.grad, b.grad, rtol=tol, atol=tol)
+
+
+def roi_spp_reference(x: Tensor, boxes: Tensor, levels, spatial_scale: float = 1.0, mode: str = "max") -> Tensor:
+    """SPP of each box [K, 5]: per level (n_h, n_w), Fast R-CNN's quantised bins, max or mean
+    (0 for a bin outside the map), flattened channel-major and concatenated over levels."""
+    _, channels, height, width = x.shape
+    xs = x.tolist()
+    rows = []
+    for b, x1, y1, x2, y2 in boxes.tolist():
+        sw, sh = _round_half_away(x1 * spatial_scale), _round_half_away(y1 * spatial_scale)
+        ew, eh = _round_half_away(x2 * spatial_scale), _round_half_away(y2 * spatial_scale)
+        roi_w, roi_h = max(ew - sw + 1, 1), max(eh - sh + 1, 1)
+        row = []
+        for level in levels:
+            oh, ow = (level, level) if isinstance(level, int) else level
+            for c in range(channels):
+                img = xs[int(b)][c]
+                for ph, pw in itertools.product(range(oh), range(ow)):
+                    hs = min(max(math.floor(ph * roi_h / oh) + sh, 0), height)
+                    he = min(max(math.ceil((ph + 1) * roi_h / oh) + sh, 0), height)
+                    ws = min(max(math.floor(pw * roi_w / ow) + sw, 0), width)
+                    we = min(max(math.ceil((pw + 1) * roi_w / ow) + sw, 0), width)
+                    vals = [img[h][w] for h in range(hs, he) for w in range(ws, we)]
+                    if not vals:
+                        row.append(0.0)
+                    else:
+                        row.append(max(vals) if mode == "max" else sum(vals) / len(vals))
+        rows.append(row)
+    return torch.tensor(rows, dtype=x.dtype).reshape(len(rows), -1)

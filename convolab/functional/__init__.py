@@ -45,7 +45,7 @@ from .separable import (
     split_separable_kernel,
 )
 from .deform import deform_conv, deform_conv1d, deform_conv2d, deform_conv3d
-from .roi import roi_align, roi_pool
+from .roi import roi_align, roi_pool, roi_spatial_pyramid_pool
 from .shuffle import channel_shuffle
 from .local import locally_connected, locally_connected1d, locally_connected2d, locally_connected3d
 
@@ -80,4 +80,5 @@ __all__ = [
     "split_separable_kernel",
     "roi_align",
     "roi_pool",
+    "roi_spatial_pyramid_pool",
 ]

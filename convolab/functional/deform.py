@@ -9,9 +9,20 @@ modulation ``mask`` in [0, 1]. The rest is an ordinary convolution: one GEMM
 between the weight and the matrix of sampled columns (the im2col algorithm of
 :mod:`convolab.functional.algorithms.im2col` with a deformed window).
 
-Two implementations share the sampling positions:
+Three implementations share the sampling positions:
 
-- ``algorithm="embedding_bag"`` (the default): the interpolation is a sparse
+- 2-D problems on CPU in float32/float64 (bf16/fp16 compute in float32) run a compiled
+  kernel when one can be built (:mod:`convolab.functional._native`): per block of output
+  positions it computes each sampling point from the offsets, writes the block's columns
+  from the four corner rows of the channels-last table (channels vectorised), and
+  multiplies them with the weight by torch's own BLAS, straight into the output's
+  layout; the backward remakes each block the same way, takes the column gradient from
+  one GEMM and the weight gradient from another, and gets the offset and mask gradients
+  from the corner dot products while it scatters the input gradient. Each pass is one
+  parallel region whose workers claim blocks as they go (each with its own sums, added
+  at the end), so a loaded machine costs it no barrier per chunk.
+- ``algorithm="embedding_bag"`` (the default; every other case, and the fallback without a
+  compiler): the interpolation is a sparse
   matrix with ``2**d`` weighted entries per (position, tap), applied to the
   channels-last rows of the zero-padded input by ``torch.nn.functional.embedding_bag``
   (one fused gather-and-weight kernel; the mask is folded into the weights).
@@ -56,6 +67,7 @@ from torch import Tensor
 
 from .. import arithmetic
 from .._args import PaddingArg, check_choice, check_conv_channels, positive_tuple
+from . import _native
 from ._custom_ops import (
     autocast_enabled,
     compute_dtype,
@@ -84,6 +96,11 @@ DEFORM_ALGORITHMS = ("auto", "embedding_bag", "gather")
 #: recycled from the heap instead of being mapped and page-faulted afresh every call.
 #: A chunk never holds fewer than one output position.
 COLUMNS_BUDGET = 1 << 20
+
+#: Elements of one block of columns in the compiled kernels (:mod:`convolab.functional._native`):
+#: 2**18, 1 MiB in float32, so that a block and its gradient stay in a core's cache between
+#: the sampling and the GEMMs.
+NATIVE_BLOCK = 1 << 18
 
 # Input-gradient entries are grouped by the row they read with NumPy's radix sort when a chunk's
 # rows span at most this many (16-bit keys), else with torch.sort.
@@ -132,7 +149,11 @@ def deform_conv(
     gradient chunk at a time. While it runs, each pass holds an input-sized padded copy and
     ``2**d`` int32 indices and ``2**d`` weights per (sample, output position, tap, offset
     group), i.e. ``2**d`` times the size of the offsets; between forward and backward only
-    the inputs are kept. The "gather" path materialises everything (reference only).
+    the inputs are kept. The compiled 2-D kernel holds an input-sized padded copy and, per
+    worker thread, one block of columns and its gradient (``NATIVE_BLOCK = 2**18`` elements
+    each, at least 16 rows); in the backward each helper thread also sums into an
+    input-sized table and a weight-sized buffer of its own. The "gather" path materialises
+    everything (reference only).
 
     Precision and derivatives: bf16/fp16 inputs are sampled and summed in float32 and the
     output returns in the input's dtype; under autocast the op computes in float32 and
@@ -157,7 +178,8 @@ def deform_conv(
         offset_groups (int, optional): channel blocks with their own offsets (torchvision's
             ``n_offset_grps``, mmcv's ``deform_groups``). Default: inferred from
             ``offset.shape[1]``.
-        algorithm (str): "auto" (= "embedding_bag"), "embedding_bag" or "gather" (reference).
+        algorithm (str): "auto" (= "embedding_bag": the custom op, whose 2-D CPU kernel is the
+            compiled one when it can be built), "embedding_bag" or "gather" (reference).
 
     Returns:
         Tensor[N, C_out, *out] (unbatched in, unbatched out).
@@ -452,11 +474,7 @@ class _Points:
 
     def table(self, x: Tensor) -> Tensor:
         """The zero-padded channels-last rows [N*prod(padded)*G, Cg] of ``x``."""
-        # one transposing copy into a zeroed buffer (padding first, then moving the channels
-        # last, would copy the input twice)
-        table = x.new_zeros(x.shape[0], *self.padded, x.shape[1])
-        table[(slice(None), *(slice(1, s + 1) for s in self.spatial))] = x.movedim(1, -1)
-        return table.view(self.rows, self.cg)
+        return _padded_table(x).view(self.rows, self.cg)
 
     def untable(self, grad_table: Tensor, n: int, c: int) -> Tensor:
         """The inverse of :meth:`table` for a gradient: the padding cropped, channels back in dim 1 (a view)."""
@@ -500,6 +518,17 @@ class _Points:
                 if self.mask is not None:
                     part.mul_(self.mask)
                 out[:, :, :, d] = part.mul_(self.live[d]).permute(0, 3, 2, 1)
+
+
+def _padded_table(x: Tensor) -> Tensor:
+    """``x`` [N, C, *spatial] zero-padded by one before and two after each spatial dim,
+    channels last: [N, *(s + 3), C], the table both sampling paths read (see :class:`_Points`)."""
+    spatial = x.shape[2:]
+    # one transposing copy into a zeroed buffer (padding first, then moving the channels
+    # last, would copy the input twice)
+    table = x.new_zeros(x.shape[0], *(s + 3 for s in spatial), x.shape[1])
+    table[(slice(None), *(slice(1, s + 1) for s in spatial))] = x.movedim(1, -1)
+    return table
 
 
 def _interleave(planes: list[Tensor]) -> Tensor:
@@ -607,12 +636,25 @@ def _forward_kernel(input, offset, mask, weight, bias, stride, padding, dilation
     x, offset, mask, weight, bias = _upcast(dtype, input, offset, mask, weight, bias)
     kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
     taps, length, c_out = math.prod(kernel), math.prod(out_size), weight.shape[0]
-    pts = _Points(x, offset, mask, kernel, geometry, backward=False)
-    table = pts.table(x)
     w = _flat_weight(weight, groups)
+    lib = _native_for(x, offset, mask, weight, kernel)
+    if lib is not None:
+        # one call: the padded table, then per block of positions the sampled columns and
+        # their GEMM with the weight, written straight into the output's layout
+        channels_last = not result.is_contiguous()
+        out = result if result.dtype == dtype else torch.empty_like(result, dtype=dtype)
+        args, strides = _native_args(x, offset, weight, geometry), torch.tensor(x.stride(), dtype=torch.int64)
+        offset, mask, w = offset.contiguous(), _contiguous(mask), w.contiguous()
+        table = x.new_empty(n, *(s_ + 3 for s_ in x.shape[2:]), c)
+        fn = lib.deform_forward_f64 if dtype == torch.float64 else lib.deform_forward_f32
+        fn(args.data_ptr(), x.data_ptr(), strides.data_ptr(), offset.data_ptr(), _native.pointer(mask), w.data_ptr(),
+           _native.pointer(_contiguous(bias)), out.data_ptr(), int(channels_last), table.data_ptr(), _native.threads())
+        return result if out is result else result.copy_(out)
     direct = result.dtype == dtype and result.movedim(1, -1).is_contiguous()
     # channels-last outputs take the GEMM rows in place; others are transposed once at the end
     out = result.movedim(1, -1).view(n * length, c_out) if direct else x.new_empty(n * length, c_out)
+    pts = _Points(x, offset, mask, kernel, geometry, backward=False)
+    table = pts.table(x)
     bags = taps * offset_groups  # bags per output row
     for r0, r1 in _row_chunks(n * length, taps * c):
         cols = F.embedding_bag(pts.index[r0 * bags : r1 * bags], table, per_sample_weights=pts.weights[r0 * bags : r1 * bags], mode="sum")
@@ -622,6 +664,33 @@ def _forward_kernel(input, offset, mask, weight, bias, stride, padding, dilation
     if not direct:
         result.copy_(out.view(n, *out_size, c_out).movedim(-1, 1))
     return result
+
+
+def _contiguous(t: Optional[Tensor]) -> Optional[Tensor]:
+    return None if t is None else t.contiguous()
+
+
+def _native_for(x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, kernel: Sequence[int]) -> Any:
+    """The compiled kernels for a 2-D problem on CPU in float32/float64 whose sizes fit BLAS's
+    32-bit ints, else None (the torch path runs)."""
+    if len(kernel) != 2 or x.numel() >= 2**31 or offset.numel() >= 2**31 or weight.numel() >= 2**31:
+        return None
+    if _native.usable(x, offset, mask, weight) is None:
+        return None
+    return _native.blas()
+
+
+def _native_args(x: Tensor, offset: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
+    """The sizes the compiled kernels read: [N, C, H, W, G, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw,
+    Cout, groups, rows per block]. A block's columns and their gradient (rows x taps*C each) stay
+    within NATIVE_BLOCK elements, so they are still in cache when the GEMMs read them."""
+    stride, pads, dilation, groups, og = geometry
+    n, c, h, w = x.shape
+    per_row = weight.shape[2] * weight.shape[3] * c
+    rows = max(16, min(1024, NATIVE_BLOCK // per_row))
+    values = [n, c, h, w, og, *offset.shape[2:], *weight.shape[2:], *stride, *(b for b, _ in pads), *dilation,
+              weight.shape[0], groups, rows]
+    return torch.tensor(values, dtype=torch.int64)
 
 
 def _backward_outputs(input: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, need: Sequence[bool]) -> list[Tensor]:
@@ -651,6 +720,10 @@ def _backward_kernel(grad_out, input, offset, mask, weight, need, stride, paddin
     go_full, x, offset, mask, weight = _upcast(dtype, grad_out, input, offset, mask, weight)
     kernel = tuple(weight.shape[2:])
     taps = math.prod(kernel)
+    lib = _native_for(x, offset, mask, weight, kernel)
+    if lib is not None and go_full.numel() < 2**31:
+        _native_backward(lib, go_full, x, offset, mask, weight, geometry, results, (need_x, need_off, need_mask, need_w, need_b))
+        return tuple(results)
     pts = _Points(x, offset, mask, kernel, geometry)
     table = pts.table(x)
     length = go_full[0, 0].numel()
@@ -712,6 +785,53 @@ def _backward_kernel(grad_out, input, offset, mask, weight, need, stride, paddin
     if need_b:
         torch.sum(go, 0, out=grad_b) if grad_b.dtype == go.dtype else grad_b.copy_(go.sum(0))
     return tuple(results)
+
+
+def _native_backward(lib, go, x, offset, mask, weight, geometry: Geometry, results: list, need: Sequence[bool]) -> None:
+    """The backward in one call of the compiled kernel: per block of positions, the columns and
+    their gradient (GEMMs with the weight and the output gradient), the corner dot products
+    (offset and mask gradients) and the input gradient's scatter, each worker into sums of
+    its own (added up at the end)."""
+    need_x, need_off, need_mask, need_w, need_b = need
+    groups = geometry[3]
+    dtype = x.dtype
+    go_channels_last = not go.is_contiguous() and go.movedim(1, -1).is_contiguous()
+    go = go if go.is_contiguous() or go_channels_last else go.contiguous()
+    grad_x, grad_off, grad_mask, grad_w_out, grad_b = results
+
+    def target(t: Tensor, wanted: bool) -> Optional[Tensor]:
+        # the kernel writes float32/float64 contiguous tensors; anything else is copied after
+        if not wanted:
+            return None
+        return t if t.dtype == dtype and t.is_contiguous() else torch.empty(t.shape, dtype=dtype)
+
+    n, c = x.shape[:2]
+    off_t, mask_t = target(grad_off, need_off), target(grad_mask, need_mask)
+    gx = (grad_x if grad_x.dtype == dtype else torch.empty_like(grad_x, dtype=dtype)) if need_x else None
+    w = _flat_weight(weight, groups).contiguous()
+    gw = w.new_zeros(w.shape) if need_w else None
+    gb = x.new_zeros(weight.shape[0]) if need_b else None
+    table = x.new_empty(n, *(s_ + 3 for s_ in x.shape[2:]), c)
+    grad_table = torch.empty_like(table) if need_x else None
+    args = _native_args(x, offset, weight, geometry)
+    strides = torch.tensor([x.stride(), gx.stride() if gx is not None else x.stride()], dtype=torch.int64)
+    offset, mask = offset.contiguous(), _contiguous(mask)
+    fn = lib.deform_backward_f64 if dtype == torch.float64 else lib.deform_backward_f32
+    p = _native.pointer
+    fn(args.data_ptr(), x.data_ptr(), strides[0].data_ptr(), offset.data_ptr(), p(mask), w.data_ptr(), go.data_ptr(),
+       int(go_channels_last), table.data_ptr(), p(grad_table), p(gx), strides[1].data_ptr(), p(off_t), p(mask_t), p(gw), p(gb),
+       _native.threads())
+    if need_x and gx is not grad_x:
+        grad_x.copy_(gx)
+    for out, got in ((grad_off, off_t), (grad_mask, mask_t)):
+        if got is not None and got is not out:
+            out.copy_(got)
+    if need_w:
+        # (tap, channel) columns back to the weight's (channel, tap) order, in one copy
+        taps = weight.shape[2] * weight.shape[3]
+        grad_w_out.view(weight.shape[0], -1, taps).copy_(gw.view(weight.shape[0], taps, -1).transpose(1, 2))
+    if need_b:
+        grad_b.copy_(gb)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,10 +12,14 @@ that every gather moves a whole run of C contiguous values:
   ``embedding_bag`` (weighted sum of gathered rows); the backward is the same
   kernel on the transposed map (entries sorted by input pixel), so neither pass
   scatters with atomics or Python loops.
-- ``roi_pool`` answers every bin as a sparse-table query: the max of four
-  power-of-two windows at its corners, read from torch's channels-last max
-  pooling of the whole map (one pooling per window size, not per box); the
-  gradient goes to the first row-major argmax.
+- ``roi_pool`` runs a compiled CPU kernel when one can be built
+  (:mod:`convolab.functional._native`): each bin's window is scanned row by row, a max
+  over C contiguous values at a time, box by box, and the backward adds every gradient
+  at its argmax, the channels split between threads. Its pure-PyTorch path (no
+  compiler, other devices) answers every bin as a sparse-table query instead: the max
+  of four power-of-two windows at its corners, read from torch's channels-last max
+  pooling of the whole map (one pooling per window size, not per box). Both give the
+  same values and argmaxes; the gradient goes to the first row-major argmax.
 
 The conventions are those of the widely used CPU/GPU kernels (torchvision's
 ``ops.roi_align`` / ``ops.roi_pool``), so trained detectors port unchanged.
@@ -44,14 +48,15 @@ under compile, export, tracing, or on fake/meta tensors): a traced graph does no
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._args import positive_tuple
+from .._args import check_choice, positive_tuple
+from . import _native
 from ._custom_ops import (
     compute_dtype,
     needs_plain_autograd,
@@ -62,7 +67,7 @@ from ._custom_ops import (
     vmap_by_loop,
 )
 
-__all__ = ["ROI_BUDGET", "roi_align", "roi_pool"]
+__all__ = ["ROI_BUDGET", "ROI_SPP_MODES", "roi_align", "roi_pool", "roi_spatial_pyramid_pool"]
 
 BoxesArg = Union[Tensor, Sequence[Tensor]]
 
@@ -99,7 +104,7 @@ def _check(op: str, input: Tensor, boxes: BoxesArg, output_size: Any, spatial_sc
             k = int(bad.nonzero()[0])
             raise ValueError(f"{op}: box {k} has non-finite coordinates {rois[k].tolist()}")
         batch = rois[:, 0]
-        bad = (batch != batch.floor()) | (batch < 0) | (batch >= input.shape[0])
+        bad = (batch != batch.long().to(batch.dtype)) | (batch < 0) | (batch >= input.shape[0])
         if bad.any():
             k = int(bad.nonzero()[0])
             raise ValueError(
@@ -150,6 +155,21 @@ def _as_rois(op: str, boxes: BoxesArg, input: Tensor) -> Tensor:
         b = b.detach().to(dtype)
         parts.append(torch.cat([torch.full_like(b[:, :1], i), b], 1))
     return torch.cat(parts) if parts else input.new_zeros(0, 5, dtype=dtype)
+
+
+def _native_rows(lib: Any, x: Tensor) -> Tensor:
+    """x [N, C, H, W] (float32/64, CPU) as channels-last rows [N, H, W, C]: a view when x is
+    channels-last already, else one transposing copy by the compiled kernel (whose workers
+    do not wait on each other the way a torch copy's threads do on a loaded machine)."""
+    rows = x.permute(0, 2, 3, 1)
+    if rows.is_contiguous():
+        return rows
+    n, c, h, w = x.shape
+    rows = torch.empty(n, h, w, c, dtype=x.dtype, device=x.device)
+    strides = torch.tensor(x.stride(), dtype=torch.int64)
+    fn = lib.to_rows_f64 if x.dtype == torch.float64 else lib.to_rows_f32
+    fn(x.data_ptr(), strides.data_ptr(), n, c, h, w, rows.data_ptr(), _native.threads())
+    return rows
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -325,6 +345,16 @@ def _align_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spati
     if k == 0 or c == 0 or input.numel() == 0:
         return _roi_output(input, k, output_size)
     dtype = compute_dtype(input)
+    lib = _native.usable(input.to(dtype))
+    if lib is not None:
+        # the compiled kernel: per box, each bin's samples and corners computed in place (the
+        # same arithmetic as _align_chunks), their rows summed with the channels vectorised
+        rows, boxes = _native_rows(lib, input.to(dtype)), rois.to(dtype).contiguous()
+        out = torch.empty(k, oh, ow, c, dtype=dtype, device=input.device)
+        fn = lib.roi_align_forward_f64 if dtype == torch.float64 else lib.roi_align_forward_f32
+        fn(rows.data_ptr(), input.shape[2], input.shape[3], c, boxes.data_ptr(), spatial_scale, k, oh, ow, sampling_ratio,
+           int(aligned), out.data_ptr(), _native.threads())
+        return out.permute(0, 3, 1, 2).to(input.dtype)
     rows = _rows(input.to(dtype))
     chunks = list(_align_chunks(rois.to(dtype), input.shape, output_size, spatial_scale, sampling_ratio, aligned))
     if len(chunks) == 1 and chunks[0][0].shape[0] == k:
@@ -349,6 +379,17 @@ def _align_backward_kernel(grad: Tensor, rois: Tensor, input_shape: Sequence[int
     if k == 0 or grad.numel() == 0 or n * h * w == 0:
         return _input_grad(grad, input_shape)
     dtype = compute_dtype(grad)
+    lib = _native.usable(grad.to(dtype))
+    if lib is not None:
+        # the compiled kernel: every bin's gradient added to its samples' corner rows, the
+        # channels split between threads (no two threads add to the same element)
+        g, boxes = grad.to(dtype), rois.to(dtype).contiguous()
+        rows = torch.empty(n, h, w, c, dtype=dtype, device=grad.device)  # zeroed by the kernel
+        strides = torch.tensor(g.stride(), dtype=torch.int64)
+        fn = lib.roi_align_backward_f64 if dtype == torch.float64 else lib.roi_align_backward_f32
+        fn(g.data_ptr(), strides.data_ptr(), boxes.data_ptr(), spatial_scale, k, c, oh, ow, n, h, w, sampling_ratio,
+           int(aligned), rows.data_ptr(), _native.threads())
+        return rows.permute(0, 3, 1, 2).to(grad.dtype)
     grad_rows = grad.to(dtype).permute(0, 2, 3, 1).reshape(-1, c)
     chunks = list(_align_chunks(rois.to(dtype), input_shape, (oh, ow), spatial_scale, sampling_ratio, aligned))
     if not chunks:
@@ -498,11 +539,16 @@ def roi_pool(
     map. An empty bin (entirely outside the map) gives 0. The gradient goes to
     the first (row-major) maximum of each bin.
 
-    Memory: a few pooled copies of the map (one per power-of-two window size in
-    use, built one at a time) and the argmax of every output value (int32, kept for
-    the backward). Low-precision inputs are compared and returned exactly (a max
-    needs no float32 sums); under autocast the op returns float32. Derivatives of every
-    order are exact: the backward scatters to the argmax, its own backward gathers there.
+    A NaN in a bin wins the max (the output is NaN, as with ``max_pool2d``) and takes the
+    bin's gradient; a bin of ``-inf`` gives ``-inf`` with its gradient at its first pixel.
+
+    Memory: the argmax of every output value (int32, kept for the backward), and a
+    channels-last copy of a contiguous input while the kernel runs; without the compiled
+    kernel, a few pooled copies of the map (one per power-of-two window size in use,
+    built one at a time). The output and the argmax are contiguous ``[K, C, oh, ow]``.
+    Low-precision inputs are compared and returned exactly (a max needs no float32
+    sums); under autocast the op returns float32. Derivatives of every order are exact:
+    the backward scatters to the argmax, its own backward gathers there.
 
     Args:
         input (Tensor[N, C, H, W]): feature maps.
@@ -511,7 +557,7 @@ def roi_pool(
         spatial_scale (float): input-image to feature-map scale. Default: 1.0.
 
     Returns:
-        Tensor[K, C, oh, ow] (channels-last strided), differentiable w.r.t. ``input``.
+        Tensor[K, C, oh, ow] (contiguous), differentiable w.r.t. ``input``.
 
     Shape:
         ``bin = (round(x2*scale) - round(x1*scale) + 1) / output_size`` per dim.
@@ -536,23 +582,30 @@ def roi_pool(
 
 
 def _round_half_away(v: Tensor) -> Tensor:
-    return (v.abs() + 0.5).floor().copysign(v).long()
+    # sign * floor(|v| + 0.5): C's round(), in ops every exporter knows (ONNX has no copysign)
+    return ((v.abs() + 0.5).floor() * v.sign()).long()
 
 
-def _pool_bins(rois: Tensor, shape, size, scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Clipped pixel ranges [k, bins] of every bin: (h_start, h_end, w_start, w_end)."""
-    _, _, height, width = shape
+def _pool_bins(rois: Tensor, shape: List[int], size: List[int], scale: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Clipped pixel ranges [k, bins] of every bin: (h_start, h_end, w_start, w_end).
+
+    The compiled roi_pool kernel computes the same numbers in the same arithmetic.
+    """
+    height, width = shape[2], shape[3]
     corners = _round_half_away(rois[:, 1:] * scale)  # x1, y1, x2, y2
-    ranges = []
-    for lo, hi, n_bins, limit in ((1, 3, size[0], height), (0, 2, size[1], width)):
-        start = corners[:, lo]
-        extent = (corners[:, hi] - start + 1).clamp(min=1).to(rois.dtype)
-        bin_size = (extent / n_bins).unsqueeze(1)
-        p = torch.arange(n_bins, dtype=rois.dtype).unsqueeze(0)
-        a = ((p * bin_size).floor().long() + start.unsqueeze(1)).clamp(0, limit)
-        b = (((p + 1) * bin_size).ceil().long() + start.unsqueeze(1)).clamp(0, limit)
-        ranges += [a, b]
-    return tuple(ranges)  # type: ignore[return-value]
+    hs, he = _bin_range(corners[:, 1], corners[:, 3], size[0], height, rois.dtype)
+    ws, we = _bin_range(corners[:, 0], corners[:, 2], size[1], width, rois.dtype)
+    return hs, he, ws, we
+
+
+def _bin_range(start: Tensor, end: Tensor, n_bins: int, limit: int, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """Bin p of a box spanning pixels [start, end] covers [floor(p*roi/n), ceil((p+1)*roi/n)) + start, clipped."""
+    extent = (end - start + 1).clamp(min=1).to(dtype)
+    bin_size = (extent / n_bins).unsqueeze(1)
+    p = torch.arange(n_bins, dtype=dtype, device=start.device).unsqueeze(0)
+    a = ((p * bin_size).floor().long() + start.unsqueeze(1)).clamp(0, limit)
+    b = (((p + 1) * bin_size).ceil().long() + start.unsqueeze(1)).clamp(0, limit)
+    return a, b
 
 
 def _floor_log2(v: Tensor) -> Tensor:
@@ -610,9 +663,11 @@ def _window_max(input: Tensor, bins: Tensor, batch: Tensor, top: Tensor, left: T
                 if best is None:
                     best, first = v, p
                 else:
-                    take = (v > best) | ((v == best) & (p < first))
+                    # a NaN wins (max_pool2d's rule) and keeps winning over later numbers
+                    nan_v, nan_best = v.isnan(), best.isnan()
+                    take = ((v > best) | (v == best) & (p < first) | nan_v & ~nan_best | nan_v & nan_best & (p < first))
                     first = torch.where(take, p, first)
-                    best = torch.maximum(best, v)  # = where(take, v, best): take implies v >= best
+                    best = torch.maximum(best, v)  # = where(take, v, best): maximum propagates NaN
         values_all.append(best)
         pixels_all.append(first)
         picked.append(sel)
@@ -623,13 +678,17 @@ def _pool_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spatia
     refuse_forward_ad("convolab::roi_pool", "convolab.functional.roi_pool", input)
     n, c, height, width = input.shape
     k, (oh, ow) = rois.shape[0], output_size
-    out = _roi_output(input, k, output_size)
-    argmax = _roi_output(input, k, output_size, dtype=torch.int32).fill_(-1)
     if k == 0 or input.numel() == 0:
-        return out, argmax
+        return _pool_output(input, k, output_size).zero_(), _pool_output(input, k, output_size, torch.int32).fill_(-1)
     if height * width >= 2**31:
         raise ValueError(f"roi_pool: expected feature maps of fewer than 2**31 pixels (int32 argmax), got H*W = {height * width}")
-    hs, he, ws, we = _pool_bins(rois.to(compute_dtype(input)), input.shape, output_size, spatial_scale)
+    dtype = compute_dtype(input)
+    lib = _native.usable(input.to(dtype))
+    if lib is not None:
+        return _pool_native(lib, input, rois.to(dtype), output_size, spatial_scale)
+    hs, he, ws, we = _pool_bins(rois.to(dtype), input.shape, output_size, spatial_scale)
+    out = _roi_output(input, k, output_size)
+    argmax = _roi_output(input, k, output_size, dtype=torch.int32).fill_(-1)
     # every bin as (batch, top, left, bin height, bin width), flattened over [K, oh, ow]
     bin_h = (he - hs).view(k, oh, 1).expand(k, oh, ow).reshape(-1)
     bin_w = (we - ws).view(k, 1, ow).expand(k, oh, ow).reshape(-1)
@@ -641,17 +700,63 @@ def _pool_kernel(input: Tensor, rois: Tensor, output_size: Sequence[int], spatia
         picked, best, pixel = _window_max(input, full, batch, top, left, bin_h, bin_w)
         out.permute(0, 2, 3, 1).view(-1, c).index_copy_(0, picked, best)
         argmax.permute(0, 2, 3, 1).view(-1, c).index_copy_(0, picked, pixel.to(torch.int32))
-    return out, argmax
+    return out.contiguous(), argmax.contiguous()
+
+
+def _pool_native(lib: Any, input: Tensor, rois: Tensor, size: Sequence[int], spatial_scale: float) -> tuple[Tensor, Tensor]:
+    """The compiled kernel (:mod:`convolab.functional._native`): each bin's window scanned row
+    by row over channels-last rows, the channels vectorised; the bins are computed in the
+    kernel by :func:`_pool_bins`' arithmetic. Same results as the torch path."""
+    n, c, height, width = input.shape
+    k, (oh, ow) = rois.shape[0], size
+    dtype = rois.dtype
+    rows = _native_rows(lib, input.to(dtype))
+    values = _pool_output(input, k, size, dtype)
+    argmax = _pool_output(input, k, size, torch.int32)
+    rois = rois.contiguous()
+    fn = lib.roi_pool_forward_f64 if dtype == torch.float64 else lib.roi_pool_forward_f32
+    fn(rows.data_ptr(), height, width, c, rois.data_ptr(), spatial_scale, k, oh, ow, values.data_ptr(), argmax.data_ptr(),
+       _native.threads())
+    return values.to(input.dtype), argmax
+
+
+def _pool_output(input: Tensor, k: Any, size: Sequence[int], dtype: Any = None) -> Tensor:
+    """roi_pool's uninitialised output [K, C, oh, ow], contiguous (so that ``flatten(1)``, the
+    usual next step of a detection head, is a view, and its gradient comes back contiguous)."""
+    return input.new_empty(k, input.shape[1], size[0], size[1], dtype=dtype)
+
+
+def _pool_input_grad(grad: Tensor, input_shape: Sequence[int], dtype: Any = None, zeros: bool = True) -> Tensor:
+    """Zeros (or, ``zeros=False``, an uninitialised buffer) for roi_pool's input gradient, laid
+    out like ``grad``: channels-last when grad's channels are contiguous, else contiguous
+    (each channel's gradient then gathers in one plane, which keeps the scatter in cache).
+    The fake kernel's answer too."""
+    n, c, h, w = input_shape
+    if grad.dim() == 4 and grad.stride(1) != 1:
+        return grad.new_empty(n, c, h, w, dtype=dtype) if not zeros else grad.new_zeros(n, c, h, w, dtype=dtype)
+    if not zeros:
+        return grad.new_empty(n, h, w, c, dtype=dtype).permute(0, 3, 1, 2)
+    return _input_grad(grad, input_shape, dtype)
 
 
 def _pool_backward_kernel(grad: Tensor, rois: Tensor, argmax: Tensor, input_shape: Sequence[int]) -> Tensor:
     refuse_forward_ad("convolab::roi_pool_backward", "convolab.functional.roi_pool", grad)
     n, c, h, w = input_shape
     k = grad.shape[0]
-    result = _input_grad(grad, input_shape)
     if k == 0 or grad.numel() == 0:
-        return result
+        return _pool_input_grad(grad, input_shape)
     dtype = compute_dtype(grad)  # sums of bf16 gradients at a shared argmax lose less in float32
+    lib = _native.usable(grad.to(dtype))
+    if lib is not None:
+        g, boxes = grad.to(dtype), rois.to(dtype).contiguous()
+        result = _pool_input_grad(grad, input_shape, zeros=False)  # the kernel zeroes it
+        target = result if result.dtype == dtype else _pool_input_grad(grad, input_shape, dtype, zeros=False)
+        strides = torch.tensor([g.stride(), argmax.stride()], dtype=torch.int64)
+        fn = lib.roi_pool_backward_f64 if dtype == torch.float64 else lib.roi_pool_backward_f32
+        fn(g.data_ptr(), strides[0].data_ptr(), argmax.data_ptr(), strides[1].data_ptr(), boxes.data_ptr(),
+           k, c, grad.shape[2], grad.shape[3], n, h, w, target.data_ptr(), target.stride(1), _native.threads())
+        return result if target is result else result.copy_(target)
+    result = _pool_input_grad(grad, input_shape)
     # scatter-add every (bin, channel) to its argmax pixel, in grad's own memory order (no
     # copy of grad): rows of C per pixel, and one spare pixel in front of each image where
     # the empty bins (argmax -1) send their gradient, so no bin needs masking
@@ -700,22 +805,26 @@ _roi_pool_backward_op = torch.library.custom_op(
 @_roi_pool_op.register_fake
 def _(input, rois, output_size, spatial_scale):
     k = rois.shape[0]
-    return _roi_output(input, k, output_size), _roi_output(input, k, output_size, dtype=torch.int32)
+    return _pool_output(input, k, output_size), _pool_output(input, k, output_size, torch.int32)
 
 
 @_roi_pool_backward_op.register_fake
 def _(grad, rois, argmax, input_shape):
-    return _input_grad(grad, input_shape)
+    return _pool_input_grad(grad, input_shape)
 
 
 def _pool_setup(ctx: Any, inputs: tuple, output: tuple) -> None:
     input, rois, _, _ = inputs
     ctx.save_for_backward(rois, output[1])
     ctx.mark_non_differentiable(output[1])
+    # the argmax output has no gradient: without this, autograd fills a zero tensor of its size
+    ctx.set_materialize_grads(False)
     ctx.input_shape = list(input.shape)
 
 
-def _pool_vjp(ctx: Any, grad: Tensor, _grad_argmax: Any) -> tuple:
+def _pool_vjp(ctx: Any, grad: Optional[Tensor], _grad_argmax: Any) -> tuple:
+    if grad is None:
+        return None, None, None, None
     rois, argmax = ctx.saved_tensors
     return torch.ops.convolab.roi_pool_backward(grad, rois, argmax, ctx.input_shape), None, None, None
 
@@ -755,3 +864,128 @@ def _(info, in_dims, grad, rois, argmax, input_shape):
 
 register_autocast(_roi_pool_op)
 register_autocast(_roi_pool_backward_op)
+
+
+# ----------------------------------------------------------------------------------------------
+# spatial pyramid pooling on regions (SPP-net's detector)
+
+ROI_SPP_MODES = ("max", "avg")
+
+
+def roi_spatial_pyramid_pool(
+    input: Tensor,
+    boxes: BoxesArg,
+    levels: Sequence[Union[int, Sequence[int]]] = (1, 2, 4),
+    spatial_scale: float = 1.0,
+    mode: str = "max",
+) -> Tensor:
+    """Spatial pyramid pooling of regions (SPP-net's detector): one fixed-length vector per box.
+
+    SPP-net runs the convolutional layers once on the whole image and pools each candidate
+    window of the last feature map with a pyramid of ``levels`` (``n x n`` bins each, or
+    ``(n_h, n_w)``), so windows of any size and shape give vectors of one length for the
+    fully connected layers. Each level is a :func:`roi_pool` of the box (``mode="max"``) or
+    the same bins averaged (``mode="avg"``): the box corners are scaled by ``spatial_scale``
+    and rounded to pixels (half away from zero), the box spans ``roi = end - start + 1``
+    pixels, bin ``p`` of ``n`` covers ``[start + floor(p*roi/n), start + ceil((p+1)*roi/n))``
+    clipped to the map (the adaptive rule of :func:`spatial_pyramid_pool`), and a bin wholly
+    outside the map gives 0. The flattened levels are concatenated, channel-major within a
+    level, as in :func:`spatial_pyramid_pool`: a single level ``(7,)`` is ``roi_pool(...,
+    7).flatten(1)``. (SPP-net's own corner rule, ``floor(x/S) + 1`` and ``ceil(x/S) - 1``
+    for a network stride ``S``, is a change of the boxes before the call.)
+
+    Vectorised over boxes: one :func:`roi_pool` call per level in max mode (the gradient goes
+    to each bin's first maximum); in avg mode four lookups per bin in a float64 integral
+    image of the map (plain torch ops, exact gradients by autograd, any bin size at the same
+    cost).
+
+    Args:
+        input (Tensor[N, C, H, W]): feature maps.
+        boxes (Tensor[K, 5] or list of Tensor[L, 4]): as in :func:`roi_align`.
+        levels (sequence of int or (int, int)): bins per side of each level. Default: (1, 2, 4).
+        spatial_scale (float): input-image to feature-map scale, e.g. 1/16. Default: 1.0.
+        mode (str): "max" or "avg". Default: "max".
+
+    Returns:
+        Tensor[K, C * sum(n_h * n_w)], differentiable w.r.t. ``input``.
+
+    Shape:
+        ``out[k] = concat over levels of pooled[k, C, n_h, n_w].flatten()``; its length is
+        :func:`convolab.arithmetic.spp_features` ``(C, levels)``.
+
+    Raises:
+        ValueError: empty or non-positive levels, unknown mode, and everything :func:`roi_pool`
+            refuses (bad boxes, spatial_scale, input rank).
+        TypeError: non-tensor input or boxes.
+
+    Example:
+        >>> x = torch.randn(2, 256, 13, 13)
+        >>> boxes = torch.tensor([[0, 0., 0., 200., 200.], [1, 16., 32., 120., 64.]])
+        >>> roi_spatial_pyramid_pool(x, boxes, (1, 2, 4), 1 / 16).shape   # 256 * (1 + 4 + 16)
+        torch.Size([2, 5376])
+        >>> roi_spatial_pyramid_pool(x, boxes, [(1, 3)], 1 / 16, "avg").shape
+        torch.Size([2, 768])
+    """
+    op = "roi_spatial_pyramid_pool"
+    if isinstance(boxes, (list, tuple)):
+        boxes = [b if isinstance(b, Tensor) else torch.as_tensor(b) for b in boxes]
+    sizes = check_levels(op, levels)
+    check_mode(op, mode)
+    rois, _ = _check(op, input, boxes, 1, spatial_scale)
+    if mode == "max" and needs_plain_autograd(input):
+        # forward-mode AD and functorch's transforms: roi_pool's plain-ops path, level by level
+        return torch.cat([roi_pool(input, rois, size, spatial_scale).flatten(1) for size in sizes], 1)
+    return _roi_spp(input, rois, sizes, float(spatial_scale), mode)
+
+
+def check_levels(op: str, levels: Any) -> List[List[int]]:
+    """levels: a non-empty sequence of bin counts (int or (n_h, n_w)); returns [[n_h, n_w], ...]."""
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence) or len(levels) == 0:
+        raise ValueError(f"{op}: levels must be a non-empty sequence of bin counts (int or (n_h, n_w)), got {levels!r}")
+    return [list(positive_tuple(level, 2, "levels", op)) for level in levels]
+
+
+def check_mode(op: str, mode: Any) -> str:
+    """mode: "max" or "avg" (the error lists them and the closest match)."""
+    if not isinstance(mode, str):
+        raise TypeError(f"{op}: mode must be a str, one of {', '.join(map(repr, ROI_SPP_MODES))}, got {mode!r}")
+    return check_choice(mode, ROI_SPP_MODES, "mode", op)
+
+
+def _roi_spp(input: Tensor, rois: Tensor, sizes: List[List[int]], spatial_scale: float, mode: str) -> Tensor:
+    """The pyramid of checked boxes [K, 5] (TorchScript compiles this, for the module)."""
+    pieces: List[Tensor] = []
+    for size in sizes:
+        if mode == "max":
+            pooled = torch.ops.convolab.roi_pool(input, rois, size, spatial_scale)[0]
+        else:
+            pooled = _roi_avg_pool(input, rois, size, spatial_scale)
+        pieces.append(pooled.flatten(1))
+    return torch.cat(pieces, 1)
+
+
+def _roi_avg_pool(input: Tensor, rois: Tensor, size: List[int], spatial_scale: float) -> Tensor:
+    """Mean of each roi_pool bin (0 for an empty one) from an integral image: [K, C, oh, ow].
+
+    The integral image is float64 (the four-corner difference cancels most of the sum) and
+    channels-last, so each corner lookup gathers C contiguous values.
+    """
+    n, c, h, w = input.shape
+    k = rois.shape[0]
+    oh, ow = size[0], size[1]
+    hs, he, ws, we = _pool_bins(rois.to(compute_dtype(input)), [n, c, h, w], size, spatial_scale)
+    # s[n, y, x] = sum of input[n, :, :y, :x], a zero row and column in front
+    s = F.pad(input.to(torch.float64).permute(0, 2, 3, 1).cumsum(1).cumsum(2), [0, 0, 1, 0, 1, 0])
+    s = s.reshape(n * (h + 1) * (w + 1), c)
+    row0 = rois[:, 0].long().view(k, 1, 1) * (h + 1)
+    total = (_corner(s, row0, he, we, w) - _corner(s, row0, hs, we, w)
+             - _corner(s, row0, he, ws, w) + _corner(s, row0, hs, ws, w))
+    count = ((he - hs).view(k, oh, 1) * (we - ws).view(k, 1, ow)).clamp(min=1).to(torch.float64)
+    mean = total / count.reshape(-1, 1)
+    return mean.view(k, oh, ow, c).permute(0, 3, 1, 2).to(input.dtype)
+
+
+def _corner(s: Tensor, row0: Tensor, y: Tensor, x: Tensor, width: int) -> Tensor:
+    """Rows of the integral image ``s`` at (row0 + y[k, i], x[k, j]) for every bin (i, j) of box k."""
+    index = (row0 + y.unsqueeze(2)) * (width + 1) + x.unsqueeze(1)
+    return s.index_select(0, index.reshape(-1))

@@ -46,7 +46,7 @@ from .deform import (
     PlainDeformConv2d,
     PlainDeformConv3d,
 )
-from .roi import RoIAlign, RoIPool
+from .roi import RoIAlign, RoIPool, RoISpatialPyramidPool
 from .fuse import fuse, fuse_conv_bn
 from .convert import to_torch, torch_equivalents
 from .shuffle import ChannelShuffle

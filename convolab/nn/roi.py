@@ -1,5 +1,6 @@
-"""ROI pooling modules; the definitions are on :func:`convolab.functional.roi_align` and
-:func:`convolab.functional.roi_pool` (custom ops ``convolab::roi_align``/``roi_pool``).
+"""ROI pooling modules; the definitions are on :func:`convolab.functional.roi_align`,
+:func:`convolab.functional.roi_pool` (custom ops ``convolab::roi_align``/``roi_pool``) and
+:func:`convolab.functional.roi_spatial_pyramid_pool`.
 
 For ``torch.fx.symbolic_trace`` the functional ops are leaves (``torch.fx.wrap``): the
 graph shows one ``roi_align``/``roi_pool`` call per module, boxes as an input.
@@ -13,14 +14,25 @@ from typing import List, Union
 import torch
 from torch import Tensor, nn
 
+from .. import arithmetic
 from .._args import positive_tuple
-from ..functional.roi import check_sampling_ratio, check_spatial_scale, roi_align, roi_pool
+from ..functional.roi import (
+    _roi_spp,
+    check_levels,
+    check_mode,
+    check_sampling_ratio,
+    check_spatial_scale,
+    roi_align,
+    roi_pool,
+    roi_spatial_pyramid_pool,
+)
 
 # fx leaves: symbolic tracing records one call instead of tracing the box checks
 torch.fx.wrap("roi_align")
 torch.fx.wrap("roi_pool")
+torch.fx.wrap("roi_spatial_pyramid_pool")
 
-__all__ = ["RoIAlign", "RoIPool"]
+__all__ = ["RoIAlign", "RoIPool", "RoISpatialPyramidPool"]
 
 
 def _scripted_rois(input: Tensor, boxes: Union[Tensor, List[Tensor]]) -> Tensor:
@@ -99,3 +111,43 @@ class RoIPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}, spatial_scale={self.spatial_scale}"
+
+
+class RoISpatialPyramidPool(nn.Module):
+    """Spatial pyramid pooling of regions (SPP-net's detector) as a module: ``forward(input, boxes)``.
+
+    Every box of the last feature map becomes one vector of ``output_features(C)`` numbers,
+    whatever its size; see :func:`convolab.functional.roi_spatial_pyramid_pool`.
+
+    Shape:
+        input ``[N, C, H, W]``, boxes ``Tensor[K, 5]`` or a list of ``Tensor[L, 4]`` ->
+        output ``[K, C * sum(n_h * n_w)]``.
+
+    Example:
+        >>> spp = RoISpatialPyramidPool((1, 2, 4), spatial_scale=1 / 16)
+        >>> spp(torch.randn(2, 256, 13, 13), [torch.tensor([[0., 0., 200., 120.]]), torch.tensor([[8., 8., 90., 180.]])]).shape
+        torch.Size([2, 5376])
+        >>> spp.output_features(256)
+        5376
+    """
+
+    def __init__(self, levels: Sequence[Union[int, Sequence[int]]] = (1, 2, 4), spatial_scale: float = 1.0,
+                 mode: str = "max") -> None:
+        super().__init__()
+        op = "RoISpatialPyramidPool"
+        self._sizes: List[List[int]] = check_levels(op, levels)
+        self.levels = tuple(levels)
+        self.spatial_scale = check_spatial_scale(op, spatial_scale)
+        self.mode = check_mode(op, mode)
+
+    def output_features(self, channels: int) -> int:
+        """Length of each box's vector for ``channels`` feature maps (:func:`convolab.arithmetic.spp_features`)."""
+        return arithmetic.spp_features(channels, [tuple(s) for s in self._sizes], 2)
+
+    def forward(self, input: Tensor, boxes: Union[Tensor, List[Tensor]]) -> Tensor:
+        if torch.jit.is_scripting():  # the pyramid itself (checked boxes are the caller's job here)
+            return _roi_spp(input, _scripted_rois(input, boxes), self._sizes, self.spatial_scale, self.mode)
+        return roi_spatial_pyramid_pool(input, boxes, self.levels, self.spatial_scale, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, spatial_scale={self.spatial_scale}, mode={self.mode!r}"

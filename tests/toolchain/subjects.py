@@ -189,6 +189,8 @@ KERNEL_SUBJECTS: list[Subject] = [
     Subject("RoIAlign", lambda: cnn.RoIAlign((3, 2), 0.5, 2, aligned=True), _roi_inputs, (True, "own")),
     Subject("RoIAlign-adaptive", lambda: cnn.RoIAlign(3, 0.5, 0), _roi_inputs, (True, "own")),
     Subject("RoIPool", lambda: cnn.RoIPool((3, 2), 0.5), _roi_inputs, (True, "own")),
+    Subject("RoISpatialPyramidPool", lambda: cnn.RoISpatialPyramidPool((1, (2, 3)), 0.5), _roi_inputs, (True, "own")),
+    Subject("RoISpatialPyramidPool-avg", lambda: cnn.RoISpatialPyramidPool((1, 2), 0.5, "avg"), _roi_inputs, (True, "own")),
 ]
 
 
