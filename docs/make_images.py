@@ -54,6 +54,7 @@ ANIMATIONS = {
     "anim_max_pool2d": ["max_pool2d", "--input", "4", "--kernel", "2", "--stride", "2"],
     "anim_roi_align": ["roi_align", "--box", "1.2,0.7,6.1,5.4", "--output-size", "2"],
     "anim_spp": ["spp", "--input", "7", "--levels", "1,2,4"],
+    "anim_roi_spp": ["roi_spp", "--input", "8", "--box", "1,1,6,5", "--levels", "1,2"],
 }
 
 

@@ -44,6 +44,8 @@ OPS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
     "deform_conv2d": ("deform_conv", {**_CONV, "max_offset": "max_offset"}, {}),
     "roi_pool": ("roi_pool", _ROI, {}),
     "roi_align": ("roi_align", {**_ROI, "sampling_ratio": "sampling_ratio", "aligned": "aligned"}, {}),
+    "roi_spp": ("roi_spp", {"input": "input_size", "box": "box", "levels": "levels", "scale": "spatial_scale",
+                            "mode": "mode", "seed": "seed"}, {}),
 }
 FORMATS = (".gif", ".html", ".png")
 MAX_SIDE = 24  # a bigger grid is unreadable in a picture and slow to draw
@@ -71,8 +73,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ceil-mode", dest="ceil_mode", action="store_true", help="pooling: round the output size up")
     p.add_argument("--exclude-pad", dest="exclude_pad", action="store_true",
                    help="avg pooling: divide by the input cells only (count_include_pad=False)")
-    p.add_argument("--levels", help="spp: bins per side of each level, e.g. 1,2,4")
-    p.add_argument("--mode", help="spp: max or avg (default max)")
+    p.add_argument("--levels", help="spp, roi_spp: bins per side of each level, e.g. 1,2,4")
+    p.add_argument("--mode", help="spp, roi_spp: max or avg (default max)")
     p.add_argument("--max-offset", dest="max_offset", help="deform_conv: range of the random offsets (default 1)")
     p.add_argument("--box", help="roi ops: x1,y1,x2,y2 in image coordinates (default 1,1,6,5 / 1.2,0.7,6.1,5.4)")
     p.add_argument("--output-size", dest="output_size", help="roi ops: bins, e.g. 2 or 2x3 (default 2)")
@@ -102,7 +104,7 @@ def _ints(text: str, option: str, ndim: int | None, minimum: int) -> tuple[int, 
 
 
 def _ndim(op: str) -> int | None:
-    spatial_2d = ("dilated", "checkerboard", "spp", "depthwise_separable")
+    spatial_2d = ("dilated", "checkerboard", "spp", "roi_spp", "depthwise_separable")
     return 1 if op.endswith("1d") else (2 if op.endswith("2d") or op in spatial_2d else None)
 
 
@@ -158,7 +160,7 @@ def _value(option: str, text: str, op: str) -> Any:
     if option == "aligned":
         return True
     if option == "mode":
-        return check_choice(text, ("max", "avg"), "--mode", "animate spp")
+        return check_choice(text, ("max", "avg"), "--mode", f"animate {op}")
     return _ints(text, option.replace("_", "-"), 1, 1)[0]  # channel counts and groups
 
 
@@ -178,7 +180,7 @@ def build(args: argparse.Namespace) -> Any:
             raise UsageError(f"option --{name.replace('_', '-')} does not apply to {op} (its options: {flags})")
         kwargs[options[name]] = _value(name, getattr(args, name), op)
     if "input_size" in options.values() and "input_size" not in kwargs:
-        if builder not in ("checkerboard", "spp", "roi_pool", "roi_align", "depthwise_separable"):
+        if builder not in ("checkerboard", "spp", "roi_pool", "roi_align", "roi_spp", "depthwise_separable"):
             raise UsageError(f"{op} needs --input (e.g. --input {'8' if _ndim(op) == 1 else '5x5'})")
     return animate(builder, **kwargs)
 

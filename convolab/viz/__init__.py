@@ -23,6 +23,7 @@ from .frames import (
     pool_animation,
     roi_align_animation,
     roi_pool_animation,
+    roi_spp_animation,
     spp_animation,
 )
 from .gallery import write_gallery
@@ -54,6 +55,7 @@ __all__ = [
     "receptive_field_overlay",
     "roi_align_animation",
     "roi_pool_animation",
+    "roi_spp_animation",
     "spp_animation",
     "top_patch_grid",
     "top_patches",

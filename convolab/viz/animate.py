@@ -18,6 +18,7 @@ from .frames import (
     pool_animation,
     roi_align_animation,
     roi_pool_animation,
+    roi_spp_animation,
     spp_animation,
 )
 
@@ -36,6 +37,7 @@ ANIMATIONS: dict[str, Callable[..., Animation]] = {
     "deform_conv": deform_conv_animation,
     "roi_pool": roi_pool_animation,
     "roi_align": roi_align_animation,
+    "roi_spp": roi_spp_animation,
 }
 
 

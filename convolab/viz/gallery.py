@@ -20,6 +20,7 @@ from .frames import (
     pool_animation,
     roi_align_animation,
     roi_pool_animation,
+    roi_spp_animation,
     spp_animation,
 )
 from .render_gif import save_gif
@@ -44,6 +45,7 @@ GALLERY: tuple[tuple[str, Callable[[], Animation]], ...] = (
     ("deform_conv2d", lambda: deform_conv_animation((5, 5), 3, padding=1)),
     ("roi_pool", lambda: roi_pool_animation((8, 8), (1.0, 1.0, 6.0, 5.0), 2)),
     ("roi_align", lambda: roi_align_animation((8, 8), (1.2, 0.7, 6.1, 5.4), 2, sampling_ratio=2)),
+    ("roi_spp", lambda: roi_spp_animation((8, 8), (1.0, 1.0, 6.0, 5.0), (1, 2))),  # SPP-net on a region
 )
 
 

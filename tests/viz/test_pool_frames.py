@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from convolab import arithmetic
 from convolab.viz.frames import DATA, PAD
-from convolab.viz.frames_pool import pool_animation, spp_animation
+from convolab.viz.frames import pool_animation, spp_animation
 
 
 def _input(a, size):

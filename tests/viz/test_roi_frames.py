@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from convolab.viz.frames import DATA
-from convolab.viz.frames_roi import deform_conv_animation, roi_align_animation, roi_pool_animation
+from convolab.viz.frames import deform_conv_animation, roi_align_animation, roi_pool_animation
 from tests._reference import _bilinear_roi, _interp_zero, _round_half_away, roi_align_reference, roi_pool_reference
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from convolab.viz.frames import DATA
-from convolab.viz.frames_roi_spp import roi_spp_animation
+from convolab.viz.frames import roi_spp_animation
 from tests._reference import _round_half_away, roi_spp_reference
 
 

@@ -36,7 +36,7 @@ from .records import (
     PanelFrame,
     Stage,
 )
-from .roi import MAX_PIXELS, NEGLIGIBLE, deform_conv_animation, roi_align_animation, roi_pool_animation
+from .roi import MAX_PIXELS, NEGLIGIBLE, deform_conv_animation, roi_align_animation, roi_pool_animation, roi_spp_animation
 from .text import fmt
 
 __all__ = [
@@ -71,5 +71,6 @@ __all__ = [
     "pool_animation",
     "roi_align_animation",
     "roi_pool_animation",
+    "roi_spp_animation",
     "spp_animation",
 ]
