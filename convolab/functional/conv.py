@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import operator
 from collections.abc import Sequence
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +37,11 @@ from .._args import (
     ntuple,
     positive_tuple,
 )
-from .algorithms import ALGORITHMS, Problem, select
+from .algorithms import ALGORITHMS, Problem, generation, select
 from ._checks import check_floating, check_memory
 from ._dispatch import overridable
-from ._tracing import as_ints, concrete
+from ._plans import Plans
+from ._tracing import as_ints, concrete, free_choice
 from ._lowered import native_conv, native_conv_transpose
 from .algorithms.native import transposed_weight
 
@@ -296,6 +297,57 @@ def _conv(
     _check_dtypes(op, input, weight, bias)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
+    key = _plan_key(x, op, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm)
+    plan = _PLANS.get(key)
+    if plan is None:
+        stride_t, dilation_t, pads, out_size = _conv_checks(op, input, x, weight, bias, stride, padding, dilation,
+                                                            groups, padding_mode, algorithm)
+    else:
+        stride_t, dilation_t, pads, out_size, name, p = plan
+    given_pads = pads
+    if padding_mode != "zeros" and any(b or a for b, a in pads):
+        x = _pad_mode(x, pads, padding_mode, op)
+        pads = ((0, 0),) * nd
+    if flip:
+        weight = weight.flip(list(range(2, weight.dim())))
+    if plan is None:
+
+        def problem() -> Problem:
+            size = out_size if out_size is not None else tuple(
+                arithmetic.conv_output_size_unchecked(i, k, s, p, d)
+                for i, k, s, p, d in zip(spatial_sizes(x), weight.shape[2:], stride_t, pads, dilation_t)
+            )
+            return make_problem(x, weight, groups, stride_t, dilation_t, pads, (1,) * nd, size)
+
+        name, p = select(algorithm, x, problem, op)
+        _PLANS.put(key, (stride_t, dilation_t, given_pads, out_size, name, p))
+    if name == "native":
+        out = native_conv(x, weight, bias, stride_t, pads, dilation_t, groups)
+    else:
+        out = memory_format_like_torch(ALGORITHMS[name].run(x, weight, bias, p), x, weight)
+    return out.squeeze(0) if unbatched else out
+
+
+# Plain eager calls keep their checks' results and algorithm pick (see _plans): at a small
+# conv those cost several times torch's own kernel call.
+_PLANS = Plans()
+
+
+def _plan_key(x: Tensor, op: str, weight: Tensor, bias: Optional[Tensor], *args: Any) -> Optional[tuple]:
+    """What a conv's checks and algorithm pick depend on, in plain eager mode; None (no memo)
+    under a tracer, a transform, a dispatch mode or off the CPU."""
+    if not free_choice(x):
+        return None
+    return _PLANS.key(op, x.shape, x.stride(), x.dtype, weight.shape, weight.stride(), weight.dtype,
+                      None if bias is None else bias.shape, *args, torch.is_grad_enabled(),
+                      torch.get_num_threads(), generation())
+
+
+def _conv_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrTuple,
+                 padding: PaddingArg, dilation: IntOrTuple, groups: int, padding_mode: str,
+                 algorithm: str) -> tuple:
+    """A conv's arguments checked against the shapes: stride, dilation, per-side padding and
+    the output size (None when the sizes are traced)."""
     stride_t, dilation_t, pads, out_size = conv_geometry(op, x, weight.shape, groups, stride, padding, dilation)
     check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
     _check_bias(op, bias, weight.shape[0])
@@ -304,25 +356,7 @@ def _conv(
             f"input {list(input.shape)}, kernel {tuple(weight.shape[2:])}, stride={stride_t}, "
             f"padding={pads}, dilation={dilation_t}"
         ), padded=padding_mode != "zeros" or _pads_explicitly(algorithm))
-    if padding_mode != "zeros" and any(b or a for b, a in pads):
-        x = _pad_mode(x, pads, padding_mode, op)
-        pads = ((0, 0),) * nd
-    if flip:
-        weight = weight.flip(list(range(2, weight.dim())))
-
-    def problem() -> Problem:
-        size = out_size if out_size is not None else tuple(
-            arithmetic.conv_output_size_unchecked(i, k, s, p, d)
-            for i, k, s, p, d in zip(spatial_sizes(x), weight.shape[2:], stride_t, pads, dilation_t)
-        )
-        return make_problem(x, weight, groups, stride_t, dilation_t, pads, (1,) * nd, size)
-
-    name, p = select(algorithm, x, problem, op)
-    if name == "native":
-        out = native_conv(x, weight, bias, stride_t, pads, dilation_t, groups)
-    else:
-        out = memory_format_like_torch(ALGORITHMS[name].run(x, weight, bias, p), x, weight)
-    return out.squeeze(0) if unbatched else out
+    return stride_t, dilation_t, pads, out_size
 
 
 def memory_format_like_torch(out: Tensor, x: Tensor, weight: Tensor) -> Tensor:
@@ -456,6 +490,43 @@ def _conv_transpose(
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     c_in, kernel = x.shape[1], tuple(weight.shape[2:])
+    key = _plan_key(x, op, weight, bias, stride, padding, output_padding, groups, dilation, output_size, algorithm)
+    plan = _PLANS.get(key)
+    if plan is None:
+        groups, c_out, stride_t, dilation_t, general_pads = _conv_transpose_checks(
+            op, input, x, weight, bias, stride, padding, output_padding, groups, dilation, output_size, algorithm)
+
+        def problem() -> Problem:
+            size = _transposed_output_size(spatial_sizes(x), kernel, stride_t, general_pads, dilation_t)
+            conv_shape = (c_out, c_in // groups, *kernel)  # the weight's shape in the conv layout
+            return make_problem(x, conv_shape, groups, (1,) * nd, dilation_t, general_pads, stride_t, size)
+
+        name, p = select(algorithm, x, problem, op)
+        plan = groups, stride_t, dilation_t, general_pads, name, p
+        _PLANS.put(key, plan)
+    groups, stride_t, dilation_t, general_pads, name, p = plan
+    if name == "native":
+        out = native_conv_transpose(x, weight, bias, stride_t, general_pads, dilation_t, groups)
+    else:
+        chosen = ALGORITHMS[name]
+        # an algorithm that runs transposed convs itself (native_cl: torch's kernel) takes the
+        # weight as given and skips the flip-and-swap into the conv layout, and back
+        run_transposed = getattr(chosen, "run_transposed", None)
+        if run_transposed is not None:
+            out = run_transposed(x, weight, bias, p)
+        else:
+            out = chosen.run(x, transposed_weight(weight, groups), bias, p)
+        out = memory_format_like_torch(out, x, weight)
+    return out.squeeze(0) if unbatched else out
+
+
+def _conv_transpose_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrTuple,
+                           padding: Union[IntOrTuple, Sequence[Sequence[int]]], output_padding: IntOrTuple, groups: int,
+                           dilation: IntOrTuple, output_size: Optional[Sequence[int]], algorithm: str) -> tuple:
+    """A transposed conv's arguments checked against the shapes: groups, output channels,
+    stride, dilation and the per-side padding of the equivalent (zero-inserted) conv."""
+    nd = x.dim() - 2
+    c_in, kernel = x.shape[1], tuple(weight.shape[2:])
     if not _is_int(groups) or groups < 1:
         raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
     groups = operator.index(groups)
@@ -507,26 +578,7 @@ def _conv_transpose(
             f"input {list(input.shape)}, kernel {kernel}, stride={stride_t}, padding={pads}, "
             f"output_padding={out_pad}, dilation={dilation_t}"
         ), input_dilation=stride_t, padded=_pads_explicitly(algorithm))
-
-    def problem() -> Problem:
-        size = _transposed_output_size(spatial, kernel, stride_t, general_pads, dilation_t)
-        conv_shape = (c_out, c_in // groups, *kernel)  # the weight's shape in the conv layout
-        return make_problem(x, conv_shape, groups, (1,) * nd, dilation_t, general_pads, stride_t, size)
-
-    name, p = select(algorithm, x, problem, op)
-    if name == "native":
-        out = native_conv_transpose(x, weight, bias, stride_t, general_pads, dilation_t, groups)
-    else:
-        chosen = ALGORITHMS[name]
-        # an algorithm that runs transposed convs itself (native_cl: torch's kernel) takes the
-        # weight as given and skips the flip-and-swap into the conv layout, and back
-        run_transposed = getattr(chosen, "run_transposed", None)
-        if run_transposed is not None:
-            out = run_transposed(x, weight, bias, p)
-        else:
-            out = chosen.run(x, transposed_weight(weight, groups), bias, p)
-        out = memory_format_like_torch(out, x, weight)
-    return out.squeeze(0) if unbatched else out
+    return groups, c_out, stride_t, dilation_t, general_pads
 
 
 def _fixed(nd: int, fn, name: str, lead: int = 1, core=None):

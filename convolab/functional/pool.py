@@ -46,7 +46,8 @@ from .. import arithmetic
 from .._args import PaddingArg, _is_int, check_choice, check_int32, positive_tuple
 from ._checks import check_floating, check_max_dtype, check_memory
 from ._dispatch import overridable
-from ._tracing import as_ints, concrete, exporting
+from ._plans import Plans
+from ._tracing import as_ints, concrete, exporting, tracing
 from ._windows import pad_pairs, windows
 
 __all__ = [
@@ -131,6 +132,38 @@ def _windowing(
     On traced sizes (export, compile, jit.trace) a padding torch's kernel accepts needs no
     sizes: the output size is then None and torch's kernel checks the input at run time.
     """
+    key = _eager_key("windowing", op, x, nd, kernel_size, stride, padding, dilation, ceil_mode)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _windowing_checked(op, x, nd, kernel_size, stride, padding, dilation, ceil_mode)
+        _PLANS.put(key, plan)
+    return plan
+
+
+# Plain eager calls keep their checks' results (see _plans): at a small pooling they cost
+# several times torch's own kernel call.
+_PLANS = Plans()
+
+
+def _eager_key(*parts: object) -> Optional[tuple]:
+    """A memo key of ``parts`` (a tensor stands for its shape and dtype) in plain eager mode on
+    concrete sizes; None (no memo) while tracing."""
+    if tracing():
+        return None
+    parts = tuple((tuple(p.shape), p.dtype, p.device) if isinstance(p, Tensor) else p for p in parts)
+    return _PLANS.key(*parts)
+
+
+def _windowing_checked(
+    op: str,
+    x: Tensor,
+    nd: int,
+    kernel_size: IntOrTuple,
+    stride: Optional[IntOrTuple],
+    padding: PaddingArg,
+    dilation: IntOrTuple,
+    ceil_mode: bool,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], Pairs, Optional[tuple[int, ...]]]:
     k = positive_tuple(kernel_size, nd, "kernel_size", op)
     # torch treats stride=None and stride=[] alike: the window's own size
     s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) else positive_tuple(
@@ -289,12 +322,16 @@ def _check_pool_memory(
     explicitly padded input must fit in memory; see :func:`convolab.functional._checks.check_memory`."""
     if out is None:
         return
+    key = _eager_key("memory", op, x, nd, out, padded, bytes_per_output)
+    if _PLANS.get(key) is not None:
+        return
     lead = tuple(x.shape[:-nd])
     buffers: list[tuple[str, Sequence[int]]] = [("output", (*lead, *out))]
     if padded is not None and any(b or a for b, a in padded):
         buffers.append(("padded input", (*lead, *(i + b + a for i, (b, a) in zip(x.shape[-nd:], padded)))))
     extra = math.prod(buffers[0][1]) * bytes_per_output if bytes_per_output and concrete(x.shape) else 0
     check_memory(op, x, buffers, arguments, extra_bytes=extra)
+    _PLANS.put(key, True)
 
 
 def _window_arguments(

@@ -153,9 +153,25 @@ class _Registered:
         )
 
 
+_generation = [0]
+
+
+def generation() -> tuple[int, int]:
+    """Changes whenever what ``"auto"`` picks may change: an algorithm registered, a chooser
+    installed, autotuning switched or its cache cleared, a new machine model. The ops' eager
+    plan memos (:mod:`convolab.functional._plans`) key on it."""
+    return _generation[0], id(_machine.MACHINE)
+
+
+def choices_changed() -> None:
+    """Invalidate every memoised pick (see :func:`generation`)."""
+    _generation[0] += 1
+
+
 def register_algorithm(algorithm: Algorithm) -> Algorithm:
     """Add an algorithm to the table (later registrations with the same name replace earlier)."""
     ALGORITHMS[algorithm.name] = _Registered(algorithm)  # type: ignore[assignment]
+    choices_changed()
     return algorithm
 
 
@@ -168,6 +184,7 @@ def set_chooser(chooser: Optional[Callable[[Problem], str]]) -> None:
     """Install the function that maps a problem to an algorithm name for ``"auto"``."""
     global _chooser
     _chooser = chooser
+    choices_changed()
 
 
 def choose(p: Problem) -> str:
@@ -262,6 +279,7 @@ def select(name: str, x: Tensor, problem: Callable[[], Problem], op: str) -> tup
 
 from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins)
 from . import fft, gemm, native_cl, winograd  # noqa: E402,F401  (fast algorithms)
+from . import _machine  # noqa: E402
 from ._auto import autotune, choose_algorithm  # noqa: E402
 from ._numerics import run_checked  # noqa: E402  (what the table runs when p.guard is set)
 from .native import transposed_weight  # noqa: E402

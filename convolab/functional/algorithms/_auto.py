@@ -49,7 +49,7 @@ from typing import Union
 
 import torch
 
-from . import ALGORITHMS, Problem, _machine, estimate, workspace
+from . import ALGORITHMS, Problem, _machine, choices_changed, estimate, workspace
 from ._machine import Machine, bytes_in, bytes_out, bytes_weight
 
 __all__ = [
@@ -86,6 +86,7 @@ def set_machine(machine: Machine) -> None:
         raise TypeError(f"set_machine: expected a Machine, got {type(machine).__name__}")
     _machine.MACHINE = machine
     _model_choice.cache_clear()
+    choices_changed()
 
 
 def calibrate() -> Machine:
@@ -177,6 +178,7 @@ def autotune(enabled: bool = True, cache_file: Union[str, os.PathLike, None] = N
         >>> convolab.autotune(False)
     """
     with _lock:
+        choices_changed()
         _state["enabled"] = bool(enabled)
         _state["file"] = Path(cache_file) if cache_file is not None else None
         if cache_file is not None and Path(cache_file).exists():
@@ -198,6 +200,7 @@ def clear_tuning_cache() -> None:
     """Forget every tuned choice (in memory; the cache file is left alone)."""
     with _lock:
         _cache.clear()
+    choices_changed()
 
 
 def _save() -> None:
