@@ -47,6 +47,8 @@ under compile, export, tracing, or on fake/meta tensors): a traced graph does no
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterator, Sequence
 from typing import Any, List, Optional, Tuple, Union
 
@@ -123,9 +125,11 @@ def _check(op: str, input: Tensor, boxes: BoxesArg, output_size: Any, spatial_sc
 
 
 def check_spatial_scale(op: str, spatial_scale: float) -> float:
-    """spatial_scale must be a real number > 0 (shared with the modules)."""
-    if isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)) or not spatial_scale > 0:
-        raise ValueError(f"{op}: spatial_scale must be a number > 0, got {spatial_scale!r}")
+    """spatial_scale must be a finite number > 0 (shared with the modules): an infinite scale
+    maps every box onto the map's far corner, silently."""
+    if (isinstance(spatial_scale, bool) or not isinstance(spatial_scale, (int, float)) or not spatial_scale > 0
+            or not math.isfinite(spatial_scale)):
+        raise ValueError(f"{op}: spatial_scale must be a finite number > 0, got {spatial_scale!r}")
     return float(spatial_scale)
 
 

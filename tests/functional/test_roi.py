@@ -123,7 +123,9 @@ def test_bad_input_messages(op, feature):
         op(feature[0], good, 2)
     with pytest.raises(ValueError, match=rf"{name}: output_size must be >= 1 in every dim, got \(0, 2\)"):
         op(feature, good, (0, 2))
-    with pytest.raises(ValueError, match=rf"{name}: spatial_scale must be a number > 0, got -1"):
+    with pytest.raises(ValueError, match=rf"{name}: spatial_scale must be a finite number > 0, got -1"):
         op(feature, good, 2, -1)
+    with pytest.raises(ValueError, match=rf"{name}: spatial_scale must be a finite number > 0, got inf"):
+        op(feature, good, 2, float("inf"))
     with pytest.raises(TypeError, match=rf"{name}: boxes must be .*got dict"):
         op(feature, {"a": good}, 2)

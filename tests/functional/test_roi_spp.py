@@ -112,7 +112,7 @@ def test_bad_arguments(feature):
         roi_spatial_pyramid_pool(feature, good, (1, 2), mode=None)
     with pytest.raises(ValueError, match=rf"{op}: box 0 has x2 \(0\) < x1 \(3\)"):
         roi_spatial_pyramid_pool(feature, torch.tensor([[0, 3.0, 1.0, 0.0, 4.0]]), (1, 2))
-    with pytest.raises(ValueError, match=rf"{op}: spatial_scale must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match=rf"{op}: spatial_scale must be a finite number > 0, got 0"):
         roi_spatial_pyramid_pool(feature, good, (1, 2), 0)
     with pytest.raises(ValueError, match=rf"{op}: expected input of rank 4"):
         roi_spatial_pyramid_pool(feature[0], good, (1, 2))

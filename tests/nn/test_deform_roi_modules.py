@@ -91,7 +91,7 @@ def test_roi_modules_equal_the_ops_and_check_arguments():
     torch.testing.assert_close(pool(x, boxes), roi_pool(x, boxes, 4, 0.5))
     assert repr(align) == "RoIAlign(output_size=(2, 3), spatial_scale=0.5, sampling_ratio=2, aligned=True)"
     assert repr(pool) == "RoIPool(output_size=(4, 4), spatial_scale=0.5)"
-    with pytest.raises(ValueError, match=r"RoIAlign: spatial_scale must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"RoIAlign: spatial_scale must be a finite number > 0, got 0"):
         cnn.RoIAlign(7, 0)
     with pytest.raises(TypeError, match=r"RoIAlign: sampling_ratio must be an int .*got 2.0"):
         cnn.RoIAlign(7, 1.0, 2.0)

@@ -138,7 +138,7 @@ def test_roi_and_deform_errors():
         roi_align_animation((4, 4), (0, 0, 2, 2), 2, sampling_ratio=0)
     with pytest.raises(ValueError, match=r"animate roi_pool: input_size must have at most 576 pixels"):
         roi_pool_animation((30, 30))
-    with pytest.raises(ValueError, match=r"animate roi_align: spatial_scale must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"animate roi_align: spatial_scale must be a finite number > 0, got 0"):
         roi_align_animation((4, 4), (0, 0, 2, 2), 2, 0)
     with pytest.raises(ValueError, match=r"animate deform_conv: offset must have shape \[18, 5, 5\]"):
         deform_conv_animation((5, 5), 3, offset=torch.zeros(9, 3, 3))

@@ -20,6 +20,7 @@ from torch import Tensor
 from ... import arithmetic
 from ..._args import PaddingArg, check_choice, positive_tuple
 from ...functional import deform_conv, roi_align, roi_pool, roi_spatial_pyramid_pool
+from ...functional.roi import check_spatial_scale
 from .cells import indices, output_cell, output_label, padded_input, rows
 from .example import check_geometry, generator, sample_ints
 from .records import BLANK, DATA, Frame, Grid, GridAnimation
@@ -163,8 +164,7 @@ def _roi_setup(
     out = positive_tuple(output_size, 2, "output_size", op)
     if not isinstance(box, Sequence) or len(box) != 4:
         raise ValueError(f"{op}: box must be (x1, y1, x2, y2), got {box!r}")
-    if not isinstance(spatial_scale, (int, float)) or not spatial_scale > 0:
-        raise ValueError(f"{op}: spatial_scale must be a number > 0, got {spatial_scale!r}")
+    check_spatial_scale(op, spatial_scale)
     gen = generator(seed)
     # distinct values, so every bin's maximum is unambiguous
     x = torch.randperm(math.prod(size), generator=gen).to(torch.float64).reshape(1, 1, *size)
