@@ -29,6 +29,7 @@ from ..functional._checks import check_module_dtype
 from ..functional.algorithms import check_algorithm
 from ..functional.conv import _conv, _conv_transpose
 from ._base import conv_spec, repr_arguments
+from .fuse import fuse_conv_bn
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -96,7 +97,6 @@ class _ConvNd(nn.modules.conv._ConvNd):
 
         See :func:`convolab.nn.fuse_conv_bn`.
         """
-        from .fuse import fuse_conv_bn  # fuse imports this module
 
         return fuse_conv_bn(self, bn)
 

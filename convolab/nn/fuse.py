@@ -15,21 +15,18 @@ transposed convs the output channels are axis 1 of the weight, per group).
 from __future__ import annotations
 
 import copy
-from typing import Union
 
 import torch
 from torch import nn
 
-from .conv import _ConvNd
-
 __all__ = ["fuse", "fuse_conv_bn"]
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-ConvModule = Union[_ConvNd, nn.modules.conv._ConvNd]
+ConvModule = nn.modules.conv._ConvNd  # convolab's convs subclass torch's
 
 
 def _is_conv(module: nn.Module) -> bool:
-    return isinstance(module, (_ConvNd, nn.modules.conv._ConvNd))
+    return isinstance(module, nn.modules.conv._ConvNd)
 
 
 def fuse_conv_bn(conv: ConvModule, bn: nn.modules.batchnorm._BatchNorm) -> ConvModule:
