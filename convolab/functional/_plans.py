@@ -13,7 +13,26 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any, Optional
 
+import torch
+
 __all__ = ["Plans"]
+
+# argument values a key may hold: 1, 1.0 and True hash alike, and only the int is a valid size
+_ATOMS = frozenset((int, str, type(None), torch.dtype, torch.device))
+_SEQUENCES = frozenset((tuple, list, torch.Size))
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is an int, a str, None, a dtype or device, or a tuple/list of those."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return True
+    return kind in _SEQUENCES and all(_plain(v) for v in value)
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with every list, at any depth, as a tuple."""
+    return tuple(_frozen(v) for v in value) if type(value) in _SEQUENCES else value
 
 
 class Plans:
@@ -21,13 +40,15 @@ class Plans:
 
     Example:
         >>> plans = Plans(size=2)
-        >>> key = plans.key("conv2d", (1, 3, 8, 8), [1, 1])
+        >>> key = plans.key(("conv2d", (1, 3, 8, 8)), [1, 1])
         >>> plans.get(key) is None
         True
         >>> plans.put(key, "plan"); plans.get(key)
         'plan'
-        >>> plans.key("conv2d", {"unhashable": 1}) is None  # such calls are not memoised
-        True
+        >>> plans.key(("conv2d",), {"unhashable": 1}) is None, plans.key(("conv2d",), 2.0) is None
+        (True, True)
+        >>> plans.key(("conv2d",), True) == plans.key(("conv2d",), 1)
+        False
     """
 
     def __init__(self, size: int = 1024) -> None:
@@ -35,19 +56,23 @@ class Plans:
         self._size = size
 
     @staticmethod
-    def key(*parts: Any) -> Optional[tuple]:
-        """The parts as a key (lists become tuples), or None when one cannot be hashed."""
+    def key(known: tuple, *arguments: Any) -> Optional[tuple]:
+        """A key of ``known`` (what the op read off its tensors: shapes, strides, dtypes, modes)
+        and the caller's ``arguments`` with their types (lists become tuples); None (no memo)
+        when an argument is not plain: a float, a bool inside a sequence, any other type.
+        1, 1.0 and True hash alike and only the int is a valid size, so a memo of
+        ``padding=1`` must not answer for ``padding=True``: the op's own checks see those
+        every time. A bool flag (``ceil_mode``) is plain; its type is part of the key."""
+        types = tuple(map(type, arguments))
+        for kind, argument in zip(types, arguments):
+            if kind is not int and kind is not bool and not _plain(argument):
+                return None
+        key = (known, arguments, types)
         try:
-            hash(parts)
-            return parts
-        except TypeError:
-            pass
-        parts = tuple(tuple(p) if type(p) is list else p for p in parts)
-        try:
-            hash(parts)
-        except TypeError:
-            return None
-        return parts
+            hash(key)
+        except TypeError:  # lists, at any depth
+            key = (known, _frozen(arguments), types)
+        return key
 
     def get(self, key: Optional[tuple]) -> Any:
         return None if key is None else self._plans.get(key)

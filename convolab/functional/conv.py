@@ -338,9 +338,9 @@ def _plan_key(x: Tensor, op: str, weight: Tensor, bias: Optional[Tensor], *args:
     under a tracer, a transform, a dispatch mode or off the CPU."""
     if not free_choice(x):
         return None
-    return _PLANS.key(op, x.shape, x.stride(), x.dtype, weight.shape, weight.stride(), weight.dtype,
-                      None if bias is None else bias.shape, *args, torch.is_grad_enabled(),
-                      torch.get_num_threads(), generation())
+    return _PLANS.key((op, x.shape, x.stride(), x.dtype, weight.shape, weight.stride(), weight.dtype,
+                       None if bias is None else bias.shape, torch.is_grad_enabled(), torch.get_num_threads(),
+                       generation()), *args)
 
 
 def _conv_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrTuple,

@@ -145,13 +145,12 @@ def _windowing(
 _PLANS = Plans()
 
 
-def _eager_key(*parts: object) -> Optional[tuple]:
-    """A memo key of ``parts`` (a tensor stands for its shape and dtype) in plain eager mode on
-    concrete sizes; None (no memo) while tracing."""
+def _eager_key(what: str, op: str, x: Tensor, *arguments: object) -> Optional[tuple]:
+    """A memo key of ``x``'s shape, dtype and device and the ``arguments`` in plain eager mode;
+    None (no memo) while tracing."""
     if tracing():
         return None
-    parts = tuple((tuple(p.shape), p.dtype, p.device) if isinstance(p, Tensor) else p for p in parts)
-    return _PLANS.key(*parts)
+    return _PLANS.key((what, op, x.shape, x.dtype, x.device), *arguments)
 
 
 def _windowing_checked(

@@ -84,6 +84,27 @@ def _documented_nan(algorithm: str) -> bool:
     return "NaN" in doc
 
 
+def within_documented_error(built: "Built") -> bool:
+    """Whether an explicitly chosen algorithm that documents a block-norm error bound (fft:
+    ``|y - exact| <~ c u log2(L) ||x_block||_2 ||w||_1``) meets it, with c = 8 and the whole
+    input as the block (the widest a block can be)."""
+    if not built.documented_nan or (built.weight is None and len(built.tensors) < 2):
+        return False
+    x = built.tensors[0].detach().to(torch.float64)
+    w = (built.weight() if built.weight is not None else built.tensors[1]).detach().to(torch.float64)
+    got = built.case.run()
+    got = got[0] if isinstance(got, tuple) else got
+    expected, dtype = built.case.expect()
+    expected = expected[0] if isinstance(expected, tuple) else expected
+    got, expected = got.detach().to(torch.float64), expected.to(torch.float64)
+    finite = torch.isfinite(expected)
+    if got.shape != expected.shape or not torch.equal(torch.isfinite(got), finite):
+        return False
+    u = torch.finfo(dtype).eps / 2
+    bound = 8 * u * math.log2(max(x.numel(), 2)) * float(x.norm()) * float(w.abs().sum())
+    return bool(((got - expected)[finite].abs() <= bound).all())
+
+
 class Built:
     """A case plus the tensors a non-finite variant may poison in place (the input first; a
     weight only when no tap reads padding: torch's own kernels disagree on ``0 * inf`` there,
@@ -91,6 +112,7 @@ class Built:
 
     def __init__(self, case: Case, tensors: list[Tensor], documented_nan: bool = False, padded: bool = False) -> None:
         self.case, self.tensors, self.documented_nan = case, tensors, documented_nan
+        self.weight: Optional[Callable[[], Tensor]] = None  # a module's weight, for an error bound
         if padded:
             self.tensors = tensors[:1]
 
@@ -171,7 +193,9 @@ def conv_case(draw: Draw, floating_only: bool = False) -> Built:
             return y
 
         case = Case("random", name, ops, CONV_PARAMS, lambda: build()(x), expect, scale, owner)
-        return Built(case, [x], _documented_nan(algorithm))
+        built = Built(case, [x], _documented_nan(algorithm))
+        built.weight = lambda: build().weight.detach()
+        return built
     fn = CF.conv if form == "conv" else getattr(CF, f"conv{nd}d")
 
     def scale() -> Tensor:

@@ -109,11 +109,41 @@ def test_nothing_is_memoised_under_a_transform_or_a_tracer():
 def test_the_memo_is_bounded():
     plans = type(conv_module._PLANS)(size=3)
     for i in range(10):
-        plans.put(plans.key(i), i)
-    assert len(plans) == 3 and plans.get(plans.key(9)) == 9 and plans.get(plans.key(0)) is None
+        plans.put(plans.key((i,)), i)
+    assert len(plans) == 3 and plans.get(plans.key((9,))) == 9 and plans.get(plans.key((0,))) is None
 
 
 def test_generation_changes_with_the_chooser_state():
     before = algorithms.generation()
     algorithms.autotune(False)
     assert algorithms.generation() != before
+
+
+@pytest.mark.parametrize("good,bad", [
+    (dict(padding=1), dict(padding=True)),
+    (dict(stride=2), dict(stride=2.0)),
+    (dict(padding=((1, 1), (0, 0))), dict(padding=((True, 1), (0, 0)))),
+])
+def test_a_plan_for_an_int_never_answers_for_a_bool_or_a_float(good, bad):
+    x, w = torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3)
+    F.conv2d(x, w, **good)
+    F.conv_transpose2d(x, w.transpose(0, 1), **good)
+    with pytest.raises((TypeError, ValueError)):
+        F.conv2d(x, w, **bad)
+    with pytest.raises((TypeError, ValueError)):
+        F.conv_transpose2d(x, w.transpose(0, 1), **bad)
+
+
+def test_a_pooling_plan_for_an_int_never_answers_for_a_float():
+    x = torch.randn(1, 3, 8, 8)
+    F.max_pool2d(x, 2)
+    F.lp_pool2d(x, 2, 2)
+    with pytest.raises((TypeError, ValueError)):
+        F.max_pool2d(x, 2.0)
+    with pytest.raises((TypeError, ValueError)):
+        F.lp_pool2d(x, 2, 2.0)
+
+
+def test_nested_lists_are_memoised_as_tuples():
+    x, w = torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3)
+    torch.testing.assert_close(F.conv2d(x, w, padding=[[1, 2], [0, 1]]), F.conv2d(x, w, padding=((1, 2), (0, 1))))
