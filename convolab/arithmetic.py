@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional, Union
 
-from ._args import PaddingArg, PaddingPairs, _is_int, normalize_padding, ntuple, positive_tuple
+from ._args import PaddingArg, PaddingPairs, is_int, normalize_padding, ntuple, positive_tuple
 
 __all__ = [
     "ReceptiveField",
@@ -97,19 +97,19 @@ IntOrPair = Union[int, Sequence[int]]
 
 
 def _positive(value: int, name: str, op: str) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
     return int(value)
 
 
 def _nonneg(value: int, name: str, op: str) -> int:
-    if not _is_int(value) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"{op}: {name} must be an int >= 0, got {value!r}")
     return int(value)
 
 
 def _pair(padding: IntOrPair, op: str) -> Pair:
-    if _is_int(padding):
+    if is_int(padding):
         p = _nonneg(padding, "padding", op)
         return (p, p)
     if isinstance(padding, Sequence) and len(padding) == 2:
@@ -598,7 +598,7 @@ def pool_macs(channels: int, kernel_size: IntOrPair, output_size: IntOrPair, bat
     802816
     """
     op = "pool_macs"
-    outs = output_size if not _is_int(output_size) else (output_size,) * 2
+    outs = output_size if not is_int(output_size) else (output_size,) * 2
     k = positive_tuple(kernel_size, len(outs), "kernel_size", op)
     return (
         _nonneg(batch, "batch", op) * _positive(channels, "channels", op) * math.prod(k)
@@ -708,7 +708,7 @@ def spatially_separable_params(
     516096
     """
     op = "spatially_separable_params"
-    k = kernel_size if not _is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
+    k = kernel_size if not is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
     chain = _channel_chain(in_channels, out_channels, mid_channels, len(k), op)
     total = sum(
         conv_params(chain[j], chain[j + 1], (k[j],), groups, False, 1) for j in range(len(k))
@@ -756,7 +756,7 @@ def flattened_conv_params(
     (4480, 36864)
     """
     op = "flattened_conv_params"
-    k = kernel_size if not _is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
+    k = kernel_size if not is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
     cin = _positive(in_channels, "in_channels", op)
     cout = _positive(out_channels, "out_channels", op)
     return cout * cin + cout * sum(positive_tuple(k, len(k), "kernel_size", op)) + (cout if bias else 0)
@@ -809,7 +809,7 @@ def conv_params(
         raise ValueError(
             f"{op}: groups ({g}) must divide in_channels ({cin}) and out_channels ({cout})"
         )
-    k = kernel_size if not _is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
+    k = kernel_size if not is_int(kernel_size) else (kernel_size,) * _positive(ndim, "ndim", op)
     ks = [_positive(v, "kernel_size", op) for v in k]
     return cout * (cin // g) * math.prod(ks) + (cout if bias else 0)
 
@@ -834,7 +834,7 @@ def locally_connected_params(
     True
     """
     op = "locally_connected_params"
-    outs = output_size if not _is_int(output_size) else (output_size,) * 2
+    outs = output_size if not is_int(output_size) else (output_size,) * 2
     positions = math.prod(_positive(o, "output_size", op) for o in outs)
     return positions * conv_params(in_channels, out_channels, kernel_size, 1, bias, ndim=len(outs))
 
@@ -884,7 +884,7 @@ def conv_macs(
     >>> conv_macs(256, 256, 3, (1, 1))        # ResNet's 256-channel example, per output pixel
     589824
     """
-    outs = output_size if not _is_int(output_size) else (output_size,) * 2
+    outs = output_size if not is_int(output_size) else (output_size,) * 2
     weights = conv_params(in_channels, out_channels, kernel_size, groups, bias=False, ndim=len(outs))
     return _nonneg(batch, "batch", "conv_macs") * weights * math.prod(
         _nonneg(o, "output_size", "conv_macs") for o in outs
@@ -904,7 +904,7 @@ def conv_transpose_macs(
     >>> conv_transpose_macs(4, 2, 3, (2, 2))
     288
     """
-    ins = input_size if not _is_int(input_size) else (input_size,) * 2
+    ins = input_size if not is_int(input_size) else (input_size,) * 2
     weights = conv_params(in_channels, out_channels, kernel_size, groups, bias=False, ndim=len(ins))
     return _nonneg(batch, "batch", "conv_transpose_macs") * weights * math.prod(
         _nonneg(i, "input_size", "conv_transpose_macs") for i in ins
@@ -951,7 +951,7 @@ def avg_pool_macs(out_numel: int, kernel_size: IntOrPair) -> int:
     1806336
     """
     op = "avg_pool_macs"
-    ks = (kernel_size,) * 2 if _is_int(kernel_size) else tuple(kernel_size)
+    ks = (kernel_size,) * 2 if is_int(kernel_size) else tuple(kernel_size)
     return _nonneg(out_numel, "out_numel", op) * math.prod(_positive(k, "kernel_size", op) for k in ks)
 
 

@@ -29,10 +29,10 @@ from torch import Tensor
 from .. import arithmetic
 from .._args import (
     PaddingArg,
-    _is_int,
     check_choice,
     check_conv_channels,
     check_groups,
+    is_int,
     normalize_padding,
     ntuple,
     positive_tuple,
@@ -456,7 +456,7 @@ def _conv_transpose(
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     c_in, kernel = x.shape[1], tuple(weight.shape[2:])
-    if not _is_int(groups) or groups < 1:
+    if not is_int(groups) or groups < 1:
         raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
     groups = operator.index(groups)
     if weight.shape[0] != c_in:
@@ -476,7 +476,7 @@ def _conv_transpose(
     spatial = spatial_sizes(x)
     if output_size is not None:
         if (isinstance(output_size, (str, bytes)) or not isinstance(output_size, Sequence)
-                or not all(_is_int(v) for v in output_size)):
+                or not all(is_int(v) for v in output_size)):
             raise TypeError(
                 f"{op}: output_size must be a sequence of ints (the spatial sizes, or [N, C, *spatial]), "
                 f"got {output_size!r}"
