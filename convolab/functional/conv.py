@@ -18,7 +18,6 @@ in eager mode on the CPU.
 from __future__ import annotations
 
 import inspect
-import operator
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
@@ -35,6 +34,7 @@ from .._args import (
     is_int,
     normalize_padding,
     ntuple,
+    positive_int,
     positive_tuple,
 )
 from .algorithms import ALGORITHMS, Problem, select
@@ -456,9 +456,7 @@ def _conv_transpose(
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     c_in, kernel = x.shape[1], tuple(weight.shape[2:])
-    if not is_int(groups) or groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    groups = operator.index(groups)
+    groups = positive_int(groups, "groups", op)
     if weight.shape[0] != c_in:
         raise ValueError(
             f"{op}: expected input with weight.shape[0] = {weight.shape[0]} channels, got {c_in} "

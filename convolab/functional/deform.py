@@ -55,7 +55,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, check_choice, check_conv_channels, positive_tuple
+from .._args import (
+    PaddingArg,
+    check_choice,
+    check_conv_channels,
+    positive_int,
+    positive_tuple,
+)
 from ._custom_ops import (
     autocast_enabled,
     compute_dtype,
@@ -259,8 +265,8 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
                 f"(offset_groups * taps * {dims}), got {off_c} (offset {list(off_shape)})"
             )
         offset_groups = off_c // (nd * taps)
-    elif not isinstance(offset_groups, int) or isinstance(offset_groups, bool) or offset_groups < 1:
-        raise ValueError(f"{op}: offset_groups must be an int >= 1, got {offset_groups!r}")
+    else:
+        offset_groups = positive_int(offset_groups, "offset_groups", op)
     if c_in % offset_groups:
         raise ValueError(f"{op}: offset_groups ({offset_groups}) must divide in_channels ({c_in})")
     want = (nd * offset_groups * taps, *out_size)
