@@ -1,8 +1,14 @@
-"""Argument normalisation shared by every convolab op (pure Python, no torch).
+"""Argument normalisation shared by every convolab op, layer, model and command (pure Python, no torch).
 
-Every public op funnels its user-facing arguments through these helpers, so the
-rules, and the wording of the errors, exist exactly once. Messages follow
-``"<op>: <parameter> <rule>, got <value>"``.
+Every user-facing argument goes through these helpers, so the rules, and the wording of the
+errors, exist exactly once. Messages follow ``"<op>: <parameter> <rule>, got <value>"``.
+
+- the types of the window arguments: :data:`IntOrTuple`, :data:`DimPadding`, :data:`PaddingArg`;
+- single ints: :func:`is_int`, :func:`positive_int`, :func:`nonnegative_int`;
+- per-dim tuples: :func:`ntuple`, :func:`positive_tuple`, :func:`window_tuples`, :func:`check_int32`;
+- padding: :func:`padding_pair` (one dim), :func:`normalize_padding` (every dim);
+- names and channels: :func:`check_choice`, :func:`suggest`, :func:`check_groups`,
+  :func:`check_conv_channels`.
 """
 
 from __future__ import annotations
@@ -12,7 +18,15 @@ import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
-PaddingPairs = tuple[tuple[int, int], ...]
+#: kernel size, stride, dilation, output padding: one int for every spatial dim, or one per dim
+IntOrTuple = Union[int, Sequence[int]]
+#: a (before, after) pair of one dim
+Pair = tuple[int, int]
+#: the padding of one dim: an int (both sides) or a (before, after) pair
+DimPadding = Union[int, Sequence[int]]
+#: resolved padding: one (before, after) pair per spatial dim
+PaddingPairs = tuple[Pair, ...]
+#: any padding spec: int, per-dim ints, per-dim (before, after) pairs, "same" or "valid"
 PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 
 # torch's convolution and pooling kernels hold window arguments (kernel size, stride, padding,
@@ -21,7 +35,7 @@ PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 INT32_MAX = 2**31 - 1
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     """Whether ``value`` is an integer: int, a NumPy integer, or anything else that
     implements ``__index__`` (a traced size); bool is an int subclass but never a size."""
     if type(value) is int:
@@ -35,9 +49,25 @@ def _is_int(value: Any) -> bool:
     return True
 
 
+def _int_at_least(value: Any, minimum: int, name: str, op: str) -> int:
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"{op}: {name} must be an int >= {minimum}, got {value!r}")
+    return operator.index(value)
+
+
+def positive_int(value: Any, name: str, op: str) -> int:
+    """``value`` must be an int >= 1 (channels, groups, multipliers, counts); returns it as an int."""
+    return _int_at_least(value, 1, name, op)
+
+
+def nonnegative_int(value: Any, name: str, op: str) -> int:
+    """``value`` must be an int >= 0 (sizes, padding, batch); returns it as an int."""
+    return _int_at_least(value, 0, name, op)
+
+
 def ntuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints to an ``n``-tuple of ints."""
-    if _is_int(value):
+    if is_int(value):
         return check_int32((operator.index(value),), name, op, value) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) == 1 and n > 1:
@@ -47,7 +77,7 @@ def ntuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
                 f"{op}: {name} must be an int or a sequence of {n} ints (one per spatial dim), "
                 f"got {tuple(value)!r}"
             )
-        if not all(_is_int(v) for v in value):
+        if not all(is_int(v) for v in value):
             raise TypeError(f"{op}: {name} must contain ints, got {tuple(value)!r}")
         return check_int32(tuple(operator.index(v) for v in value), name, op, value)
     raise TypeError(f"{op}: {name} must be an int or a sequence of ints, got {value!r}")
@@ -72,15 +102,29 @@ def positive_tuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
     return out
 
 
-def nonnegative_tuple(value: Any, n: int, name: str, op: str) -> tuple[int, ...]:
-    out = ntuple(value, n, name, op)
-    if any(v < 0 for v in out):
-        raise ValueError(f"{op}: {name} must be >= 0 in every dim, got {_show(value)}")
-    return out
+def window_tuples(
+    kernel_size: Any, stride: Any, dilation: Any, n: int, op: str
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """``(kernel_size, stride, dilation)`` as ``n``-tuples of ints >= 1, checked in that order."""
+    return (
+        positive_tuple(kernel_size, n, "kernel_size", op),
+        positive_tuple(stride, n, "stride", op),
+        positive_tuple(dilation, n, "dilation", op),
+    )
 
 
 def _show(value: Any) -> str:
     return repr(tuple(value)) if isinstance(value, (list, tuple)) else repr(value)
+
+
+def padding_pair(padding: DimPadding, op: str) -> Pair:
+    """The padding of one dim as ``(before, after)``: an int pads both sides."""
+    if is_int(padding):
+        p = nonnegative_int(padding, "padding", op)
+        return (p, p)
+    if isinstance(padding, Sequence) and len(padding) == 2:
+        return (nonnegative_int(padding[0], "padding before", op), nonnegative_int(padding[1], "padding after", op))
+    raise ValueError(f"{op}: padding must be an int or a (before, after) pair, got {padding!r}")
 
 
 def normalize_padding(padding: PaddingArg, n: int, op: str) -> str | PaddingPairs:
@@ -101,7 +145,7 @@ def normalize_padding(padding: PaddingArg, n: int, op: str) -> str | PaddingPair
             f"{op}: padding must be an int, a tuple, per-side pairs, 'same' or 'valid', "
             f"got {padding!r}{suggest(padding, ('same', 'valid'))}"
         )
-    if _is_int(padding):
+    if is_int(padding):
         pairs = ((operator.index(padding), operator.index(padding)),) * n
     elif isinstance(padding, Sequence):
         items = list(padding)
@@ -111,7 +155,7 @@ def normalize_padding(padding: PaddingArg, n: int, op: str) -> str | PaddingPair
                     f"{op}: per-side padding must be {n} (before, after) pairs, one per spatial dim, "
                     f"got {padding!r}"
                 )
-            if not all(_is_int(v) for p in items for v in p):
+            if not all(is_int(v) for p in items for v in p):
                 raise TypeError(f"{op}: padding must contain ints, got {padding!r}")
             pairs = tuple((operator.index(a), operator.index(b)) for a, b in items)
         else:
@@ -146,8 +190,7 @@ def check_choice(value: str, choices: Iterable[str], name: str, op: str) -> str:
 
 def check_groups(in_channels: int, out_channels: int, groups: int, op: str) -> None:
     """groups >= 1 must divide both channel counts."""
-    if not _is_int(groups) or groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    groups = positive_int(groups, "groups", op)
     if in_channels % groups:
         raise ValueError(f"{op}: groups ({groups}) must divide in_channels ({in_channels})")
     if out_channels % groups:
@@ -156,8 +199,7 @@ def check_groups(in_channels: int, out_channels: int, groups: int, op: str) -> N
 
 def check_conv_channels(op: str, input_shape: Sequence[int], weight_shape: Sequence[int], groups: Any, channel_dim: int = 1) -> None:
     """A conv weight ``[C_out, C_in/groups, *k]`` must fit the input's channels and the groups."""
-    if not _is_int(groups) or groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    groups = positive_int(groups, "groups", op)
     c_in, c_out = input_shape[channel_dim], weight_shape[0]
     if weight_shape[1] * groups != c_in:
         raise ValueError(

@@ -212,18 +212,17 @@ def test_arithmetic_imports_no_torch(tmp_path):
     import subprocess
     import sys
 
-    root = pathlib.Path(A.__file__).parent
+    root = pathlib.Path(A.__file__).parents[1]  # convolab/ (arithmetic is a package)
     code = f"""
-import sys, types, importlib.util, pathlib
+import sys, types, importlib
 sys.modules["torch"] = None  # any 'import torch' now raises ImportError
-root = pathlib.Path({str(root)!r})
-pkg = types.ModuleType("convolab"); pkg.__path__ = [str(root)]; sys.modules["convolab"] = pkg
-for name in ("_args", "arithmetic"):
-    spec = importlib.util.spec_from_file_location("convolab." + name, root / (name + ".py"))
-    mod = importlib.util.module_from_spec(spec); sys.modules["convolab." + name] = mod
-    spec.loader.exec_module(mod)
-print(sys.modules["convolab.arithmetic"].conv_output_size(5, 3, 2, 1))
+pkg = types.ModuleType("convolab"); pkg.__path__ = [{str(root)!r}]; sys.modules["convolab"] = pkg
+A = importlib.import_module("convolab.arithmetic")  # and its modules, and _args; not convolab/__init__
+print(A.conv_output_size(5, 3, 2, 1), A.receptive_fields([(3, 1, 0)])[0].size, A.conv_params(1, 1, 3), A.spp_features(1, (1, 2)))
+print(sorted(m for m in sys.modules if m.startswith("convolab.")))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "3"
+    values, modules = out.stdout.strip().splitlines()
+    assert values == "3 3 10 5"
+    assert "convolab._args" in modules and "convolab.arithmetic.sizes" in modules

@@ -1,4 +1,4 @@
-"""Imports only point downward (STYLE.md): arithmetic/_args <- functional <- nn <- models; only cli imports commands; inside viz/ and train/ too."""
+"""Imports only point downward (STYLE.md): _args <- arithmetic <- functional <- nn <- models; only cli imports commands; inside arithmetic/, viz/ and train/ too."""
 
 from __future__ import annotations
 
@@ -57,6 +57,39 @@ def test_imports_point_downward(layer):
     for path in files:
         bad = _imports(path) & FORBIDDEN[layer]
         assert not bad, f"{path.relative_to(ROOT.parent)} imports {sorted(bad)}"
+
+
+# arithmetic/ is pure Python: besides the standard library it imports only _args. Inside it, module ->
+# the arithmetic modules it may import: sizes is the bottom, the other three build on it, __init__
+# re-exports them all.
+ARITHMETIC = ROOT / "arithmetic"
+ARITHMETIC_MAY_IMPORT = {
+    "sizes": set(),
+    "pooling": {"sizes"},
+    "receptive_field": {"sizes"},
+    "costs": {"sizes"},
+    "__init__": {"sizes", "pooling", "receptive_field", "costs"},
+}
+
+
+@pytest.mark.parametrize("path", sorted(ARITHMETIC.glob("*.py")), ids=lambda p: p.name)
+def test_arithmetic_imports_only_args_the_standard_library_and_the_modules_below(path):
+    import sys
+
+    module = path.stem
+    assert module in ARITHMETIC_MAY_IMPORT, f"arithmetic/{module}: place it in ARITHMETIC_MAY_IMPORT"
+    assert not [p for p in ARITHMETIC.iterdir() if p.is_dir() and p.name != "__pycache__"], "arithmetic/ has no subpackage"
+    for name, taken in _modules(path):
+        top, *rest = name.split(".")
+        if top == "arithmetic":
+            inner = set(rest[:1]) if rest else set(taken)
+            bad = inner - ARITHMETIC_MAY_IMPORT[module] - {module}
+            assert not bad, f"{path.relative_to(ROOT.parent)} imports arithmetic modules {sorted(bad)}"
+        else:
+            assert top == "_args" or top in sys.stdlib_module_names, (
+                f"{path.relative_to(ROOT.parent)} imports {name or taken}: arithmetic/ may import only _args "
+                f"and the standard library"
+            )
 
 
 # Inside analysis/: module -> the analysis modules it may import (docs/architecture.md). The report

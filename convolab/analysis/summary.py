@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
+from .._args import is_int
 from ..arithmetic import ReceptiveField
 from ._fields import CONVENTIONS, Info
 from ._rules import ATEN, PadMode
@@ -209,7 +210,7 @@ def summary(
         >>> s.macs, s.params
         (221184, 224)
     """
-    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool) or depth < 0):
+    if depth is not None and (not is_int(depth) or depth < 0):
         raise ValueError(f"summary: depth must be an int >= 0 or None, got {depth!r}")
     tracer, calls, inputs = _run(model, input_size, device, dtype)
     counts: dict[int, tuple[int, int]] = {}

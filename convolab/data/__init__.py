@@ -82,11 +82,11 @@ def load_dataset(
         (100, 1, (28, 28), 10)
     """
     kind, _, path = spec.partition(":")
-    from .._args import check_choice
+    from .._args import check_choice, positive_int
 
     check_choice(kind, DATASET_KINDS, "dataset kind", "load_dataset")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"load_dataset: limit must be an int >= 1, got {limit!r}")
+    if limit is not None:
+        limit = positive_int(limit, "limit", "load_dataset")
     if kind == "digits":
         images, source = load_digits(path or "auto")
         split = make_split(images, [str(c) for c in range(10)], source, val_fraction, seed)

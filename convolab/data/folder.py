@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from .._args import positive_int
 from ._dataset import DataSplit, channel_stats, stratified_split
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,9 +70,7 @@ class ImageFolder(Dataset):
             raise FileNotFoundError(f"ImageFolder: no such folder {self.root}")
         if max_pixels is None:
             max_pixels = int(Image.MAX_IMAGE_PIXELS or 2**63 - 1)
-        if not isinstance(max_pixels, int) or max_pixels < 1:
-            raise ValueError(f"ImageFolder: max_pixels must be an int >= 1, got {max_pixels!r}")
-        self.max_pixels = max_pixels
+        self.max_pixels = positive_int(max_pixels, "max_pixels", "ImageFolder")
         self.classes: list[str] = []
         self.samples: list[tuple[Path, int]] = []
         for d in sorted(p for p in self.root.iterdir() if p.is_dir()):

@@ -18,7 +18,6 @@ in eager mode on the CPU.
 from __future__ import annotations
 
 import inspect
-import operator
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
@@ -29,12 +28,13 @@ from torch import Tensor
 from .. import arithmetic
 from .._args import (
     PaddingArg,
-    _is_int,
     check_choice,
     check_conv_channels,
     check_groups,
+    is_int,
     normalize_padding,
     ntuple,
+    positive_int,
     positive_tuple,
 )
 from .algorithms import ALGORITHMS, Problem, generation, select
@@ -527,9 +527,7 @@ def _conv_transpose_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bi
     stride, dilation and the per-side padding of the equivalent (zero-inserted) conv."""
     nd = x.dim() - 2
     c_in, kernel = x.shape[1], tuple(weight.shape[2:])
-    if not _is_int(groups) or groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    groups = operator.index(groups)
+    groups = positive_int(groups, "groups", op)
     if weight.shape[0] != c_in:
         raise ValueError(
             f"{op}: expected input with weight.shape[0] = {weight.shape[0]} channels, got {c_in} "
@@ -547,7 +545,7 @@ def _conv_transpose_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bi
     spatial = spatial_sizes(x)
     if output_size is not None:
         if (isinstance(output_size, (str, bytes)) or not isinstance(output_size, Sequence)
-                or not all(_is_int(v) for v in output_size)):
+                or not all(is_int(v) for v in output_size)):
             raise TypeError(
                 f"{op}: output_size must be a sequence of ints (the spatial sizes, or [N, C, *spatial]), "
                 f"got {output_size!r}"

@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, check_choice, check_conv_channels, positive_tuple
+from .._args import PaddingArg, check_choice, check_conv_channels, positive_int, positive_tuple
 from . import _native
 from ._custom_ops import (
     autocast_enabled,
@@ -281,8 +281,8 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
                 f"(offset_groups * taps * {dims}), got {off_c} (offset {list(off_shape)})"
             )
         offset_groups = off_c // (nd * taps)
-    elif not isinstance(offset_groups, int) or isinstance(offset_groups, bool) or offset_groups < 1:
-        raise ValueError(f"{op}: offset_groups must be an int >= 1, got {offset_groups!r}")
+    else:
+        offset_groups = positive_int(offset_groups, "offset_groups", op)
     if c_in % offset_groups:
         raise ValueError(f"{op}: offset_groups ({offset_groups}) must divide in_channels ({c_in})")
     want = (nd * offset_groups * taps, *out_size)
@@ -330,7 +330,6 @@ def _base_positions(
     device: torch.device,
 ) -> Tensor:
     """Regular grid ``p0 + pn`` in input pixels: Tensor[K, L, d] (taps, output positions, dims)."""
-    nd = len(kernel)
     taps = torch.meshgrid(*[torch.arange(k, device=device) * d for k, d in zip(kernel, dilation)], indexing="ij")
     origin = torch.meshgrid(
         *[torch.arange(o, device=device) * s - b for o, s, (b, _) in zip(out_size, stride, pads)], indexing="ij"

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, _is_int, check_choice, check_int32, positive_tuple
+from .._args import PaddingArg, check_choice, check_int32, is_int, positive_tuple
 from ._checks import check_floating, check_max_dtype, check_memory
 from ._dispatch import overridable
 from ._plans import Plans
@@ -557,7 +557,7 @@ def _check_divisor(op: str, divisor_override: object) -> None:
     # torch holds the divisor in a 64-bit int ("Overflow when unpacking long long" beyond it)
     if divisor_override is None:
         return
-    if not _is_int(divisor_override) or divisor_override == 0:
+    if not is_int(divisor_override) or divisor_override == 0:
         raise ValueError(f"{op}: divisor_override must be None or a non-zero int, got {divisor_override!r}")
     if abs(divisor_override) >= 2**63:
         raise ValueError(f"{op}: divisor_override must be within +-(2**63 - 1), got {divisor_override!r}")
@@ -649,7 +649,7 @@ def _lp_pool(
 
 
 def _adaptive_size(op: str, output_size: object, nd: int) -> tuple[Optional[int], ...]:
-    if output_size is None or _is_int(output_size):
+    if output_size is None or is_int(output_size):
         sizes = (output_size,) * nd
     elif isinstance(output_size, Sequence) and not isinstance(output_size, str):
         sizes = tuple(output_size)
@@ -657,7 +657,7 @@ def _adaptive_size(op: str, output_size: object, nd: int) -> tuple[Optional[int]
             sizes = sizes * nd
     else:
         raise TypeError(f"{op}: output_size must be an int, None or a sequence of them, got {output_size!r}")
-    if len(sizes) != nd or not all(v is None or (_is_int(v) and v >= 1) for v in sizes):
+    if len(sizes) != nd or not all(v is None or (is_int(v) and v >= 1) for v in sizes):
         raise ValueError(
             f"{op}: output_size must be {nd} ints >= 1 (or None to keep that dim), got {output_size!r}"
         )

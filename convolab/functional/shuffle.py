@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._args import _is_int
+from .._args import positive_int
 from ._dispatch import overridable
 from ._tracing import exporting
 
@@ -41,8 +41,7 @@ def channel_shuffle(input: Tensor, groups: int) -> Tensor:
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"channel_shuffle: input must be a torch.Tensor, got {type(input).__name__}")
-    if not _is_int(groups) or groups < 1:
-        raise ValueError(f"channel_shuffle: groups must be an int >= 1, got {groups!r}")
+    groups = positive_int(groups, "groups", "channel_shuffle")
     if input.dim() < 2:
         raise ValueError(f"channel_shuffle: expected input [N, C, *spatial], got shape {list(input.shape)}")
     n, c, *rest = input.shape

@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 from torch import Tensor, nn
 
-from .._args import suggest
+from .._args import positive_int, suggest
 
 __all__ = ["FeatureExtractor", "feature_extractor", "freeze_except_head", "reset_head"]
 
@@ -154,8 +154,7 @@ def reset_head(
         )
     """
     op = "reset_head"
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"{op}: num_classes must be an int >= 1, got {num_classes!r}")
+    num_classes = positive_int(num_classes, "num_classes", op)
     modules = dict(model.named_modules())
     for name in _head_names(model, head, op):
         linears = [n for n, m in modules[name].named_modules() if isinstance(m, nn.Linear)]

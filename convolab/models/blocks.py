@@ -32,7 +32,7 @@ from torch import Tensor, nn
 # Every family takes its pooling layers from here: convolab's own (drop-in for torch.nn's).
 from ..nn import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: F401
 
-from .._args import check_choice, positive_tuple
+from .._args import check_choice, positive_int, positive_tuple
 from ..arithmetic import effective_kernel_size
 from ..nn import Conv2d, ConvTranspose2d
 
@@ -148,12 +148,6 @@ class ConvNormAct(nn.Sequential):
         self.out_channels = out_channels
 
 
-def _check_positive(value: int, name: str, op: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
-    return value
-
-
 def _check_dropout(p: float, op: str) -> float:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{op}: dropout must be in [0, 1], got {p!r}")
@@ -199,13 +193,13 @@ class FlattenLinear(nn.Sequential):
         dropout_first: bool = False,
     ) -> None:
         op = "FlattenLinear"
-        _check_positive(in_features, "in_features", op)
-        _check_positive(num_classes, "num_classes", op)
+        positive_int(in_features, "in_features", op)
+        positive_int(num_classes, "num_classes", op)
         p = _check_dropout(dropout, op)
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
-            _check_positive(h, "hidden width", op)
+            positive_int(h, "hidden width", op)
             if dropout_first and p:
                 layers.append(nn.Dropout(p))
             layers += [nn.Linear(width, h), nn.ReLU(inplace=True)]
@@ -252,8 +246,8 @@ class GlobalPoolLinear(nn.Sequential):
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
         op = "GlobalPoolLinear"
-        _check_positive(in_channels, "in_channels", op)
-        _check_positive(num_classes, "num_classes", op)
+        positive_int(in_channels, "in_channels", op)
+        positive_int(num_classes, "num_classes", op)
         p = _check_dropout(dropout, op)
         layers: list[nn.Module] = [nn.Dropout(p)] if p else []
         super().__init__(*layers, nn.Linear(in_channels, num_classes))
@@ -304,11 +298,11 @@ class SPPLinear(nn.Module):
     ) -> None:
         super().__init__()
         op = "SPPLinear"
-        _check_positive(in_channels, "in_channels", op)
-        _check_positive(num_classes, "num_classes", op)
+        positive_int(in_channels, "in_channels", op)
+        positive_int(num_classes, "num_classes", op)
         if not levels:
             raise ValueError(f"{op}: levels must name at least one pyramid level, got {levels!r}")
-        self.levels = tuple(_check_positive(n, "levels entry", op) for n in levels)
+        self.levels = tuple(positive_int(n, "levels entry", op) for n in levels)
         self.pools = nn.ModuleList(AdaptiveMaxPool2d(n) for n in self.levels)
         p = _check_dropout(dropout, op)
         self.dropout = nn.Dropout(p) if p else nn.Identity()
@@ -403,7 +397,7 @@ class LayerNorm2d(nn.LayerNorm):
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        _check_positive(num_channels, "num_channels", "LayerNorm2d")
+        positive_int(num_channels, "num_channels", "LayerNorm2d")
         super().__init__(num_channels, eps=eps)
 
     def forward(self, input: Tensor) -> Tensor:

@@ -38,6 +38,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from .._args import positive_int
 from ..nn import Conv2d
 from ._registry import register_model
 from .blocks import AdaptiveAvgPool2d, ConvNormAct, LayerNorm2d, StochasticDepth
@@ -71,12 +72,6 @@ class Permute(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dims={self.dims}"
-
-
-def _check_int(value: object, name: str, op: str, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{op}: {name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _check_rate(value: object, name: str, op: str) -> float:
@@ -127,9 +122,9 @@ class ConvNeXtBlock(nn.Module):
     ) -> None:
         super().__init__()
         op = "ConvNeXtBlock"
-        _check_int(dim, "dim", op)
-        _check_int(mlp_ratio, "mlp_ratio", op)
-        if _check_int(kernel_size, "kernel_size", op) % 2 == 0:
+        positive_int(dim, "dim", op)
+        positive_int(mlp_ratio, "mlp_ratio", op)
+        if positive_int(kernel_size, "kernel_size", op) % 2 == 0:
             raise ValueError(f"{op}: kernel_size must be odd (the block keeps the size), got {kernel_size}")
         if not isinstance(layer_scale, (int, float)) or isinstance(layer_scale, bool) or not layer_scale > 0:
             raise ValueError(f"{op}: layer_scale must be a number > 0, got {layer_scale!r}")
@@ -196,7 +191,7 @@ class ConvNeXt(nn.Module):
             )
         for name, values in (("depths", depths), ("dims", dims)):
             for v in values:
-                _check_int(v, f"{name} entry", op)
+                positive_int(v, f"{name} entry", op)
         rate = _check_rate(drop_path_rate, "drop_path_rate", op)
         total = sum(depths)
         layers: list[nn.Module] = [

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._args import check_choice
+from .._args import check_choice, positive_int
 from ..nn import Conv2d, ConvTranspose2d
 from ._registry import register_model
 from .blocks import ConvNormAct, MaxPool2d
@@ -94,8 +94,7 @@ class Hourglass(nn.Module):
 
     def __init__(self, depth: int, channels: int, upsample: str = "nearest") -> None:
         super().__init__()
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"Hourglass: depth must be an int >= 1, got {depth!r}")
+        depth = positive_int(depth, "depth", "Hourglass")
         check_choice(upsample, UPSAMPLING, "upsample", "Hourglass")
         self.depth, self.upsample = depth, upsample
         self.up1 = Residual(channels, channels)
@@ -150,8 +149,7 @@ class StackedHourglass(nn.Module):
         upsample: str = "nearest",
     ) -> None:
         super().__init__()
-        if not isinstance(num_stacks, int) or num_stacks < 1:
-            raise ValueError(f"StackedHourglass: num_stacks must be an int >= 1, got {num_stacks!r}")
+        num_stacks = positive_int(num_stacks, "num_stacks", "StackedHourglass")
         self.num_stacks = num_stacks
         # the stem (7x7/2 conv, 2x2 pool) must leave at least 2**depth pixels
         self.min_input_size = (4 * 2**depth - 1,) * 2

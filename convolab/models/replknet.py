@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._args import positive_int
 from ..nn import Conv2d, fuse_conv_bn
 from ._registry import register_model
 from .blocks import AdaptiveAvgPool2d, ConvNormAct, StochasticDepth
@@ -65,14 +66,8 @@ def _conv_bn(
     )  # fmt: skip
 
 
-def _check_int(value: object, name: str, op: str, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{op}: {name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 def _check_odd(value: object, name: str, op: str) -> int:
-    if _check_int(value, name, op) % 2 == 0:
+    if positive_int(value, name, op) % 2 == 0:
         raise ValueError(f"{op}: {name} must be odd (centred kernels keep the size), got {value}")
     return value  # type: ignore[return-value]
 
@@ -130,7 +125,7 @@ class ReparamLargeKernelConv(nn.Module):
     ) -> None:
         super().__init__()
         op = "ReparamLargeKernelConv"
-        _check_int(channels, "channels", op)
+        positive_int(channels, "channels", op)
         _check_odd(kernel_size, "kernel_size", op)
         if small_kernel is not None:
             _check_odd(small_kernel, "small_kernel", op)
@@ -369,7 +364,7 @@ class RepLKNet(nn.Module):
             )
         for name, values in (("layers", layers), ("channels", channels)):
             for v in values:
-                _check_int(v, f"{name} entry", op)
+                positive_int(v, f"{name} entry", op)
         for k in kernels:
             _check_odd(k, "large_kernel_sizes entry", op)
         if small_kernel is not None:

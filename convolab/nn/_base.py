@@ -19,18 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from .. import arithmetic
-from .._args import PaddingPairs, _is_int, check_choice, check_groups, normalize_padding, ntuple, positive_tuple
+from .._args import PaddingPairs, check_choice, check_groups, normalize_padding, ntuple, positive_int, positive_tuple
 
-__all__ = ["ConvSpec", "conv_spec", "positive_int", "repr_arguments"]
+__all__ = ["ConvSpec", "conv_spec", "repr_arguments"]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def positive_int(value: Any, name: str, op: str) -> int:
-    """``value`` must be an int >= 1 (channels, groups, multipliers)."""
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
-    return operator.index(value)
 
 
 @dataclass(frozen=True)

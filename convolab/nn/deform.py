@@ -25,10 +25,10 @@ from typing import Any, List, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .._args import check_choice
+from .._args import check_choice, positive_int
 from ..functional._lowered import same_pairs
 from ..functional.deform import DEFORM_ALGORITHMS, deform_conv
-from ._base import conv_spec, positive_int, repr_arguments
+from ._base import conv_spec, repr_arguments
 from .conv import Conv1d, Conv2d, Conv3d
 
 # fx leaves: symbolic tracing records one call instead of tracing the op's argument checks

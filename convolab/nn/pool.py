@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import arithmetic
-from .._args import _is_int, check_choice, ntuple, positive_tuple
+from .._args import check_choice, is_int, ntuple, positive_tuple
 from ..functional._lowered import avg_pool_nd, max_pool_nd, pad_pairs, padded_avg_pool, pool_padding, same_pairs
 from ..functional.pool import (
     _NAMED_REDUCTIONS,
@@ -197,7 +197,7 @@ class _AvgPoolNd(_WindowPool):
             super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
             self.kernel_size = ntuple(kernel_size, 1, "kernel_size", op)
             self.stride = self.kernel_size if stride is None else ntuple(stride, 1, "stride", op)
-            self.padding = padding if isinstance(padding, str) or not _is_int(padding) else (padding,)
+            self.padding = padding if isinstance(padding, str) or not is_int(padding) else (padding,)
             self.divisor_override = divisor_override
         else:
             super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import arithmetic
-from .._args import check_choice, check_groups, normalize_padding, positive_tuple
+from .._args import check_choice, check_groups, normalize_padding, positive_int, positive_tuple
 from ..functional._checks import check_module_dtype
 from ..functional.algorithms import available_algorithms
 from ..functional.conv import PADDING_MODES
@@ -38,12 +38,6 @@ __all__ = [
 
 IntOrTuple = Union[int, Sequence[int]]
 _CONV = {1: Conv1d, 2: Conv2d, 3: Conv3d}
-
-
-def _positive_int(value: Any, name: str, op: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
-    return value
 
 
 def _layer(spec: Any, channels: Optional[int], name: str, op: str) -> Optional[nn.Module]:
@@ -88,9 +82,9 @@ class _DepthwiseSeparableConvNd(nn.Module):
         super().__init__()
         op = type(self).__name__
         check_module_dtype(op, dtype)
-        _positive_int(in_channels, "in_channels", op)
-        _positive_int(out_channels, "out_channels", op)
-        m = _positive_int(depth_multiplier, "depth_multiplier", op)
+        positive_int(in_channels, "in_channels", op)
+        positive_int(out_channels, "out_channels", op)
+        m = positive_int(depth_multiplier, "depth_multiplier", op)
         # check here so that errors name this module, not its depthwise submodule
         for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
             positive_tuple(value, self.ndim, name, op)
@@ -172,8 +166,8 @@ class _FactorisedConvNd(nn.Module):
         padding: Any, dilation: IntOrTuple, padding_mode: str, algorithm: str,
     ) -> None:
         op, n = type(self).__name__, self.ndim
-        self.in_channels = _positive_int(in_channels, "in_channels", op)
-        self.out_channels = _positive_int(out_channels, "out_channels", op)
+        self.in_channels = positive_int(in_channels, "in_channels", op)
+        self.out_channels = positive_int(out_channels, "out_channels", op)
         self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", op)
         self.stride = positive_tuple(stride, n, "stride", op)
         self.dilation = positive_tuple(dilation, n, "dilation", op)
@@ -248,7 +242,7 @@ class _SpatiallySeparableConvNd(_FactorisedConvNd):
         op = type(self).__name__
         check_module_dtype(op, dtype)
         self._common(in_channels, out_channels, kernel_size, stride, padding, dilation, padding_mode, algorithm)
-        mid = out_channels if mid_channels is None else _positive_int(mid_channels, "mid_channels", op)
+        mid = out_channels if mid_channels is None else positive_int(mid_channels, "mid_channels", op)
         chain = [in_channels] + [mid] * (self.ndim - 1) + [out_channels]
         for a, b in zip(chain, chain[1:]):
             check_groups(a, b, groups, op)

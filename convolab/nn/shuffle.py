@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._args import positive_int
 from ..functional.shuffle import channel_shuffle
-from ._base import positive_int
 
 __all__ = ["ChannelShuffle"]
 

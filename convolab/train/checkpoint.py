@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._args import _is_int
+from .._args import nonnegative_int
 from ..data import DataSplit
 from ..models import canonical_name
 from .atomic import PathLike, atomic_write, atomic_write_text, file_mode
@@ -415,8 +415,7 @@ def check_resumable(state: dict[str, Any], config: TrainConfig, path: Path) -> N
     if not isinstance(state["model"], dict) or not isinstance(state["history"], list):
         raise ValueError(f"train: checkpoint {path}: its 'model' entry must be a state dict and 'history' a list")
     for name in ("epoch", "step"):
-        if not _is_int(state[name]) or state[name] < 0:
-            raise ValueError(f"train: checkpoint {path}: entry {name!r} must be an int >= 0, got {state[name]!r}")
+        nonnegative_int(state[name], f"entry {name!r}", f"train: checkpoint {path}")
     if not isinstance(state["ranks"], list) or not all(isinstance(r, dict) and {"rng", "sums"} <= r.keys() for r in state["ranks"]):
         raise ValueError(f"train: checkpoint {path}: entry 'ranks' must list each process's 'rng' and 'sums'")
     current = asdict(config)

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Optional, Union
 
-from .._args import _is_int, check_choice, suggest
+from .._args import check_choice, is_int, suggest
 from ..models import list_models
 
 __all__ = [
@@ -168,7 +168,7 @@ class TrainConfig:
             if value is None and name in ("limit", "image_size"):
                 return
             rule = f"an int >= {low}" if high is None else f"an int in [{low}, {high_text or high}]"
-            if not _is_int(value) or value < low or (high is not None and value > high):
+            if not is_int(value) or value < low or (high is not None and value > high):
                 raise ValueError(f"{prefix}{label(name)} must be {rule}, got {value!r}")
 
         def number(name: str, rule: str, ok: Any) -> None:
@@ -203,7 +203,7 @@ class TrainConfig:
         integer("limit", 1)
         if isinstance(self.image_size, list):
             shown = ",".join(map(str, self.image_size)) if options else repr(self.image_size)
-            if not self.image_size or not all(_is_int(v) and 1 <= v <= MAX_IMAGE_SIZE for v in self.image_size):
+            if not self.image_size or not all(is_int(v) and 1 <= v <= MAX_IMAGE_SIZE for v in self.image_size):
                 raise ValueError(f"{prefix}{label('image_size')} must be sizes in [1, {MAX_IMAGE_SIZE}], got {shown}")
             if len(set(self.image_size)) != len(self.image_size):
                 raise ValueError(f"{prefix}{label('image_size')} lists a size twice, got {shown}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from .. import arithmetic
-from .._args import suggest
+from .._args import positive_int, suggest
 from ..functional import conv2d
 from ..functional._windows import pad_pairs
 from .frames.cells import window_cells
@@ -156,8 +156,8 @@ def explain_receptive_field(layers: Sequence[Union[str, Layer]], input_size: int
         3  conv:k=3  3  1  0  1  3  1  7 = 5 + (3-1)*1  3
     """
     parsed = [layer if isinstance(layer, Layer) else parse_layer(layer) for layer in layers]
-    if input_size is not None and (not isinstance(input_size, int) or input_size < 1):
-        raise ValueError(f"explain receptive-field: input size must be an int >= 1, got {input_size!r}")
+    if input_size is not None:
+        input_size = positive_int(input_size, "input size", "explain receptive-field")
     rf = arithmetic.ReceptiveField()
     size = input_size
     rows = []
@@ -285,8 +285,7 @@ def explain_conv(
     op = "explain conv"
     h, w, c = _parse_volume(input_size, op)
     for name, v in (("filters", filters), ("kernel", kernel_size), ("stride", stride), ("dilation", dilation)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{op}: {name} must be an int >= 1, got {v!r}")
+        positive_int(v, name, op)
     if h * w * c > 4096 or filters > 16:
         raise ValueError(f"{op}: keep it checkable by hand: at most 4096 input values and 16 filters, "
                          f"got {h}x{w}x{c} and {filters}")

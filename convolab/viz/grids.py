@@ -9,7 +9,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from .._args import check_choice
+from .._args import check_choice, positive_int
 
 __all__ = ["feature_map_grid", "find_layer", "kernel_grid", "layer_names", "save_figure"]
 
@@ -121,8 +121,7 @@ def kernel_grid(
         raise TypeError(f"{op}: expected an nn.Module or a weight tensor, got {type(model).__name__}")
     if weight.dim() != 4:
         raise ValueError(f"{op}: expected a 2-D conv weight [C_out, C_in/groups, kH, kW], got shape {list(weight.shape)}")
-    if not isinstance(max_tiles, int) or max_tiles < 1:
-        raise ValueError(f"{op}: max_tiles must be an int >= 1, got {max_tiles!r}")
+    max_tiles = positive_int(max_tiles, "max_tiles", op)
     w = weight.detach().float().cpu()
     c_out, c_in, kh, kw = w.shape
     if c_in == 3:
@@ -202,8 +201,7 @@ def feature_map_grid(
     op = "feature_map_grid"
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{op}: expected an nn.Module, got {type(model).__name__}")
-    if not isinstance(max_maps, int) or max_maps < 1:
-        raise ValueError(f"{op}: max_maps must be an int >= 1, got {max_maps!r}")
+    max_maps = positive_int(max_maps, "max_maps", op)
     module = find_layer(model, layer, "any", op)
     captured = []
     handle = module.register_forward_hook(lambda m, i, o: captured.append(o))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._args import positive_int
 from ..analysis import summary
 from .grids import find_layer, save_figure
 
@@ -59,8 +60,7 @@ def _check(model: Any, images: Any, top: int, op: str) -> None:
         raise ValueError(f"{op}: images must be a float tensor [N, C, H, W] in [0, 1], got {shape}")
     if len(images) == 0:
         raise ValueError(f"{op}: images must hold at least one image, got none")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"{op}: top must be an int >= 1, got {top!r}")
+    positive_int(top, "top", op)
 
 
 def top_patches(
