@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from convolab._bench import interleaved, measure_peak_gflops, print_table
 from convolab.functional import ALGORITHMS, conv, conv_transpose
 from convolab.functional.algorithms import native_numerics, set_chooser
-from convolab.functional.algorithms._auto import autotune, choose_algorithm
+from convolab.functional.algorithms import autotune, choose_algorithm
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Tensor operators: one general convolution at the centre, the variants as parameterisations."""
 
 from .algorithms import ALGORITHMS, Problem, autotune, available_algorithms, register_algorithm
-from .conv import (
+from .convolution import (
     conv,
     conv1d,
     conv2d,
@@ -11,8 +11,8 @@ from .conv import (
     conv_transpose2d,
     conv_transpose3d,
 )
-from .pool import __all__ as _POOL_ALL
-from .pool import (
+from .pooling import __all__ as _POOL_ALL
+from .pooling import (
     adaptive_avg_pool,
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -72,7 +72,7 @@ __all__ = [
     "locally_connected2d",
     "locally_connected3d",
     "register_algorithm",
-    *_POOL_ALL,  # pooling: whatever convolab.functional.pool exports
+    *_POOL_ALL,  # pooling: whatever convolab.functional.pooling exports
     # separable convolutions (issue 3)
     "depthwise_separable_conv",
     "flattened_conv",

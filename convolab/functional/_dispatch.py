@@ -13,13 +13,19 @@ from typing import Callable, TypeVar
 
 from torch.overrides import handle_torch_function, has_torch_function
 
+from ._common import public_signature
+
 __all__ = ["overridable"]
 
-F = TypeVar("F", bound=Callable)
+Op = TypeVar("Op", bound=Callable)
 
 
-def overridable(fn: F) -> F:
-    """Make ``fn`` dispatch through ``__torch_function__`` (positional and keyword arguments)."""
+def overridable(fn: Op) -> Op:
+    """Make ``fn`` dispatch through ``__torch_function__`` (positional and keyword arguments).
+
+    The op shows ``fn``'s signature without its private keywords (``_op``: the name a
+    rank-pinned wrapper such as ``conv2d`` gives errors; ``_nd``: its number of spatial dims).
+    """
 
     @functools.wraps(fn)
     def op(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -30,4 +36,5 @@ def overridable(fn: F) -> F:
             return handle_torch_function(op, relevant, *args, **kwargs)
         return fn(*args, **kwargs)
 
+    op.__signature__ = public_signature(fn)  # type: ignore[attr-defined]
     return op  # type: ignore[return-value]

@@ -58,7 +58,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, check_choice, check_conv_channels, positive_int, positive_tuple
+from .._args import IntOrTuple, PaddingArg, check_choice, check_conv_channels, positive_int, positive_tuple
 from . import _native
 from ._custom_ops import (
     autocast_enabled,
@@ -77,7 +77,7 @@ from ._custom_ops import (
     static_shape,
     vmap_by_loop,
 )
-from .conv import _check_bias, _check_tensors, _fixed
+from ._common import check_bias, check_tensors, public_signature, rank_pinned
 
 __all__ = [
     "COLUMNS_BUDGET",
@@ -88,7 +88,6 @@ __all__ = [
     "deform_conv3d",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
 DEFORM_ALGORITHMS = ("auto", "embedding_bag", "gather")
 
 #: Largest columns chunk (in elements) the "embedding_bag" path makes at once: 2**20 elements,
@@ -237,13 +236,16 @@ def deform_conv(
     return out.squeeze(0) if unbatched else out
 
 
+deform_conv.__signature__ = public_signature(deform_conv)  # type: ignore[attr-defined]  (_op is the wrappers')
+
+
 # ----------------------------------------------------------------------------------------------
 # argument checks
 
 
 def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op) -> dict:
     # tensor types, ranks and dtypes are checked exactly as for the regular conv
-    nd = _check_tensors(_op or "deform_conv", input, weight, bias, _op is not None)
+    nd = check_tensors(_op or "deform_conv", input, weight, bias, _op is not None)
     op = _op or f"deform_conv{nd}d"
     for name, t in (("offset", offset), ("mask", mask)):
         if t is not None and not isinstance(t, Tensor):
@@ -265,7 +267,7 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
     mask_shape = None if mask is None else static_shape(mask)
     c_in, c_out, kernel = in_shape[lead], w_shape[0], w_shape[2:]
     check_conv_channels(op, in_shape, w_shape, groups, channel_dim=lead)
-    _check_bias(op, bias, c_out)
+    check_bias(op, bias, c_out)
     stride_t = positive_tuple(stride, nd, "stride", op)
     dilation_t = positive_tuple(dilation, nd, "dilation", op)
     spatial = in_shape[lead + 1 :]
@@ -945,6 +947,6 @@ register_autocast(_deform_conv_backward_op)
 
 
 # the rank-pinned wrappers: the weight is the third positional argument (after input, offset)
-deform_conv1d = _fixed(1, deform_conv, "deform_conv1d", lead=2)
-deform_conv2d = _fixed(2, deform_conv, "deform_conv2d", lead=2)
-deform_conv3d = _fixed(3, deform_conv, "deform_conv3d", lead=2)
+deform_conv1d = rank_pinned(1, deform_conv, "deform_conv1d", deform_conv, weight_at=2)
+deform_conv2d = rank_pinned(2, deform_conv, "deform_conv2d", deform_conv, weight_at=2)
+deform_conv3d = rank_pinned(3, deform_conv, "deform_conv3d", deform_conv, weight_at=2)

@@ -16,19 +16,18 @@ tracer or compiler the op is one block of plain torch operators that every tool 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import List, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, check_choice, positive_tuple
+from .._args import IntOrTuple, PaddingArg, check_choice, positive_tuple
 from ._dispatch import overridable
 from ._lowered import flat_padding
 from ._tracing import as_ints, concrete, free_choice
-from .conv import PADDING_MODES, autocast_operands
+from ._common import PADDING_MODES, autocast_operands, rank_pinned
 
 __all__ = [
     "CHUNK_BYTES",
@@ -40,7 +39,6 @@ __all__ = [
     "locally_connected3d",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
 
 # Largest unfolded-window block of one eager call, in bytes: the windows are copied (as im2col
 # copies them) a block of output rows at a time; 32 MiB stays in the last-level cache's
@@ -54,6 +52,7 @@ def _layout(nd: int) -> str:
     return f"[{out}, C_out, C_in, {k}]"
 
 
+@overridable
 def locally_connected(
     input: Tensor,
     weight: Tensor,
@@ -63,6 +62,8 @@ def locally_connected(
     dilation: IntOrTuple = 1,
     *,
     padding_mode: str = "zeros",
+    _op: Optional[str] = None,
+    _input_size: Optional[tuple[int, ...]] = None,
 ) -> Tensor:
     """Locally connected layer: a convolution whose filters differ at every output position.
 
@@ -107,24 +108,6 @@ def locally_connected(
         >>> torch.allclose(y, torch.nn.functional.conv2d(x, shared, padding=1), atol=1e-5)
         True
     """
-    return _locally_connected(input, weight, bias, stride, padding, dilation, padding_mode=padding_mode)
-
-
-@overridable
-def _locally_connected(
-    input: Tensor,
-    weight: Tensor,
-    bias: Optional[Tensor] = None,
-    stride: IntOrTuple = 1,
-    padding: PaddingArg = 0,
-    dilation: IntOrTuple = 1,
-    *,
-    padding_mode: str = "zeros",
-    _op: Optional[str] = None,
-    _input_size: Optional[tuple[int, ...]] = None,
-) -> Tensor:
-    """:func:`locally_connected`, with ``_op`` naming the caller in errors (``locally_connected2d``,
-    ``LocallyConnected2d``) and ``_input_size`` the spatial size a module was built for."""
     nd = _check_tensors(_op or "locally_connected", input, weight, bias, fixed=_op is not None)
     op = _op or f"locally_connected{nd}d"
     input, weight, bias = autocast_operands(input, weight, bias)
@@ -314,7 +297,7 @@ def local_products(
 
 
 def _contiguous(grad: Tensor) -> Tensor:
-    """The products' gradient as a contiguous tensor (see :func:`_locally_connected`)."""
+    """The products' gradient as a contiguous tensor (see :func:`locally_connected`)."""
     return grad.contiguous() if grad is not None else grad
 
 
@@ -329,27 +312,10 @@ def _finish(y: Tensor, bias: Optional[Tensor], n: int, weight: Tensor, nd: int) 
     return y
 
 
-def _fixed(nd: int):  # type: ignore[no-untyped-def]
-    name = f"locally_connected{nd}d"
-
-    def wrapper(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrTuple = 1,
-                padding: PaddingArg = 0, dilation: IntOrTuple = 1, *, padding_mode: str = "zeros") -> Tensor:
-        if isinstance(weight, Tensor) and weight.dim() != 2 * nd + 2:
-            raise ValueError(
-                f"{name}: expected weight of rank {2 * nd + 2} ({_layout(nd)}), got rank {weight.dim()} "
-                f"with shape {list(weight.shape)}"
-            )
-        return _locally_connected(input, weight, bias, stride, padding, dilation, padding_mode=padding_mode, _op=name)
-
-    wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__doc__ = (
-        f"{nd}-D form of :func:`locally_connected`: ``weight`` is {_layout(nd)}. See "
-        f":func:`convolab.functional.locally_connected` for the full contract."
-    )
-    return wrapper
-
-
-locally_connected1d = _fixed(1)
-locally_connected2d = _fixed(2)
-locally_connected3d = _fixed(3)
+locally_connected1d = rank_pinned(1, locally_connected, "locally_connected1d", locally_connected, weight_rank=4,
+                                  weight_layout=_layout(1))
+locally_connected2d = rank_pinned(2, locally_connected, "locally_connected2d", locally_connected, weight_rank=6,
+                                  weight_layout=_layout(2))
+locally_connected3d = rank_pinned(3, locally_connected, "locally_connected3d", locally_connected, weight_rank=8,
+                                  weight_layout=_layout(3))
 

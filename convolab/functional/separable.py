@@ -13,15 +13,15 @@ No new kernels: every pass is the general conv (any algorithm, padding form and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, positive_tuple
+from .._args import IntOrTuple, PaddingArg, positive_tuple
 from ._dispatch import overridable
-from .conv import _conv, conv  # noqa: F401  (conv: the doctests compare with it)
+from .convolution import conv
 
 __all__ = [
     "depthwise_separable_conv",
@@ -30,7 +30,6 @@ __all__ = [
     "split_separable_kernel",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
 
 
 def _tensor(op: str, name: str, t: object) -> Tensor:
@@ -49,6 +48,7 @@ def _channels(op: str, input: Tensor, nd: int) -> int:
     return input.shape[-nd - 1]
 
 
+@overridable
 def depthwise_separable_conv(
     input: Tensor,
     depthwise_weight: Tensor,
@@ -62,6 +62,7 @@ def depthwise_separable_conv(
     between: Optional[Callable[[Tensor], Tensor]] = None,
     padding_mode: str = "zeros",
     algorithm: str = "auto",
+    _op: Optional[str] = None,
 ) -> Tensor:
     """Depthwise separable convolution: a depthwise conv, then a pointwise (1x1) conv.
 
@@ -99,29 +100,6 @@ def depthwise_separable_conv(
         >>> depthwise_separable_conv(x, dw, pw).shape                   # Bai's 7x7x3 -> 5x5x128 example
         torch.Size([1, 128, 5, 5])
     """
-    return _depthwise_separable_conv(
-        input, depthwise_weight, pointwise_weight, depthwise_bias, pointwise_bias, stride, padding, dilation,
-        between=between, padding_mode=padding_mode, algorithm=algorithm,
-    )
-
-
-@overridable
-def _depthwise_separable_conv(
-    input: Tensor,
-    depthwise_weight: Tensor,
-    pointwise_weight: Tensor,
-    depthwise_bias: Optional[Tensor] = None,
-    pointwise_bias: Optional[Tensor] = None,
-    stride: IntOrTuple = 1,
-    padding: PaddingArg = 0,
-    dilation: IntOrTuple = 1,
-    *,
-    between: Optional[Callable[[Tensor], Tensor]] = None,
-    padding_mode: str = "zeros",
-    algorithm: str = "auto",
-    _op: Optional[str] = None,
-) -> Tensor:
-    """:func:`depthwise_separable_conv`, with ``_op`` naming the caller in error messages."""
     op = _op or "depthwise_separable_conv"
     dw = _tensor(op, "depthwise_weight", depthwise_weight)
     pw = _tensor(op, "pointwise_weight", pointwise_weight)
@@ -143,13 +121,13 @@ def _depthwise_separable_conv(
             f"{op}: expected pointwise_weight of shape [C_out, {mid}{', 1' * nd}] (1x1 over the "
             f"depthwise output's {mid} channels), got {list(pw.shape)}"
         )
-    y = _conv(
+    y = conv(
         input, dw, depthwise_bias, stride, padding, dilation, c_in,
         padding_mode=padding_mode, algorithm=algorithm, _op=op,
     )
     if between is not None:
         y = between(y)
-    return _conv(y, pw, pointwise_bias, algorithm=algorithm, _op=op)
+    return conv(y, pw, pointwise_bias, algorithm=algorithm, _op=op)
 
 
 def _check_passes(op: str, weights: Sequence[Tensor], name: str) -> tuple[int, tuple[int, ...]]:
@@ -177,6 +155,7 @@ def _check_passes(op: str, weights: Sequence[Tensor], name: str) -> tuple[int, t
     return nd, tuple(kernel)
 
 
+@overridable
 def spatially_separable_conv(
     input: Tensor,
     weights: Sequence[Tensor],
@@ -188,6 +167,7 @@ def spatially_separable_conv(
     *,
     padding_mode: str = "zeros",
     algorithm: str = "auto",
+    _op: Optional[str] = None,
 ) -> Tensor:
     """Spatially separable convolution: one 1-D conv per spatial dim (k x 1, then 1 x k, ...).
 
@@ -225,26 +205,6 @@ def spatially_separable_conv(
         >>> torch.allclose(y, conv(x, torch.outer(col, row).view(1, 1, 3, 3), padding=1), atol=1e-5)
         True
     """
-    return _spatially_separable_conv(
-        input, weights, bias, stride, padding, dilation, groups, padding_mode=padding_mode, algorithm=algorithm
-    )
-
-
-@overridable
-def _spatially_separable_conv(
-    input: Tensor,
-    weights: Sequence[Tensor],
-    bias: Optional[Tensor] = None,
-    stride: IntOrTuple = 1,
-    padding: PaddingArg = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    *,
-    padding_mode: str = "zeros",
-    algorithm: str = "auto",
-    _op: Optional[str] = None,
-) -> Tensor:
-    """:func:`spatially_separable_conv`, with ``_op`` naming the caller in error messages."""
     op = _op or "spatially_separable_conv"
     nd, kernel = _check_passes(op, weights, "weights")
     channels = _channels(op, input, nd)
@@ -264,7 +224,7 @@ def _spatially_separable_conv(
     y = input
     for i, w in enumerate(weights):
         # this pass acts on dim i alone: stride, padding and dilation are neutral elsewhere
-        y = _conv(
+        y = conv(
             y, w, bias if i == nd - 1 else None,
             tuple(s[i] if j == i else 1 for j in range(nd)),
             tuple(pads[i] if j == i else (0, 0) for j in range(nd)),
@@ -274,6 +234,7 @@ def _spatially_separable_conv(
     return y
 
 
+@overridable
 def flattened_conv(
     input: Tensor,
     channel_weight: Tensor,
@@ -285,6 +246,7 @@ def flattened_conv(
     *,
     padding_mode: str = "zeros",
     algorithm: str = "auto",
+    _op: Optional[str] = None,
 ) -> Tensor:
     """Flattened convolution (Jin et al., 2014): a channel filter, then a depthwise 1-D filter per dim.
 
@@ -314,27 +276,6 @@ def flattened_conv(
         ...                padding="same").shape
         torch.Size([2, 16, 8, 8])
     """
-    return _flattened_conv(
-        input, channel_weight, spatial_weights, bias, stride, padding, dilation,
-        padding_mode=padding_mode, algorithm=algorithm,
-    )
-
-
-@overridable
-def _flattened_conv(
-    input: Tensor,
-    channel_weight: Tensor,
-    spatial_weights: Sequence[Tensor],
-    bias: Optional[Tensor] = None,
-    stride: IntOrTuple = 1,
-    padding: PaddingArg = 0,
-    dilation: IntOrTuple = 1,
-    *,
-    padding_mode: str = "zeros",
-    algorithm: str = "auto",
-    _op: Optional[str] = None,
-) -> Tensor:
-    """:func:`flattened_conv`, with ``_op`` naming the caller in error messages."""
     op = _op or "flattened_conv"
     cw = _tensor(op, "channel_weight", channel_weight)
     nd, _ = _check_passes(op, spatial_weights, "spatial_weights")
@@ -351,8 +292,8 @@ def _flattened_conv(
                 f"{op}: spatial_weights[{i}] must be depthwise over the {c_out} output channels, "
                 f"shape [{c_out}, 1, ...], got {list(w.shape)}"
             )
-    y = _conv(input, cw, None, algorithm=algorithm, _op=op)
-    return _spatially_separable_conv(
+    y = conv(input, cw, None, algorithm=algorithm, _op=op)
+    return spatially_separable_conv(
         y, spatial_weights, bias, stride, padding, dilation, c_out,
         padding_mode=padding_mode, algorithm=algorithm, _op=op,
     )

@@ -17,23 +17,22 @@ kernels); everywhere else the functional op, which picks an algorithm in eager m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .. import arithmetic
+from .._args import IntOrTuple
 from ..functional._lowered import flat_padding, flip_kernel, native_conv, native_conv_transpose, same_pairs
 from ..functional._checks import check_module_dtype
 from ..functional.algorithms import check_algorithm
-from ..functional.conv import _conv, _conv_transpose
+from ..functional.convolution import conv, conv_transpose
 from ._base import conv_spec, repr_arguments
 from .fuse import fuse_conv_bn
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
-IntOrTuple = Union[int, Sequence[int]]
 
 
 class _ConvNd(nn.modules.conv._ConvNd):
@@ -119,7 +118,7 @@ class _Conv(_ConvNd):
     def forward(self, input: Tensor) -> Tensor:
         if torch.jit.is_scripting():
             return self._scripted(input)
-        return _conv(
+        return conv(
             input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
             padding_mode=self.padding_mode, flip=self.flip, algorithm=self.algorithm, _op=self._name,
         )
@@ -165,7 +164,7 @@ class _ConvTranspose(_ConvNd):
     def forward(self, input: Tensor, output_size: Optional[List[int]] = None) -> Tensor:
         if torch.jit.is_scripting():
             return self._scripted(input, output_size)
-        return _conv_transpose(
+        return conv_transpose(
             input, self.weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,
             self.dilation, output_size=output_size, algorithm=self.algorithm, _op=self._name,
         )

@@ -19,13 +19,12 @@ trace, vmap and autocast. For ``torch.fx.symbolic_trace`` the functional op is a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from .._args import check_choice, positive_int
+from .._args import IntOrTuple, check_choice, positive_int
 from ..functional._lowered import same_pairs
 from ..functional.deform import DEFORM_ALGORITHMS, deform_conv
 from ._base import conv_spec, repr_arguments
@@ -46,7 +45,6 @@ __all__ = [
     "PlainDeformConv3d",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
 _CONVS = {1: Conv1d, 2: Conv2d, 3: Conv3d}
 
 

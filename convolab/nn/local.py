@@ -9,20 +9,18 @@ output positions.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, List, Tuple, Union
+from typing import Any, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .. import arithmetic
-from .._args import positive_tuple
-from ..functional.local import _layout, _locally_connected, local_nd
+from .._args import IntOrTuple, positive_tuple
+from ..functional.local import _layout, locally_connected, local_nd
 from ._base import conv_spec, repr_arguments
 
 __all__ = ["LocallyConnected1d", "LocallyConnected2d", "LocallyConnected3d"]
 
-IntOrTuple = Union[int, Sequence[int]]
 
 
 class _LocallyConnectedNd(nn.Module):
@@ -92,7 +90,7 @@ class _LocallyConnectedNd(nn.Module):
             y = local_nd(x, self.weight, self.bias, [s for s in self.stride], self._pairs,
                          [d for d in self.dilation], self.padding_mode, 0)
             return y.squeeze(0) if unbatched else y
-        return _locally_connected(
+        return locally_connected(
             input, self.weight, self.bias, self.stride, self._pairs, self.dilation,
             padding_mode=self.padding_mode, _op=self._name, _input_size=self.input_size,
         )

@@ -3,7 +3,7 @@ padding form ("same" with any stride, per-side pairs), generic pooling, global p
 
 Each windowed and adaptive module subclasses the matching ``torch.nn`` class
 (``isinstance(m, torch.nn.MaxPool2d)`` holds; the attributes hold the arguments as given, as
-torch's do). The maths lives on the functional ops in :mod:`convolab.functional.pool`; these
+torch's do). The maths lives on the functional ops in :mod:`convolab.functional.pooling`; these
 modules check what is known at construction and hold the arguments.
 
 Under ``torch.jit.script`` the modules run torch's pooling kernels
@@ -23,19 +23,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import arithmetic
-from .._args import check_choice, is_int, ntuple, positive_tuple
+from .._args import IntOrTuple, check_choice, is_int, ntuple, positive_tuple
 from ..functional._lowered import avg_pool_nd, max_pool_nd, pad_pairs, padded_avg_pool, pool_padding, same_pairs
-from ..functional.pool import (
+from ..functional.pooling import (
     _NAMED_REDUCTIONS,
     SPP_BINS,
     SPP_MODES,
-    _adaptive_avg_pool,
-    _adaptive_max_pool,
+    adaptive_avg_pool,
+    adaptive_max_pool,
     _adaptive_size,
-    _avg_pool,
+    avg_pool,
     _check_divisor,
-    _lp_pool,
-    _max_pool,
+    lp_pool,
+    max_pool,
     check_pool_padding,
     global_avg_pool,
     global_max_pool,
@@ -65,7 +65,6 @@ __all__ = [
     "SpatialPyramidPool",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
 
 
 def _refuse_script(op: str, why: str) -> None:
@@ -131,7 +130,7 @@ class _MaxPoolNd(_WindowPool):
     def forward(self, input: Tensor):  # type: ignore[override]
         if torch.jit.is_scripting():
             return self._scripted(input)
-        return _max_pool(
+        return max_pool(
             input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
             self.return_indices, _op=self._name, _nd=self.ndim,
         )
@@ -207,7 +206,7 @@ class _AvgPoolNd(_WindowPool):
     def forward(self, input: Tensor) -> Tensor:
         if torch.jit.is_scripting():
             return self._scripted(input)
-        return _avg_pool(
+        return avg_pool(
             input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
             self.divisor_override, _op=self._name, _nd=self.ndim,
         )
@@ -269,7 +268,7 @@ class _LPPoolNd(_WindowPool):
     def forward(self, input: Tensor) -> Tensor:
         if torch.jit.is_scripting():
             return self._scripted(input)
-        return _lp_pool(
+        return lp_pool(
             input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode, _op=self._name, _nd=self.ndim,
         )
 
@@ -324,8 +323,8 @@ class _AdaptivePoolNd:
         if torch.jit.is_scripting():
             return self._scripted(input)
         if self.mode == "max":
-            return _adaptive_max_pool(input, self.output_size, self.return_indices, _op=self._name, _nd=self.ndim)
-        return _adaptive_avg_pool(input, self.output_size, _op=self._name, _nd=self.ndim)
+            return adaptive_max_pool(input, self.output_size, self.return_indices, _op=self._name, _nd=self.ndim)
+        return adaptive_avg_pool(input, self.output_size, _op=self._name, _nd=self.ndim)
 
     def _scripted(self, input: Tensor) -> Tensor:
         nd = len(self._output)

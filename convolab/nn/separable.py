@@ -7,19 +7,18 @@ Each reports its parameter count through :mod:`convolab.arithmetic` (``depthwise
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from .. import arithmetic
-from .._args import check_choice, check_groups, normalize_padding, positive_int, positive_tuple
+from .._args import IntOrTuple, check_choice, check_groups, normalize_padding, positive_int, positive_tuple
 from ..functional._checks import check_module_dtype
 from ..functional.algorithms import available_algorithms
-from ..functional.conv import PADDING_MODES
+from ..functional._common import PADDING_MODES
 from ..functional._lowered import flat_padding, native_conv, same_pairs
-from ..functional.separable import _flattened_conv, _spatially_separable_conv
+from ..functional.separable import flattened_conv, spatially_separable_conv
 from .conv import Conv1d, Conv2d, Conv3d
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "SpatiallySeparableConv3d",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
 _CONV = {1: Conv1d, 2: Conv2d, 3: Conv3d}
 
 
@@ -265,7 +263,7 @@ class _SpatiallySeparableConvNd(_FactorisedConvNd):
             for w in self.weights:
                 weights.append(w)
             return self._scripted_passes(input, weights, self.groups)
-        return _spatially_separable_conv(
+        return spatially_separable_conv(
             input, list(self.weights), self.bias, self.stride, self.padding, self.dilation, self.groups,
             padding_mode=self.padding_mode, algorithm=self.algorithm, _op=self._name,
         )
@@ -342,7 +340,7 @@ class _FlattenedConvNd(_FactorisedConvNd):
             nd = len(self.kernel_size)
             mixed = native_conv(input, self.channel_weight, None, [1] * nd, [(0, 0)] * nd, [1] * nd, 1)
             return self._scripted_passes(mixed, weights, self.out_channels)
-        return _flattened_conv(
+        return flattened_conv(
             input, self.channel_weight, list(self.spatial_weights), self.bias, self.stride, self.padding,
             self.dilation, padding_mode=self.padding_mode, algorithm=self.algorithm, _op=self._name,
         )

@@ -14,7 +14,7 @@ from convolab.functional import conv, conv_transpose
 from convolab.functional.algorithms import ALGORITHMS
 from convolab.functional.algorithms.fft import good_size, plan_sizes, tile_length
 from convolab.functional.algorithms.winograd import winograd_matrices
-from convolab.functional.conv import make_problem
+from convolab.functional.convolution import make_problem
 from tests._reference import assert_same_values_and_grads
 
 FAST = ["fft", "winograd", "winograd_f2", "gemm", "native_cl"]

@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 import convolab
 from convolab.functional import conv
-from convolab.functional.algorithms import ALGORITHMS, Problem, choose, select, set_chooser
-from convolab.functional.algorithms import _auto as _chooser
-from convolab.functional.algorithms._auto import choose_algorithm, estimate
+from convolab.functional.algorithms import ALGORITHMS, Problem, choices_changed, choose, select, set_chooser
+from convolab.functional.algorithms import chooser as _chooser
+from convolab.functional.algorithms import tune as _tune
+from convolab.functional.algorithms import choose_algorithm, estimate
 
 
 def _problem(nd=2, batch=2, c_in=8, c_out=8, groups=1, size=None, kernel=None, stride=1, dilation=1,
@@ -33,11 +34,11 @@ def _problem(nd=2, batch=2, c_in=8, c_out=8, groups=1, size=None, kernel=None, s
 @pytest.fixture
 def tuning(tmp_path, monkeypatch):
     """Autotuning on with an empty cache; restored afterwards."""
-    _chooser.clear_tuning_cache()
+    _tune.clear_tuning_cache()
     convolab.autotune(True, tmp_path / "tune.json")
     yield tmp_path / "tune.json"
     convolab.autotune(False)
-    _chooser.clear_tuning_cache()
+    _tune.clear_tuning_cache()
 
 
 # --- the cost model ------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ def test_meta_tensors_get_native_so_analysis_sees_torchs_op():
 
 def test_meta_is_native_even_when_autotuning(tuning):
     assert choose_algorithm(_problem(device="meta", kernel=(31, 31), size=(64, 64), padding=15)) == "native"
-    assert _chooser.tuning_cache() == {}
+    assert _tune.tuning_cache() == {}
 
 
 def test_large_depthwise_kernels_train_with_fft_and_wide_ones_infer_off_native_nchw():
@@ -164,6 +165,7 @@ def test_registry_falls_back_to_native_when_a_chooser_names_an_unsupported_algor
 def test_modules_use_the_chooser(monkeypatch):
     seen = []
     monkeypatch.setattr(_chooser, "_model_choice", lambda p, b: seen.append(p) or "fft")
+    choices_changed()  # the ops' memoised picks were made by the real model (conftest clears them after)
     m = convolab.nn.Conv2d(4, 4, 5, padding=2, groups=4)
     x = torch.randn(1, 4, 9, 9)
     torch.testing.assert_close(m(x), F.conv2d(x, m.weight, m.bias, padding=2, groups=4), rtol=1e-5, atol=1e-5)
@@ -201,7 +203,7 @@ def _fake_timer(monkeypatch, times):
         calls.append((p, tuple(names), backward))
         return {n: times.get(n, 1.0) for n in names}
 
-    monkeypatch.setattr(_chooser, "_time_candidates", fake)
+    monkeypatch.setattr(_tune, "_time_candidates", fake)
     return calls
 
 
@@ -233,7 +235,7 @@ def test_autotune_retunes_on_shape_dtype_layout_and_grad_mode_changes(tuning, mo
         choose_algorithm(DW)
     assert len(calls) == len(variants) + 1
     assert [c[2] for c in calls] == [False] * len(variants) + [True]
-    assert len(_chooser.tuning_cache()) == len(variants) + 1
+    assert len(_tune.tuning_cache()) == len(variants) + 1
 
 
 def test_autotune_ties_go_to_native(tuning, monkeypatch):
@@ -248,7 +250,7 @@ def test_autotune_cache_file_is_written_and_read_back(tuning, monkeypatch):
         choose_algorithm(DW)
     stored = json.loads(tuning.read_text())
     assert list(stored.values()) == ["fft"] and "kernel=(15, 15)" in next(iter(stored))
-    _chooser.clear_tuning_cache()  # a new session: reads the file, times nothing
+    _tune.clear_tuning_cache()  # a new session: reads the file, times nothing
     convolab.autotune(True, tuning)
     with torch.no_grad():
         assert choose_algorithm(DW) == "fft"
@@ -261,7 +263,7 @@ def test_autotune_with_real_timing_picks_a_supported_algorithm_and_computes_righ
         with torch.set_grad_enabled(grad):
             y = conv(x, w, padding=4, groups=4)
         torch.testing.assert_close(y, F.conv2d(x, w, padding=4, groups=4), rtol=1e-4, atol=1e-4)
-    choices = _chooser.tuning_cache()
+    choices = _tune.tuning_cache()
     assert len(choices) == 2 and all(c in ALGORITHMS for c in choices.values())
 
 
@@ -283,9 +285,9 @@ def test_environment_variable(monkeypatch, tmp_path, value, enabled, file):
     monkeypatch.setenv("CONVOLAB_AUTOTUNE", value.format(path=path))
     try:
         convolab.autotune(False)
-        _chooser._from_environment()
-        assert _chooser.autotune_enabled() is enabled
-        assert (_chooser._state["file"] == path) is file
+        _tune._from_environment()
+        assert _tune.autotune_enabled() is enabled
+        assert (_tune._state["file"] == path) is file
     finally:
         convolab.autotune(False)
 

@@ -17,7 +17,7 @@ from convolab.functional import conv, conv_transpose
 from convolab.functional.algorithms import ALGORITHMS, choose_algorithm, native_numerics, numerics, set_chooser
 from convolab.functional.algorithms import _numerics
 from convolab.functional.algorithms._numerics import DYNAMIC_RANGE, bounded, well_scaled
-from convolab.functional.conv import make_problem
+from convolab.functional.convolution import make_problem
 
 BUILT_IN = ("native", "native_cl", "direct", "im2col", "gemm", "fft", "winograd", "winograd_f2")
 WINOGRAD_TILE = {"winograd": {1: 4, 2: 4, 3: 2}, "winograd_f2": {1: 2, 2: 2, 3: 2}}

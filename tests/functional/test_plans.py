@@ -3,7 +3,6 @@ its checks and algorithm pick run."""
 
 from __future__ import annotations
 
-import importlib
 
 import pytest
 import torch
@@ -12,8 +11,8 @@ import convolab.functional as F
 from convolab.functional import algorithms
 from convolab.functional.algorithms import ALGORITHMS, choose_algorithm, register_algorithm, set_chooser
 
-conv_module = importlib.import_module("convolab.functional.conv")
-pool_module = importlib.import_module("convolab.functional.pool")
+from convolab.functional import convolution as conv_module
+from convolab.functional import pooling as pool_module
 
 
 class _Spy:

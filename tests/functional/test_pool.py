@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 
@@ -15,8 +14,7 @@ import convolab.functional as CF
 from convolab import arithmetic
 from tests._reference import adaptive_pool_loop, pool_loop, same_pads_tf
 
-# the function convolab.functional.pool shadows its module's name in the package namespace
-pool_module = importlib.import_module("convolab.functional.pool")
+from convolab.functional import pooling as pool_module
 
 TORCH_MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 TORCH_AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}

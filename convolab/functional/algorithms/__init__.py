@@ -1,4 +1,5 @@
-"""The convolution algorithm registry.
+"""convolab's convolution algorithms: the table (:mod:`.registry`), the built-ins (one module
+each), the chooser of ``"auto"`` (:mod:`.chooser`) and autotuning (:mod:`.tune`).
 
 Every algorithm declares ``supports(problem)`` and ``run(x, weight, bias, problem)``
 with one signature, so the chooser, the benchmarks and the tests treat them alike, and
@@ -15,273 +16,25 @@ convolution), both in JAX's ``conv_general_dilated`` sense. Non-zero padding
 modes (reflect, ...) have already been applied by the caller.
 """
 
-from __future__ import annotations
-
-import math
-from dataclasses import dataclass, field, replace
-from typing import Callable, Optional, Protocol
-
-from torch import Tensor
-
-from ..._args import check_choice
-from .. import _tracing
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Everything an algorithm needs to decide and run; hashable, so it can key a cache.
-
-    Attributes:
-        ndim: number of spatial dims (1-3).
-        batch, in_channels, out_channels, groups: sizes.
-        input_size: spatial size of the (unpadded, undilated) input.
-        kernel, stride, dilation: per-dim.
-        padding: per-dim (before, after) zero padding still to apply.
-        input_dilation: per-dim zero insertion factor (1 = none).
-        output_size: spatial size of the result.
-        dtype, device: as strings, for cache keys.
-        channels_last: whether the input is in channels-last memory format.
-        guard: set by ``"auto"`` when the algorithm it picked does not keep native's numerics
-            on every input: the algorithm then runs behind the checks of :mod:`._numerics`
-            (falling back to native). Not part of equality, hash or repr.
-    """
-
-    ndim: int
-    batch: int
-    in_channels: int
-    out_channels: int
-    groups: int
-    input_size: tuple[int, ...]
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
-    padding: tuple[tuple[int, int], ...]
-    input_dilation: tuple[int, ...]
-    output_size: tuple[int, ...]
-    dtype: str = "torch.float32"
-    device: str = "cpu"
-    channels_last: bool = False
-    guard: bool = field(default=False, compare=False, repr=False)
-
-    @property
-    def symmetric_padding(self) -> Optional[tuple[int, ...]]:
-        """Per-dim padding when it is symmetric and non-negative (what torch's kernels take), else None."""
-        return symmetric_padding(self.padding)
-
-    @property
-    def depthwise(self) -> bool:
-        return self.groups == self.in_channels and self.groups > 1
-
-    @property
-    def macs(self) -> int:
-        """Multiply-accumulates of the useful work (what GFLOP/s is quoted against)."""
-        from ...arithmetic import conv_macs
-
-        return conv_macs(
-            self.in_channels, self.out_channels, self.kernel, self.output_size, self.groups, self.batch
-        )
-
-
-class Algorithm(Protocol):
-    """What a registered algorithm provides (only ``name``, ``supports`` and ``run`` are required;
-    without ``estimate`` ``"auto"`` never picks it, without ``numerics`` it is checked)."""
-
-    name: str
-    requirement: str
-
-    def supports(self, p: Problem) -> bool: ...
-
-    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor: ...
-
-    def estimate(self, p: Problem, backward: bool) -> float: ...
-
-    def workspace(self, p: Problem, backward: bool) -> float: ...
-
-    def numerics(self, p: Problem) -> str: ...
-
-
-ALGORITHMS: dict[str, Algorithm] = {}
-
-# The chooser used by algorithm="auto"; issue-level code may replace it via set_chooser.
-_chooser: Optional[Callable[[Problem], str]] = None
-
-
-class _Registered:
-    """A registered algorithm as the table hands it out: the algorithm itself in every attribute,
-    except that ``run`` and ``run_transposed`` honour ``problem.guard`` (``"auto"``'s numerics
-    contract, enforced here once for every algorithm, built-in or not)."""
-
-    def __init__(self, algorithm: Algorithm) -> None:
-        self.algorithm = algorithm
-
-    def __getattr__(self, attribute: str):  # type: ignore[no-untyped-def]
-        return getattr(self.algorithm, attribute)
-
-    def __repr__(self) -> str:
-        return f"<algorithm {self.algorithm.name!r}>"
-
-    def run(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        """The algorithm on the general conv problem ``p`` (weight ``[C_out, C_in/g, *k]``)."""
-        if not p.guard:
-            return self.algorithm.run(x, weight, bias, p)
-        q = replace(p, guard=False)
-        return run_checked(
-            lambda x, w, b: self.algorithm.run(x, w, b, q),
-            lambda x, w, b: ALGORITHMS["native"].run(x, w, b, q),
-            x, weight, bias, q.ndim, numerics(self.algorithm.name, q),
-        )
-
-    def run_transposed(self, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Problem) -> Tensor:
-        """A transposed conv's problem ``p`` with torch's transposed weight ``[C_in, C_out/g, *k]``:
-        the algorithm's own transposed path when it has one, else ``run`` on the conv layout."""
-        q = replace(p, guard=False)
-        own = getattr(self.algorithm, "run_transposed", None)
-
-        def fast(x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
-            if own is not None:
-                return own(x, w, b, q)
-            return self.algorithm.run(x, transposed_weight(w, q.groups), b, q)
-
-        if not p.guard:
-            return fast(x, weight, bias)
-        # the fallback is the op's own native, torch's conv_transpose: its NaN/Inf pattern can
-        # differ from a padded conv's (torch's kernels differ in whether they multiply padding)
-        native = ALGORITHMS["native"].algorithm
-        return run_checked(
-            fast, lambda x, w, b: native.run_transposed(x, w, b, q), x, weight, bias, q.ndim,
-            numerics(self.algorithm.name, q),
-        )
-
-
-_generation = [0]
-
-
-def generation() -> tuple[int, int]:
-    """Changes whenever what ``"auto"`` picks may change: an algorithm registered, a chooser
-    installed, autotuning switched or its cache cleared, a new machine model. The ops' eager
-    plan memos (:mod:`convolab.functional._plans`) key on it."""
-    return _generation[0], id(_machine.MACHINE)
-
-
-def choices_changed() -> None:
-    """Invalidate every memoised pick (see :func:`generation`)."""
-    _generation[0] += 1
-
-
-def register_algorithm(algorithm: Algorithm) -> Algorithm:
-    """Add an algorithm to the table (later registrations with the same name replace earlier)."""
-    ALGORITHMS[algorithm.name] = _Registered(algorithm)  # type: ignore[assignment]
-    choices_changed()
-    return algorithm
-
-
-def available_algorithms() -> tuple[str, ...]:
-    """Names accepted by ``algorithm=``: every registered algorithm plus ``"auto"``."""
-    return ("auto", *ALGORITHMS)
-
-
-def set_chooser(chooser: Optional[Callable[[Problem], str]]) -> None:
-    """Install the function that maps a problem to an algorithm name for ``"auto"``."""
-    global _chooser
-    _chooser = chooser
-    choices_changed()
-
-
-def choose(p: Problem) -> str:
-    """The algorithm ``"auto"`` runs for this problem."""
-    if _chooser is not None:
-        name = _chooser(p)
-        if name == "native" or (name in ALGORITHMS and ALGORITHMS[name].supports(p)):
-            return name
-    return "native"
-
-
-def estimate(name: str, p: Problem, backward: bool = False) -> float:
-    """Predicted seconds of algorithm ``name`` on ``p`` (inf when it has no model or no support)."""
-    algorithm = ALGORITHMS.get(name)
-    if algorithm is None or not hasattr(algorithm, "estimate") or not algorithm.supports(p):
-        return math.inf
-    return algorithm.estimate(p, backward)
-
-
-def workspace(name: str, p: Problem, backward: bool = False) -> float:
-    """Bytes of temporary memory algorithm ``name`` needs for ``p`` beyond its input, output and
-    weight (0 when it does not say)."""
-    algorithm = ALGORITHMS.get(name)
-    return algorithm.workspace(p, backward) if hasattr(algorithm, "workspace") else 0.0
-
-
-def numerics(name: str, p: Problem) -> str:
-    """What algorithm ``name`` keeps of native's numerics on ``p``: ``"native"``,
-    ``"finite-weights"`` or ``"checked"`` (see :mod:`._numerics`; "checked" when it does not say)."""
-    algorithm = ALGORITHMS.get(name)
-    return algorithm.numerics(p) if hasattr(algorithm, "numerics") else "checked"
-
-
-def native_numerics(name: str, p: Problem) -> bool:
-    """Whether algorithm ``name`` gives native's NaN/Inf pattern and error bound on every input of ``p``."""
-    return numerics(name, p) == "native"
-
-
-def symmetric_padding(pairs: tuple[tuple[int, int], ...]) -> Optional[tuple[int, ...]]:
-    """Per-dim padding when every ``(before, after)`` pair is symmetric and non-negative (what
-    torch's kernels take), else None."""
-    if all(b == a and b >= 0 for b, a in pairs):
-        return tuple(b for b, _ in pairs)
-    return None
-
-
-def check_algorithm(name: str, op: str) -> str:
-    """``name`` must be "auto" or a registered algorithm (the error lists them and the closest)."""
-    if name != "auto" and name not in ALGORITHMS:
-        check_choice(name, available_algorithms(), "algorithm", op)
-    return name
-
-
-def select(name: str, x: Tensor, problem: Callable[[], Problem], op: str) -> tuple[str, Optional[Problem]]:
-    """The algorithm to run for ``algorithm=name`` on input ``x``, and its :class:`Problem`.
-
-    ``"auto"`` asks the chooser only in plain eager mode (:func:`convolab.functional._tracing.
-    free_choice`); under a tracer, a compiler, a functorch transform or a dispatch mode it is
-    ``"native"``, torch's own op, which those tools understand. When the chosen algorithm does
-    not keep native's numerics for the problem, the returned problem has ``guard`` set: the
-    table's ``run`` then checks the operands and falls back to native (:mod:`._numerics`). An explicitly named algorithm
-    runs as asked, except while exporting (``torch.export``, ``torch.jit.trace``, ONNX), where
-    the exported program records the plain convolution the algorithm computes: every algorithm
-    computes the same function. ``problem`` builds the :class:`Problem` only when it is needed
-    (the native path on traced shapes never builds one); the result is None for native then.
-
-    Raises:
-        NotImplementedError: the named algorithm does not support the problem.
-    """
-    check_algorithm(name, op)
-    if name == "auto":
-        if not _tracing.free_choice(x):
-            return "native", None
-        p = problem()
-        name = choose(p)
-        if name == "native":  # the op runs torch's kernel itself: nothing to check or guard
-            return name, p
-        return name, (p if native_numerics(name, p) else replace(p, guard=True))
-    if name == "native" or _tracing.exporting():
-        return "native", None
-    p = problem()
-    algorithm = ALGORITHMS[name]
-    if not algorithm.supports(p):
-        raise NotImplementedError(
-            f"{op}: algorithm {name!r} does not support this problem "
-            f"(kernel={p.kernel}, stride={p.stride}, dilation={p.dilation}, groups={p.groups}, "
-            f"input_dilation={p.input_dilation}, dtype={p.dtype}); "
-            f"{getattr(algorithm, 'requirement', '')}".rstrip("; ")
-        )
-    return name, p
-
-
-from . import direct, im2col, native  # noqa: E402,F401  (register the built-ins)
-from . import fft, gemm, native_cl, winograd  # noqa: E402,F401  (fast algorithms)
-from . import _machine  # noqa: E402
-from ._auto import autotune, choose_algorithm  # noqa: E402
-from ._numerics import run_checked  # noqa: E402  (what the table runs when p.guard is set)
-from .native import transposed_weight  # noqa: E402
+from .registry import (
+    ALGORITHMS,
+    Algorithm,
+    Problem,
+    available_algorithms,
+    check_algorithm,
+    choices_changed,
+    estimate,
+    generation,
+    native_numerics,
+    numerics,
+    register_algorithm,
+    symmetric_padding,
+    workspace,
+)
+# the built-ins register themselves on import, in this order (the table's order: ties go to the first)
+from . import direct, im2col, native  # noqa: F401,I001
+from . import fft, gemm, native_cl, winograd  # noqa: F401
+from .chooser import calibrate, choose, choose_algorithm, select, set_chooser, set_machine, workspace_limit
+from .tune import autotune, autotune_enabled, clear_tuning_cache, tuning_cache
 
 set_chooser(choose_algorithm)

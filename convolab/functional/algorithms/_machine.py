@@ -2,7 +2,7 @@
 
 Each algorithm carries its own ``estimate(problem, backward)`` (predicted seconds) and
 ``workspace(problem, backward)`` (bytes of temporaries); they read :data:`MACHINE` at call
-time, so :func:`convolab.functional.algorithms._auto.set_machine` changes every model at once.
+time, so :func:`convolab.functional.algorithms.set_machine` changes every model at once.
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from . import Problem
+if TYPE_CHECKING:
+    from .registry import Problem
 
 __all__ = ["MACHINE", "Machine", "bytes_in", "bytes_out", "bytes_weight", "itemsize"]
 

@@ -35,12 +35,13 @@ in ``benchmarks/auto.py --contract``). Under ``create_graph=True`` the backward 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 from torch import Tensor
 
-from . import Problem
+if TYPE_CHECKING:
+    from .registry import Problem
 
 __all__ = [
     "CHECKED",

@@ -21,7 +21,7 @@ from typing import Optional
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs
-from . import Problem, register_algorithm
+from .registry import Problem, register_algorithm
 from ._machine import bytes_in, bytes_out
 from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 

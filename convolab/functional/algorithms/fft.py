@@ -65,7 +65,8 @@ import torch
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs
-from . import Problem, _machine, register_algorithm
+from . import _machine
+from .registry import Problem, register_algorithm
 from ._machine import bytes_in, bytes_out, itemsize
 from ._numerics import CHECKED
 

@@ -21,7 +21,7 @@ from typing import Optional
 from torch import Tensor
 
 from .._windows import dilate, pad_pairs, windows
-from . import Problem, register_algorithm
+from .registry import Problem, register_algorithm
 from ._machine import itemsize
 from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 

@@ -9,7 +9,9 @@ from torch import Tensor
 
 from .._lowered import conv_nd, native_conv, native_conv_transpose
 from .._windows import dilate, pad_pairs
-from . import Problem, _machine, register_algorithm
+from . import _machine
+from .._common import transposed_weight
+from .registry import Problem, register_algorithm
 from ._machine import bytes_in, bytes_out
 from ._numerics import NATIVE
 
@@ -47,17 +49,6 @@ def native_seconds(p: Problem, channels_last: bool, backward: bool) -> float:
     if channels_last and not p.channels_last:  # the conversions: input in, output back
         seconds += 2 * (bytes_in(p) + bytes_out(p)) / (m.bandwidth_gbs * 1e9)
     return seconds * (1 + grad_factor if backward else 1)
-
-
-def transposed_weight(weight: Tensor, groups: int) -> Tensor:
-    """Map a conv weight ``[C_out, C_in/g, *k]`` to the transposed-conv weight ``[C_in, C_out/g, *k]``
-    that computes the same map on a zero-inserted input, and back (the map is an involution).
-
-    It swaps the two channel axes within each group and flips the kernel in every spatial dim.
-    """
-    c0, c1, *k = weight.shape
-    w = weight.reshape(groups, c0 // groups, c1, *k).transpose(1, 2).reshape(c1 * groups, c0 // groups, *k)
-    return w.flip(list(range(2, weight.dim())))
 
 
 class Native:

@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import Problem, register_algorithm
+from .registry import Problem, register_algorithm
 from ._machine import bytes_in, bytes_out
 from ._numerics import FINITE_WEIGHTS, NATIVE, no_implicit_zeros
 from .native import Native, native_seconds

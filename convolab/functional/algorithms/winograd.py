@@ -45,7 +45,8 @@ import torch
 from torch import Tensor
 
 from .._windows import pad_pairs, windows
-from . import Problem, _machine, register_algorithm
+from . import _machine
+from .registry import Problem, register_algorithm
 from ._machine import bytes_in, bytes_out
 from ._numerics import CHECKED
 

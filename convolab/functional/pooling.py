@@ -33,7 +33,6 @@ ROI pooling lives in :mod:`convolab.functional.roi`.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
@@ -43,8 +42,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import arithmetic
-from .._args import PaddingArg, check_choice, check_int32, is_int, positive_tuple
+from .._args import IntOrTuple, PaddingArg, PaddingPairs, check_choice, check_int32, is_int, positive_tuple
 from ._checks import check_floating, check_max_dtype, check_memory
+from ._common import rank_pinned
 from ._dispatch import overridable
 from ._plans import Plans
 from ._tracing import as_ints, concrete, exporting, tracing
@@ -77,8 +77,6 @@ __all__ = [
     "spatial_pyramid_pool",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
-Pairs = tuple[tuple[int, int], ...]
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 _AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
@@ -126,7 +124,7 @@ def _windowing(
     padding: PaddingArg,
     dilation: IntOrTuple,
     ceil_mode: bool,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], Pairs, Optional[tuple[int, ...]]]:
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], PaddingPairs, Optional[tuple[int, ...]]]:
     """Normalise the window arguments; returns kernel, stride, dilation, per-side padding, output size.
 
     On traced sizes (export, compile, jit.trace) a padding torch's kernel accepts needs no
@@ -162,7 +160,7 @@ def _windowing_checked(
     padding: PaddingArg,
     dilation: IntOrTuple,
     ceil_mode: bool,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], Pairs, Optional[tuple[int, ...]]]:
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], PaddingPairs, Optional[tuple[int, ...]]]:
     k = positive_tuple(kernel_size, nd, "kernel_size", op)
     # torch treats stride=None and stride=[] alike: the window's own size
     s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) else positive_tuple(
@@ -191,7 +189,7 @@ def _windowing_checked(
 
 def _check_windows_read_input(
     op: str, spatial: Sequence[int], kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
-    pads: Pairs, out: Sequence[int], first_dim: int,
+    pads: PaddingPairs, out: Sequence[int], first_dim: int,
 ) -> None:
     """Every window must read at least one input element.
 
@@ -215,7 +213,7 @@ def _check_windows_read_input(
 
 
 def check_pool_padding(
-    pads: Pairs, kernel: Sequence[int], dilation: Sequence[int], op: str, first_dim: int = 2
+    pads: PaddingPairs, kernel: Sequence[int], dilation: Sequence[int], op: str, first_dim: int = 2
 ) -> None:
     """Every padding side must be at most half the effective (dilated) kernel: torch's rule, per side."""
     for j, ((before, after), k, d) in enumerate(zip(pads, kernel, dilation)):
@@ -230,8 +228,8 @@ def check_pool_padding(
 
 def _cover_pairs(
     spatial: Sequence[int], kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
-    pads: Pairs, out: Sequence[int],
-) -> Pairs:
+    pads: PaddingPairs, out: Sequence[int],
+) -> PaddingPairs:
     """Per-side padding after which exactly ``out`` windows fit with floor rounding.
 
     The 'after' side becomes whatever the last window needs: more than asked for when
@@ -243,7 +241,7 @@ def _cover_pairs(
     )
 
 
-def _torch_accepts(pads: Pairs, kernel: Sequence[int]) -> bool:
+def _torch_accepts(pads: PaddingPairs, kernel: Sequence[int]) -> bool:
     # torch's pooling kernels take symmetric padding of at most half the (undilated) kernel
     return all(b == a and 2 * b <= k for (b, a), k in zip(pads, kernel))
 
@@ -256,7 +254,7 @@ def _as_float_pad(x: Tensor, value: float) -> Union[int, float]:
     return info.min if value < 0 else info.max
 
 
-def _pad_exact(x: Tensor, pairs: Pairs, value: Union[int, float]) -> Tensor:
+def _pad_exact(x: Tensor, pairs: PaddingPairs, value: Union[int, float]) -> Tensor:
     """:func:`pad_pairs` (non-negative pairs), exact for integer fill values a double cannot hold:
     ``F.pad`` takes its value as a double, so int64's maximum (``+inf`` padding of min pooling)
     would wrap around to its minimum."""
@@ -314,7 +312,7 @@ def _torch_avg3d_refuses(nd: int, spatial: Sequence[int], kernel: Sequence[int])
 
 
 def _check_pool_memory(
-    op: str, x: Tensor, nd: int, out: Optional[Sequence[int]], padded: Optional[Pairs],
+    op: str, x: Tensor, nd: int, out: Optional[Sequence[int]], padded: Optional[PaddingPairs],
     arguments: Callable[[], str], bytes_per_output: int = 0,
 ) -> None:
     """Output (plus ``bytes_per_output`` per output element: indices, window copies) and the
@@ -334,7 +332,7 @@ def _check_pool_memory(
 
 
 def _window_arguments(
-    x: Tensor, kernel: Sequence[int], stride: Sequence[int], pads: Pairs, dilation: Optional[Sequence[int]] = None,
+    x: Tensor, kernel: Sequence[int], stride: Sequence[int], pads: PaddingPairs, dilation: Optional[Sequence[int]] = None,
 ) -> Callable[[], str]:
     """The window arguments, named, for a memory error (formatted only when it is raised)."""
     tail = "" if dilation is None else f", dilation={tuple(dilation)}"
@@ -344,6 +342,7 @@ def _window_arguments(
 # ----------------------------------------------------------------------------- max / avg
 
 
+@overridable
 def max_pool(
     input: Tensor,
     kernel_size: IntOrTuple,
@@ -352,6 +351,9 @@ def max_pool(
     dilation: IntOrTuple = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """N-d max pooling: the largest element of every (dilated) window.
 
@@ -391,23 +393,6 @@ def max_pool(
         >>> max_pool(x, 3, stride=2, padding="same").shape
         torch.Size([1, 3, 5, 6])
     """
-    return _max_pool(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
-
-
-@overridable
-def _max_pool(
-    input: Tensor,
-    kernel_size: IntOrTuple,
-    stride: Optional[IntOrTuple] = None,
-    padding: PaddingArg = 0,
-    dilation: IntOrTuple = 1,
-    ceil_mode: bool = False,
-    return_indices: bool = False,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
-) -> Union[Tensor, tuple[Tensor, Tensor]]:
-    """:func:`max_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     op = _op or "max_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
@@ -440,6 +425,7 @@ def _unpad_indices(flat: Tensor, padded: Sequence[int], spatial: Sequence[int], 
     return out
 
 
+@overridable
 def avg_pool(
     input: Tensor,
     kernel_size: IntOrTuple,
@@ -448,6 +434,9 @@ def avg_pool(
     ceil_mode: bool = False,
     count_include_pad: bool = True,
     divisor_override: Optional[int] = None,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
 ) -> Tensor:
     """N-d average pooling: the mean of every window.
 
@@ -483,23 +472,6 @@ def avg_pool(
         >>> avg_pool(torch.randn(2, 3, 10, 11), 3, stride=2, padding="same").shape
         torch.Size([2, 3, 5, 6])
     """
-    return _avg_pool(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-
-
-@overridable
-def _avg_pool(
-    input: Tensor,
-    kernel_size: IntOrTuple,
-    stride: Optional[IntOrTuple] = None,
-    padding: PaddingArg = 0,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor_override: Optional[int] = None,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
-) -> Tensor:
-    """:func:`avg_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     op = _op or "avg_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
@@ -577,12 +549,16 @@ def _window_sums(padded: Tensor, kernel: Sequence[int], stride: Sequence[int], d
     return y * size if divisor == 1 else y * (size / divisor)
 
 
+@overridable
 def lp_pool(
     input: Tensor,
     norm_type: float,
     kernel_size: IntOrTuple,
     stride: Optional[IntOrTuple] = None,
     ceil_mode: bool = False,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
 ) -> Tensor:
     """N-d power-average (Lp) pooling: ``(sum over the window of x**p) ** (1/p)``.
 
@@ -616,21 +592,6 @@ def lp_pool(
         tensor([[4., 4.],
                 [4., 4.]])
     """
-    return _lp_pool(input, norm_type, kernel_size, stride, ceil_mode)
-
-
-@overridable
-def _lp_pool(
-    input: Tensor,
-    norm_type: float,
-    kernel_size: IntOrTuple,
-    stride: Optional[IntOrTuple] = None,
-    ceil_mode: bool = False,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
-) -> Tensor:
-    """:func:`lp_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     op = _op or "lp_pool"
     nd = _nd if _nd is not None else _infer_ndim(op, input, kernel_size, "kernel_size")
     _check_input(op, input, nd)
@@ -638,9 +599,9 @@ def _lp_pool(
         raise ValueError(f"{op}: norm_type must be a non-zero number (the power p), got {norm_type!r}")
     check_floating(op, input)
     if math.isinf(norm_type):
-        y = _max_pool(input.abs() if norm_type > 0 else -input.abs(), kernel_size, stride, 0, 1, ceil_mode, _op=op, _nd=nd)
+        y = max_pool(input.abs() if norm_type > 0 else -input.abs(), kernel_size, stride, 0, 1, ceil_mode, _op=op, _nd=nd)
         return y if norm_type > 0 else -y
-    sums = _avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode, True, 1, _op=op, _nd=nd)
+    sums = avg_pool(input.pow(norm_type), kernel_size, stride, 0, ceil_mode, True, 1, _op=op, _nd=nd)
     # sign * relu(|.|) is the identity with a zero gradient at zero (torch's formula)
     return (torch.sign(sums) * F.relu(sums.abs())).pow(1.0 / norm_type)
 
@@ -728,10 +689,14 @@ def _adaptive_max_integer(
     return values, flat
 
 
+@overridable
 def adaptive_max_pool(
     input: Tensor,
     output_size: Union[int, None, Sequence[Optional[int]]],
     return_indices: bool = False,
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """N-d adaptive max pooling: ``output_size`` bins per dim, whatever the input size.
 
@@ -756,19 +721,6 @@ def adaptive_max_pool(
         >>> adaptive_max_pool(torch.randn(1, 3, 13, 9), (4, 2)).shape
         torch.Size([1, 3, 4, 2])
     """
-    return _adaptive_max_pool(input, output_size, return_indices)
-
-
-@overridable
-def _adaptive_max_pool(
-    input: Tensor,
-    output_size: Union[int, None, Sequence[Optional[int]]],
-    return_indices: bool = False,
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
-) -> Union[Tensor, tuple[Tensor, Tensor]]:
-    """:func:`adaptive_max_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     nd, size = _adaptive_args(_op or "adaptive_max_pool", input, output_size, _nd, True, 8 if return_indices else 0)
     if not input.is_floating_point():
         return _adaptive_max_integer(input, size, bool(return_indices))
@@ -777,9 +729,13 @@ def _adaptive_max_pool(
     return _ADAPTIVE_MAX[nd](input, _torch_size(input, size), bool(return_indices))
 
 
+@overridable
 def adaptive_avg_pool(
     input: Tensor,
     output_size: Union[int, None, Sequence[Optional[int]]],
+    *,
+    _op: Optional[str] = None,
+    _nd: Optional[int] = None,
 ) -> Tensor:
     """N-d adaptive average pooling: the mean of each bin of :func:`adaptive_max_pool`.
 
@@ -791,18 +747,6 @@ def adaptive_avg_pool(
         >>> adaptive_avg_pool(torch.randn(2, 3, 7, 7), 1).shape
         torch.Size([2, 3, 1, 1])
     """
-    return _adaptive_avg_pool(input, output_size)
-
-
-@overridable
-def _adaptive_avg_pool(
-    input: Tensor,
-    output_size: Union[int, None, Sequence[Optional[int]]],
-    *,
-    _op: Optional[str] = None,
-    _nd: Optional[int] = None,
-) -> Tensor:
-    """:func:`adaptive_avg_pool`, with ``_op`` naming the caller in errors and ``_nd`` pinning the spatial dims."""
     nd, size = _adaptive_args(_op or "adaptive_avg_pool", input, output_size, _nd, False)
     if exporting() and not _exports_natively(input, size):
         return _adaptive_by_bins(input, size, torch.mean)
@@ -1092,7 +1036,7 @@ def spatial_pyramid_pool(
     for level in levels:
         n = positive_tuple(level, nd, "levels", op)
         if bins == "adaptive":
-            pooled = (_adaptive_max_pool if mode == "max" else _adaptive_avg_pool)(input, n, _op=op, _nd=nd)
+            pooled = (adaptive_max_pool if mode == "max" else adaptive_avg_pool)(input, n, _op=op, _nd=nd)
         else:
             ws = [arithmetic.spp_window(a, m, op=op, dim=j + 2) for j, (a, m) in enumerate(zip(spatial, n))]
             k, s = tuple(w for w, _ in ws), tuple(st for _, st in ws)
@@ -1105,37 +1049,18 @@ def spatial_pyramid_pool(
 
 # ----------------------------------------------------------------------------- fixed-rank wrappers
 
-
-def _fixed(nd: int, fn: Callable[..., object], name: str, core: Callable[..., object]) -> Callable[..., object]:
-    """``max_pool2d``-style wrappers: same arguments, ``nd`` spatial dims, unbatched input allowed.
-
-    The wrapper calls ``core`` with ``_op=name`` and ``_nd=nd`` and shows ``fn``'s signature.
-    """
-
-    def wrapper(input: Tensor, *args: object, **kwargs: object) -> object:
-        return core(input, *args, _op=name, _nd=nd, **kwargs)
-
-    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-    wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__doc__ = (
-        f"{nd}-D form of :func:`{fn.__name__}` (input ``[N, C, *{nd} spatial]`` or unbatched); "
-        f"see :func:`convolab.functional.{fn.__name__}` for the full contract."
-    )
-    return wrapper
-
-
-max_pool1d = _fixed(1, max_pool, "max_pool1d", _max_pool)
-max_pool2d = _fixed(2, max_pool, "max_pool2d", _max_pool)
-max_pool3d = _fixed(3, max_pool, "max_pool3d", _max_pool)
-avg_pool1d = _fixed(1, avg_pool, "avg_pool1d", _avg_pool)
-avg_pool2d = _fixed(2, avg_pool, "avg_pool2d", _avg_pool)
-avg_pool3d = _fixed(3, avg_pool, "avg_pool3d", _avg_pool)
-lp_pool1d = _fixed(1, lp_pool, "lp_pool1d", _lp_pool)
-lp_pool2d = _fixed(2, lp_pool, "lp_pool2d", _lp_pool)
-lp_pool3d = _fixed(3, lp_pool, "lp_pool3d", _lp_pool)
-adaptive_max_pool1d = _fixed(1, adaptive_max_pool, "adaptive_max_pool1d", _adaptive_max_pool)
-adaptive_max_pool2d = _fixed(2, adaptive_max_pool, "adaptive_max_pool2d", _adaptive_max_pool)
-adaptive_max_pool3d = _fixed(3, adaptive_max_pool, "adaptive_max_pool3d", _adaptive_max_pool)
-adaptive_avg_pool1d = _fixed(1, adaptive_avg_pool, "adaptive_avg_pool1d", _adaptive_avg_pool)
-adaptive_avg_pool2d = _fixed(2, adaptive_avg_pool, "adaptive_avg_pool2d", _adaptive_avg_pool)
-adaptive_avg_pool3d = _fixed(3, adaptive_avg_pool, "adaptive_avg_pool3d", _adaptive_avg_pool)
+max_pool1d = rank_pinned(1, max_pool, "max_pool1d", max_pool, weight_at=None, pin_ndim=True)
+max_pool2d = rank_pinned(2, max_pool, "max_pool2d", max_pool, weight_at=None, pin_ndim=True)
+max_pool3d = rank_pinned(3, max_pool, "max_pool3d", max_pool, weight_at=None, pin_ndim=True)
+avg_pool1d = rank_pinned(1, avg_pool, "avg_pool1d", avg_pool, weight_at=None, pin_ndim=True)
+avg_pool2d = rank_pinned(2, avg_pool, "avg_pool2d", avg_pool, weight_at=None, pin_ndim=True)
+avg_pool3d = rank_pinned(3, avg_pool, "avg_pool3d", avg_pool, weight_at=None, pin_ndim=True)
+lp_pool1d = rank_pinned(1, lp_pool, "lp_pool1d", lp_pool, weight_at=None, pin_ndim=True)
+lp_pool2d = rank_pinned(2, lp_pool, "lp_pool2d", lp_pool, weight_at=None, pin_ndim=True)
+lp_pool3d = rank_pinned(3, lp_pool, "lp_pool3d", lp_pool, weight_at=None, pin_ndim=True)
+adaptive_max_pool1d = rank_pinned(1, adaptive_max_pool, "adaptive_max_pool1d", adaptive_max_pool, weight_at=None, pin_ndim=True)
+adaptive_max_pool2d = rank_pinned(2, adaptive_max_pool, "adaptive_max_pool2d", adaptive_max_pool, weight_at=None, pin_ndim=True)
+adaptive_max_pool3d = rank_pinned(3, adaptive_max_pool, "adaptive_max_pool3d", adaptive_max_pool, weight_at=None, pin_ndim=True)
+adaptive_avg_pool1d = rank_pinned(1, adaptive_avg_pool, "adaptive_avg_pool1d", adaptive_avg_pool, weight_at=None, pin_ndim=True)
+adaptive_avg_pool2d = rank_pinned(2, adaptive_avg_pool, "adaptive_avg_pool2d", adaptive_avg_pool, weight_at=None, pin_ndim=True)
+adaptive_avg_pool3d = rank_pinned(3, adaptive_avg_pool, "adaptive_avg_pool3d", adaptive_avg_pool, weight_at=None, pin_ndim=True)

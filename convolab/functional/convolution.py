@@ -17,7 +17,6 @@ in eager mode on the CPU.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
@@ -27,6 +26,7 @@ from torch import Tensor
 
 from .. import arithmetic
 from .._args import (
+    IntOrTuple,
     PaddingArg,
     check_choice,
     check_conv_channels,
@@ -38,12 +38,20 @@ from .._args import (
     positive_tuple,
 )
 from .algorithms import ALGORITHMS, Problem, generation, select
-from ._checks import check_floating, check_memory
+from ._checks import check_memory
+from ._common import (
+    PADDING_MODES,
+    autocast_operands,
+    check_bias,
+    check_dtypes,
+    check_tensors,
+    rank_pinned,
+    transposed_weight,
+)
 from ._dispatch import overridable
 from ._plans import Plans
 from ._tracing import as_ints, concrete, free_choice
 from ._lowered import native_conv, native_conv_transpose
-from .algorithms.native import transposed_weight
 
 __all__ = [
     "PADDING_MODES",
@@ -57,67 +65,6 @@ __all__ = [
     "conv_transpose3d",
     "make_problem",
 ]
-
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-IntOrTuple = Union[int, Sequence[int]]
-
-
-def _check_tensors(
-    op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor], fixed: bool, dtypes: bool = True
-) -> int:
-    """Check types and ranks (and dtypes unless ``dtypes=False``: ops that autocast check them
-    after casting); ``op`` is the base name, suffixed by the rank unless ``fixed``."""
-    for name, t in (("input", input), ("weight", weight)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if bias is not None and not isinstance(bias, Tensor):
-        raise TypeError(f"{op}: bias must be a torch.Tensor or None, got {type(bias).__name__}")
-    if weight.dim() not in (3, 4, 5):
-        raise ValueError(
-            f"{op}: expected weight of rank 3, 4 or 5 ([C_out, C_in/groups, *kernel] with 1-3 "
-            f"spatial dims), got rank {weight.dim()} with shape {list(weight.shape)}"
-        )
-    nd = weight.dim() - 2
-    op = op if fixed else f"{op}{nd}d"
-    if input.dim() not in (nd + 1, nd + 2):
-        raise ValueError(
-            f"{op}: expected input of rank {nd + 2} ([N, C, *spatial]) or {nd + 1} (unbatched) "
-            f"for a weight with {nd} spatial dims, got rank {input.dim()} with shape {list(input.shape)}"
-        )
-    if dtypes:
-        _check_dtypes(op, input, weight, bias)
-    return nd
-
-
-def _check_dtypes(op: str, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> None:
-    """The dtype rule of :mod:`convolab.functional._checks`: one floating dtype for all operands."""
-    check_floating(op, input)
-    if input.dtype != weight.dtype:
-        raise TypeError(f"{op}: input dtype ({input.dtype}) must equal weight dtype ({weight.dtype})")
-    if bias is not None and bias.dtype != weight.dtype:
-        raise TypeError(f"{op}: bias dtype ({bias.dtype}) must equal weight dtype ({weight.dtype})")
-
-
-def _check_bias(op: str, bias: Optional[Tensor], out_channels: int) -> None:
-    if bias is not None and tuple(bias.shape) != (out_channels,):
-        raise ValueError(
-            f"{op}: expected bias of shape [{out_channels}] (out_channels), got {list(bias.shape)}"
-        )
-
-
-def autocast_operands(*tensors: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
-    """Cast floating operands to the autocast dtype when autocast is on for their device.
-
-    Convolutions are on autocast's lower-precision list; torch casts inside its kernels,
-    convolab casts at the op's entry so its checks and algorithms see one dtype.
-    """
-    first = next(t for t in tensors if t is not None)
-    device = first.device.type
-    if not torch.amp.is_autocast_available(device) or not torch.is_autocast_enabled(device):
-        return tensors
-    dtype = torch.get_autocast_dtype(device)
-    return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in tensors)
-
 
 def spatial_sizes(x: Tensor) -> tuple[int, ...]:
     """The spatial sizes of ``x [N, C, *spatial]`` (symbolic under export/compile, 0-d tensors
@@ -212,6 +159,7 @@ def _transposed_output_size(
     )
 
 
+@overridable
 def conv(
     input: Tensor,
     weight: Tensor,
@@ -224,6 +172,7 @@ def conv(
     padding_mode: str = "zeros",
     flip: bool = False,
     algorithm: str = "auto",
+    _op: Optional[str] = None,
 ) -> Tensor:
     """N-d convolution (deep learning's cross-correlation) with every padding form.
 
@@ -271,30 +220,10 @@ def conv(
         >>> conv(torch.randn(1, 3, 10, 11), w, stride=2, padding="same").shape
         torch.Size([1, 2, 5, 6])
     """
-    return _conv(input, weight, bias, stride, padding, dilation, groups, padding_mode=padding_mode,
-                 flip=flip, algorithm=algorithm)
-
-
-@overridable
-def _conv(
-    input: Tensor,
-    weight: Tensor,
-    bias: Optional[Tensor] = None,
-    stride: IntOrTuple = 1,
-    padding: PaddingArg = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-    *,
-    padding_mode: str = "zeros",
-    flip: bool = False,
-    algorithm: str = "auto",
-    _op: Optional[str] = None,
-) -> Tensor:
-    """:func:`conv`, with ``_op`` naming the caller in error messages (``conv2d``, ``Conv2d``)."""
-    nd = _check_tensors(_op or "conv", input, weight, bias, _op is not None, dtypes=False)
+    nd = check_tensors(_op or "conv", input, weight, bias, _op is not None, dtypes=False)
     op = _op or f"conv{nd}d"
     input, weight, bias = autocast_operands(input, weight, bias)
-    _check_dtypes(op, input, weight, bias)
+    check_dtypes(op, input, weight, bias)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     key = _plan_key(x, op, weight, bias, stride, padding, dilation, groups, padding_mode, algorithm)
@@ -350,7 +279,7 @@ def _conv_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bias: Option
     the output size (None when the sizes are traced)."""
     stride_t, dilation_t, pads, out_size = conv_geometry(op, x, weight.shape, groups, stride, padding, dilation)
     check_choice(padding_mode, PADDING_MODES, "padding_mode", op)
-    _check_bias(op, bias, weight.shape[0])
+    check_bias(op, bias, weight.shape[0])
     if out_size is not None:
         _check_conv_memory(op, x, weight.shape[0], out_size, pads, lambda: (
             f"input {list(input.shape)}, kernel {tuple(weight.shape[2:])}, stride={stride_t}, "
@@ -411,6 +340,7 @@ def _pad_mode(x: Tensor, pads: tuple[tuple[int, int], ...], mode: str, op: str) 
     return F.pad(x, flat, mode=mode)
 
 
+@overridable
 def conv_transpose(
     input: Tensor,
     weight: Tensor,
@@ -423,6 +353,7 @@ def conv_transpose(
     *,
     output_size: Optional[Sequence[int]] = None,
     algorithm: str = "auto",
+    _op: Optional[str] = None,
 ) -> Tensor:
     """N-d transposed convolution ("deconvolution", fractionally strided convolution).
 
@@ -461,32 +392,10 @@ def conv_transpose(
         >>> conv_transpose(torch.randn(1, 4, 7, 7), torch.randn(4, 2, 4, 4), stride=2, padding=1).shape
         torch.Size([1, 2, 14, 14])
     """
-    return _conv_transpose(
-        input, weight, bias, stride, padding, output_padding, groups, dilation,
-        output_size=output_size, algorithm=algorithm,
-    )
-
-
-@overridable
-def _conv_transpose(
-    input: Tensor,
-    weight: Tensor,
-    bias: Optional[Tensor] = None,
-    stride: IntOrTuple = 1,
-    padding: Union[IntOrTuple, Sequence[Sequence[int]]] = 0,
-    output_padding: IntOrTuple = 0,
-    groups: int = 1,
-    dilation: IntOrTuple = 1,
-    *,
-    output_size: Optional[Sequence[int]] = None,
-    algorithm: str = "auto",
-    _op: Optional[str] = None,
-) -> Tensor:
-    """:func:`conv_transpose`, with ``_op`` naming the caller in error messages."""
-    nd = _check_tensors(_op or "conv_transpose", input, weight, bias, _op is not None, dtypes=False)
+    nd = check_tensors(_op or "conv_transpose", input, weight, bias, _op is not None, dtypes=False)
     op = _op or f"conv_transpose{nd}d"
     input, weight, bias = autocast_operands(input, weight, bias)
-    _check_dtypes(op, input, weight, bias)
+    check_dtypes(op, input, weight, bias)
     unbatched = input.dim() == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     c_in, kernel = x.shape[1], tuple(weight.shape[2:])
@@ -536,7 +445,7 @@ def _conv_transpose_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bi
         )
     c_out = weight.shape[1] * groups
     check_groups(c_in, c_out, groups, op)
-    _check_bias(op, bias, c_out)
+    check_bias(op, bias, c_out)
     stride_t = positive_tuple(stride, nd, "stride", op)
     dilation_t = positive_tuple(dilation, nd, "dilation", op)
     pads = normalize_padding(padding, nd, op)
@@ -579,37 +488,9 @@ def _conv_transpose_checks(op: str, input: Tensor, x: Tensor, weight: Tensor, bi
     return groups, c_out, stride_t, dilation_t, general_pads
 
 
-def _fixed(nd: int, fn, name: str, lead: int = 1, core=None):
-    """Build ``conv{nd}d``-style wrappers of ``fn`` that only pin the number of spatial dims.
-
-    ``lead`` is how many positional tensors precede the weight (1: the input; deformable
-    conv's wrappers pass 2: input and offset). The wrapper calls ``core`` (default ``fn``)
-    with ``_op=name``, so errors name the wrapper, and shows ``fn``'s signature.
-    """
-    target = core or fn
-
-    def wrapper(*args, **kwargs) -> Tensor:
-        weight = args[lead] if len(args) > lead else kwargs.get("weight")
-        if isinstance(weight, Tensor) and weight.dim() != nd + 2:
-            raise ValueError(
-                f"{name}: expected weight of rank {nd + 2} ({nd} spatial dims), "
-                f"got rank {weight.dim()} with shape {list(weight.shape)}"
-            )
-        return target(*args, _op=name, **kwargs)
-
-    signature = inspect.signature(fn)
-    wrapper.__signature__ = signature.replace(parameters=[q for q in signature.parameters.values() if q.name != "_op"])
-    wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__doc__ = (
-        f"{nd}-D form of :func:`{fn.__name__}`: same arguments, ``weight`` must have "
-        f"{nd} spatial dims. See :func:`convolab.functional.{fn.__name__}` for the full contract."
-    )
-    return wrapper
-
-
-conv1d = _fixed(1, conv, "conv1d", core=_conv)
-conv2d = _fixed(2, conv, "conv2d", core=_conv)
-conv3d = _fixed(3, conv, "conv3d", core=_conv)
-conv_transpose1d = _fixed(1, conv_transpose, "conv_transpose1d", core=_conv_transpose)
-conv_transpose2d = _fixed(2, conv_transpose, "conv_transpose2d", core=_conv_transpose)
-conv_transpose3d = _fixed(3, conv_transpose, "conv_transpose3d", core=_conv_transpose)
+conv1d = rank_pinned(1, conv, "conv1d", conv)
+conv2d = rank_pinned(2, conv, "conv2d", conv)
+conv3d = rank_pinned(3, conv, "conv3d", conv)
+conv_transpose1d = rank_pinned(1, conv_transpose, "conv_transpose1d", conv_transpose)
+conv_transpose2d = rank_pinned(2, conv_transpose, "conv_transpose2d", conv_transpose)
+conv_transpose3d = rank_pinned(3, conv_transpose, "conv_transpose3d", conv_transpose)
