@@ -25,7 +25,7 @@ from .functional import (
     roi_pool,
     roi_spatial_pyramid_pool,
 )
-from .functional import (  # pooling and separable convolutions (issue 3)
+from .functional import (  # pooling and separable convolutions
     adaptive_avg_pool,
     adaptive_max_pool,
     avg_pool,
@@ -63,7 +63,7 @@ __all__ = [
     "functional",
     "locally_connected",
     "nn",
-    # pooling and separable convolutions (issue 3)
+    # pooling and separable convolutions
     "adaptive_avg_pool",
     "adaptive_max_pool",
     "avg_pool",

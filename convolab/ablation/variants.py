@@ -14,7 +14,7 @@ Axes (the first value of each is the base network unchanged):
   divisor of both channel counts nearest to 4), ``dilated`` (dilation doubled, padding grown
   so the output size is unchanged), ``locally_connected`` (the same windows without weight
   sharing: a filter bank per output position, built for the image size of the study) or
-  ``deformable`` (when :class:`convolab.nn.DeformConv2d` exists in this build).
+  ``deformable`` (:class:`convolab.nn.DeformConv2d` with its offset predictor).
 - ``norm``: every conv -> batch norm -> activation triple of a ``Sequential`` becomes
   ``conv-bn-act``, ``conv-act-bn`` (norm after the activation) or ``none`` (no batch norm).
 - ``bottleneck``: ``off``, or ``on``: every spatial conv but the stem becomes the ResNet
@@ -311,9 +311,8 @@ def _conv_variants() -> dict[str, Transform]:
         "grouped_shuffle": _swap_convs(_grouped_shuffle),
         "dilated": _swap_convs(_dilated),
         "locally_connected": _swap_convs(_locally_connected),
+        "deformable": _swap_convs(_deformable),
     }
-    if hasattr(cnn, "DeformConv2d"):  # deformable convolution landed in convolab.nn
-        variants["deformable"] = _swap_convs(_deformable)
     return variants
 
 
@@ -361,8 +360,6 @@ def check_variant(axis: str, value: str) -> Transform:
     if axis == SIZES_AXIS:  # any list of sizes: the network is the base, its training changes
         train_sizes(value)
         return _identity
-    if axis == "conv" and value == "deformable" and value not in table[axis]:
-        raise ValueError("ablate: conv=deformable needs convolab.nn.DeformConv2d, which is not in this build")
     check_choice(value, table[axis], f"{axis} variant", "ablate")
     return table[axis][value]
 

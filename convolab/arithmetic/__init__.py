@@ -24,98 +24,10 @@ Example:
     [3, 5, 7]
 """
 
-from .costs import (
-    adaptive_pool_macs,
-    avg_pool_macs,
-    conv_macs,
-    conv_params,
-    conv_transpose_macs,
-    depthwise_separable_macs,
-    depthwise_separable_params,
-    flattened_conv_macs,
-    flattened_conv_params,
-    linear_macs,
-    linear_params,
-    locally_connected_macs,
-    locally_connected_params,
-    make_divisible,
-    matmul_macs,
-    norm_macs,
-    pool_macs,
-    spatially_separable_macs,
-    spatially_separable_params,
-)
-from .pooling import (
-    adaptive_pool_bins,
-    pool_window_counts,
-    spp_features,
-    spp_window,
-    spp_window_unchecked,
-)
-from .receptive_field import ReceptiveField, interpolation_rate, receptive_fields
-from .sizes import (
-    conv_output_shape,
-    conv_output_size,
-    conv_output_size_unchecked,
-    conv_transpose_equivalent_padding,
-    conv_transpose_output_shape,
-    conv_transpose_output_size,
-    effective_kernel_size,
-    pool_output_shape,
-    pool_output_size,
-    resolve_padding,
-    same_padding,
-    same_padding_unchecked,
-    separable_pass_sizes,
-    static_padding,
-    transpose_output_padding,
-)
+from . import costs, pooling, receptive_field, sizes
+from .costs import *  # noqa: F403  (each file's __all__ is its public part)
+from .pooling import *  # noqa: F403
+from .receptive_field import *  # noqa: F403
+from .sizes import *  # noqa: F403
 
-__all__ = [
-    # sizes
-    "conv_output_shape",
-    "conv_output_size",
-    "conv_output_size_unchecked",
-    "conv_transpose_equivalent_padding",
-    "conv_transpose_output_shape",
-    "conv_transpose_output_size",
-    "effective_kernel_size",
-    "pool_output_shape",
-    "pool_output_size",
-    "resolve_padding",
-    "same_padding",
-    "same_padding_unchecked",
-    "separable_pass_sizes",
-    "static_padding",
-    "transpose_output_padding",
-    # receptive fields
-    "ReceptiveField",
-    "interpolation_rate",
-    "receptive_fields",
-    # costs
-    "adaptive_pool_macs",
-    "avg_pool_macs",
-    "conv_macs",
-    "conv_params",
-    "conv_transpose_macs",
-    "depthwise_separable_macs",
-    "depthwise_separable_params",
-    "flattened_conv_macs",
-    "flattened_conv_params",
-    "linear_macs",
-    "linear_params",
-    "locally_connected_macs",
-    "locally_connected_params",
-    "make_divisible",
-    "matmul_macs",
-    "norm_macs",
-    "pool_macs",
-    "spatially_separable_macs",
-    "spatially_separable_params",
-    # pooling
-    "adaptive_pool_bins",
-    "pool_window_counts",
-    "spp_features",
-    "spp_window",
-    "spp_window_unchecked",
-]
+__all__ = [*sizes.__all__, *receptive_field.__all__, *costs.__all__, *pooling.__all__]

@@ -73,7 +73,7 @@ __all__ = [
     "locally_connected3d",
     "register_algorithm",
     *_POOL_ALL,  # pooling: whatever convolab.functional.pooling exports
-    # separable convolutions (issue 3)
+    # separable convolutions
     "depthwise_separable_conv",
     "flattened_conv",
     "spatially_separable_conv",
