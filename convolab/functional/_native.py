@@ -1,9 +1,11 @@
-"""Fused CPU kernels compiled on first use: RoI max pooling and deformable sampling.
+"""Fused CPU kernels compiled on first use: RoI pooling and align, and deformable sampling.
 
-Two of convolab's kernels have no fast formulation in torch ops: RoI max pooling (a max
-over a different small window per bin, and its first argmax) and the bilinear sampling of
-deformable convolution (four weighted corner rows per tap, with the sampling point
-computed from the offsets). Both are plain loops over channels-last rows, which a
+Three of convolab's kernels have no fast formulation in torch ops: RoI max pooling (a max
+over a different small window per bin, and its first argmax), RoI align's forward (each
+bin's bilinear samples, computed in place) and the bilinear sampling of deformable
+convolution (four weighted corner rows per tap, with the sampling point computed from the
+offsets). RoI align's backward stays in torch ops: measured, its radix-sorted index_add is
+faster than a kernel here. The kernels are plain loops over channels-last rows, which a
 compiler vectorises over the channels. This module holds them as C++ source, builds it
 with ``torch.utils.cpp_extension`` the first time a kernel is wanted, and loads it with
 ``ctypes`` (the functions take raw pointers, so the source needs no torch headers and
@@ -20,7 +22,8 @@ builds in a few seconds).
 - The kernels run on CPU tensors of float32 or float64; the callers upcast bf16/fp16 and
   keep their torch path for every other device and dtype.
 
-The callers stay torch custom ops (``convolab::roi_pool``, ``convolab::deform_conv``):
+The callers stay torch custom ops (``convolab::roi_pool``, ``convolab::roi_align``,
+``convolab::deform_conv``):
 this library only changes how their CPU kernels compute.
 """
 
@@ -351,38 +354,6 @@ void roi_align_forward(const T* x, int64_t H, int64_t W, int64_t C, const T* roi
           align_bin(b, ph, pw, H, W, [&](int64_t row, T w) {
             const T* r = x + row * C;
             for (int64_t c = 0; c < C; ++c) o[c] += w * r[c];
-          });
-        }
-      }
-    }
-  });
-}
-
-// grad [K, C, oh, ow] with strides gs; grad_in: channels-last rows [N, H, W, C], zeroed
-// here. Threads split the channels (one range each), so no two add to the same element.
-template <typename T>
-void roi_align_backward(const T* grad, const int64_t* gs, const T* rois, double spatial_scale, int64_t K, int64_t C,
-                        int64_t oh, int64_t ow, int64_t N, int64_t H, int64_t W, int64_t sampling_ratio, int aligned,
-                        T* grad_in, int threads) {
-  const T scale = T(spatial_scale);
-  parallel_for(N * H, threads, grain_for(N * H, threads, 4), [&](int64_t b, int64_t e) {
-    std::fill(grad_in + b * W * C, grad_in + e * W * C, T(0));
-  });
-  const int64_t per_thread = ((C + threads - 1) / std::max(threads, 1) + 15) / 16 * 16;
-  parallel_for(C, threads, per_thread, [&](int64_t c0, int64_t c1) {
-    for (int64_t k = 0; k < K; ++k) {
-      const AlignBox<T> b = align_box(rois + k * 5, scale, oh, ow, sampling_ratio, aligned != 0);
-      if (b.gh * b.gw == 0) continue;
-      for (int64_t ph = 0; ph < oh; ++ph) {
-        for (int64_t pw = 0; pw < ow; ++pw) {
-          const T* g = grad + k * gs[0] + ph * gs[2] + pw * gs[3];
-          align_bin(b, ph, pw, H, W, [&](int64_t row, T w) {
-            T* r = grad_in + row * C;
-            if (gs[1] == 1) {
-              for (int64_t c = c0; c < c1; ++c) r[c] += w * g[c];
-            } else {
-              for (int64_t c = c0; c < c1; ++c) r[c] += w * g[c * gs[1]];
-            }
           });
         }
       }
@@ -782,12 +753,6 @@ int convolab_native_abi() { return 1; }
                              int64_t oh, int64_t ow, int64_t sampling_ratio, int aligned, T* out, int threads) { \
     roi_align_forward<T>(x, H, W, C, rois, scale, K, oh, ow, sampling_ratio, aligned, out, threads);             \
   }                                                                                                              \
-  void roi_align_backward_##S(const T* grad, const int64_t* gs, const T* rois, double scale, int64_t K, int64_t C, \
-                              int64_t oh, int64_t ow, int64_t N, int64_t H, int64_t W, int64_t sampling_ratio,   \
-                              int aligned, T* grad_in, int threads) {                                           \
-    roi_align_backward<T>(grad, gs, rois, scale, K, C, oh, ow, N, H, W, sampling_ratio, aligned, grad_in,         \
-                          threads);                                                                              \
-  }                                                                                                              \
   void to_rows_##S(const T* x, const int64_t* xs, int64_t N, int64_t C, int64_t H, int64_t W, T* rows,             \
                    int threads) {                                                                                \
     to_rows<T>(x, xs, N, C, H, W, rows, threads);                                                                \
@@ -832,7 +797,6 @@ _SIGNATURES = {
     "roi_pool_forward": "piiipdiiippt",
     "roi_pool_backward": "ppppp" "iiiiiii" "pit",
     "roi_align_forward": "piiipdiiiitpt",
-    "roi_align_backward": "pppdiiiiiiiitpt",
     "to_rows": "ppiiiipt",
     "deform_forward": "pppppppp" "t" "pt",
     "deform_backward": "ppppppp" "t" "pppp" "pppp" "t",

@@ -11,13 +11,14 @@ import torch.nn.functional as F
 
 from convolab.arithmetic import same_padding
 from convolab.functional import conv, conv_transpose
-from convolab.functional.algorithms import ALGORITHMS
+from convolab.functional.algorithms import ALGORITHMS, Problem
 from convolab.functional.algorithms.fft import good_size, plan_sizes, tile_length
 from convolab.functional.algorithms.winograd import winograd_matrices
 from convolab.functional.convolution import make_problem
 from tests._reference import assert_same_values_and_grads
 
-FAST = ["fft", "winograd", "winograd_f2", "gemm", "native_cl"]
+# every registered algorithm but the reference ones that test_conv covers (a new one joins here)
+FAST = [name for name in ALGORITHMS if name not in ("native", "direct", "im2col")]
 TORCH_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 SIZES = {1: (11,), 2: (7, 8), 3: (5, 6, 4)}
@@ -31,12 +32,14 @@ def _kernel(algorithm: str, nd: int) -> tuple[int, ...]:
     return {"gemm": (1,) * nd, "winograd": (3,) * nd, "winograd_f2": (3,) * nd}.get(algorithm, KERNELS[nd])
 
 
-def _supported(algorithm: str, nd: int, stride: int, dilation: int) -> bool:
-    if algorithm == "native_cl":
-        return nd >= 2
-    if algorithm.startswith("winograd"):
-        return stride == 1 and dilation == 1
-    return True
+def _supported(algorithm: str, nd: int, stride: int, dilation: int, groups: str = "dense") -> bool:
+    """What the algorithm itself says of the grid case (the registry's ``supports``)."""
+    c_in, c_out, g = GROUPS[groups]
+    kernel = _kernel(algorithm, nd)
+    out = tuple((i - dilation * (k - 1) - 1) // stride + 1 for i, k in zip(SIZES[nd], kernel))
+    p = Problem(nd, 2, c_in, c_out, g, SIZES[nd], kernel, (stride,) * nd, (dilation,) * nd, ((0, 0),) * nd,
+                (1,) * nd, out, dtype="torch.float64")
+    return ALGORITHMS[algorithm].supports(p)
 
 
 def _tensors(groups: str, nd: int, kernel: tuple[int, ...], transposed: bool = False, batch: int = 2):
@@ -61,7 +64,7 @@ def _grid(algorithm: str):
     for i, (nd, stride, padding, dilation, groups) in enumerate(
         itertools.product(dims, [1, 2], paddings, [1, 2], list(GROUPS))
     ):
-        if _supported(algorithm, nd, stride, dilation) and not (algorithm == "gemm" and dilation > 1):
+        if _supported(algorithm, nd, stride, dilation, groups) and not (algorithm == "gemm" and dilation > 1):
             cases.append(pytest.param(algorithm, nd, stride, padding, dilation, groups, i % 2 == 0,
                                       id=f"{algorithm}-{nd}d-s{stride}-p{padding}-d{dilation}-{groups}"))
     return cases
