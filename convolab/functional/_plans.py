@@ -10,7 +10,8 @@ call that fails a check stores nothing, so bad input always gets its error.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import functools
+from collections.abc import Callable, Hashable
 from typing import Any, Optional
 
 import torch
@@ -83,6 +84,24 @@ class Plans:
         if len(self._plans) >= self._size:
             self._plans.pop(next(iter(self._plans)), None)
         self._plans[key] = plan
+
+    def memoised(self, key: Callable[..., Optional[tuple]]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorate a pure function of its arguments' shapes: its result is kept under
+        ``key(*args)`` (None: not kept, e.g. while tracing). An exception stores nothing."""
+
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            def memo(*args: Any) -> Any:
+                k = key(*args)
+                plan = self.get(k)
+                if plan is None:
+                    plan = fn(*args)
+                    self.put(k, plan)
+                return plan
+
+            return memo
+
+        return decorate
 
     def clear(self) -> None:
         self._plans.clear()

@@ -115,6 +115,20 @@ def _infer_ndim(op: str, input: Tensor, size_arg: object, name: str) -> int:
     return nd
 
 
+# Plain eager calls keep their checks' results (see _plans): at a small pooling they cost
+# several times torch's own kernel call.
+_PLANS = Plans()
+
+
+def _eager_key(what: str, op: str, x: Tensor, *arguments: object) -> Optional[tuple]:
+    """A memo key of ``x``'s shape, dtype and device and the ``arguments`` in plain eager mode;
+    None (no memo) while tracing."""
+    if tracing():
+        return None
+    return _PLANS.key((what, op, x.shape, x.dtype, x.device), *arguments)
+
+
+@_PLANS.memoised(lambda op, x, *arguments: _eager_key("windowing", op, x, *arguments))
 def _windowing(
     op: str,
     x: Tensor,
@@ -130,37 +144,6 @@ def _windowing(
     On traced sizes (export, compile, jit.trace) a padding torch's kernel accepts needs no
     sizes: the output size is then None and torch's kernel checks the input at run time.
     """
-    key = _eager_key("windowing", op, x, nd, kernel_size, stride, padding, dilation, ceil_mode)
-    plan = _PLANS.get(key)
-    if plan is None:
-        plan = _windowing_checked(op, x, nd, kernel_size, stride, padding, dilation, ceil_mode)
-        _PLANS.put(key, plan)
-    return plan
-
-
-# Plain eager calls keep their checks' results (see _plans): at a small pooling they cost
-# several times torch's own kernel call.
-_PLANS = Plans()
-
-
-def _eager_key(what: str, op: str, x: Tensor, *arguments: object) -> Optional[tuple]:
-    """A memo key of ``x``'s shape, dtype and device and the ``arguments`` in plain eager mode;
-    None (no memo) while tracing."""
-    if tracing():
-        return None
-    return _PLANS.key((what, op, x.shape, x.dtype, x.device), *arguments)
-
-
-def _windowing_checked(
-    op: str,
-    x: Tensor,
-    nd: int,
-    kernel_size: IntOrTuple,
-    stride: Optional[IntOrTuple],
-    padding: PaddingArg,
-    dilation: IntOrTuple,
-    ceil_mode: bool,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], PaddingPairs, Optional[tuple[int, ...]]]:
     k = positive_tuple(kernel_size, nd, "kernel_size", op)
     # torch treats stride=None and stride=[] alike: the window's own size
     s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) else positive_tuple(
