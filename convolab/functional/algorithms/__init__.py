@@ -38,3 +38,30 @@ from .chooser import calibrate, choose, choose_algorithm, select, set_chooser, s
 from .tune import autotune, autotune_enabled, clear_tuning_cache, tuning_cache
 
 set_chooser(choose_algorithm)
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "Problem",
+    "autotune",
+    "autotune_enabled",
+    "available_algorithms",
+    "calibrate",
+    "check_algorithm",
+    "choices_changed",
+    "choose",
+    "choose_algorithm",
+    "clear_tuning_cache",
+    "estimate",
+    "generation",
+    "native_numerics",
+    "numerics",
+    "register_algorithm",
+    "select",
+    "set_chooser",
+    "set_machine",
+    "symmetric_padding",
+    "tuning_cache",
+    "workspace",
+    "workspace_limit",
+]

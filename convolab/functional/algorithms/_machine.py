@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .registry import Problem
+from .problem import Problem
 
 __all__ = ["MACHINE", "Machine", "bytes_in", "bytes_out", "bytes_weight", "itemsize"]
 

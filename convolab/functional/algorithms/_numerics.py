@@ -35,13 +35,12 @@ in ``benchmarks/auto.py --contract``). Under ``create_graph=True`` the backward 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .registry import Problem
+from .problem import Problem
 
 __all__ = [
     "CHECKED",
