@@ -58,6 +58,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -208,31 +209,18 @@ def deform_conv(
             for t in (input, offset, mask, weight, bias)
         ]
     spec = _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op)
-    check_choice(algorithm, DEFORM_ALGORITHMS, "algorithm", spec["op"])
-    unbatched = spec["unbatched"]
+    check_choice(algorithm, DEFORM_ALGORITHMS, "algorithm", spec.op)
+    unbatched = spec.unbatched
     if unbatched:
         input, offset = input.unsqueeze(0), offset.unsqueeze(0)
         mask = None if mask is None else mask.unsqueeze(0)
     if algorithm == "gather" or needs_plain_autograd(input, offset, mask, weight, bias):
         # forward-mode AD and functorch's grad transforms need plain torch ops: the reference path
-        geometry = (spec["stride"], spec["pads"], spec["dilation"], spec["groups"], spec["offset_groups"])
-        out = _deform_conv_gather(input, offset, mask, weight, geometry)
+        out = _deform_conv_gather(input, offset, mask, weight, spec.geometry)
         if bias is not None:
             out = out + bias.view(-1, *([1] * (out.dim() - 2)))
     else:
-        pads = spec["pads"]
-        out = torch.ops.convolab.deform_conv(
-            input,
-            offset,
-            mask,
-            weight,
-            bias,
-            list(spec["stride"]),
-            [b for b, _ in pads] + [a for _, a in pads],
-            list(spec["dilation"]),
-            spec["groups"],
-            spec["offset_groups"],
-        )
+        out = torch.ops.convolab.deform_conv(input, offset, mask, weight, bias, *spec.geometry.flat())
     return out.squeeze(0) if unbatched else out
 
 
@@ -243,7 +231,18 @@ deform_conv.__signature__ = public_signature(deform_conv)  # type: ignore[attr-d
 # argument checks
 
 
-def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op) -> dict:
+@dataclass(frozen=True)
+class _Checked:
+    """What the argument checks establish: the name errors use, whether the input was unbatched,
+    the output size and the windows."""
+
+    op: str
+    unbatched: bool
+    out_size: tuple[int, ...]
+    geometry: "Geometry"
+
+
+def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups, offset_groups, _op) -> _Checked:
     # tensor types, ranks and dtypes are checked exactly as for the regular conv
     nd = check_tensors(_op or "deform_conv", input, weight, bias, _op is not None)
     op = _op or f"deform_conv{nd}d"
@@ -306,16 +305,7 @@ def _check(input, offset, weight, bias, mask, stride, padding, dilation, groups,
                 raise ValueError(
                     f"{op}: expected {name} with batch size {in_shape[0]} (like the input), got {shape[0]}"
                 )
-    return {
-        "op": op,
-        "unbatched": unbatched,
-        "stride": stride_t,
-        "dilation": dilation_t,
-        "pads": pads,
-        "out_size": out_size,
-        "groups": groups,
-        "offset_groups": offset_groups,
-    }
+    return _Checked(op, unbatched, out_size, Geometry(stride_t, pads, dilation_t, groups, offset_groups))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -375,12 +365,12 @@ def _interpolate_gather(x: Tensor, pos: Tensor) -> Tensor:
     return out
 
 
-def _deform_conv_gather(x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry) -> Tensor:
-    stride, pads, dilation, groups, og = geometry
+def _deform_conv_gather(x: Tensor, offset: Tensor, mask: Optional[Tensor], weight: Tensor, geometry: Geometry) -> Tensor:
+    groups, og = geometry.groups, geometry.offset_groups
     n, c = x.shape[:2]
     kernel, out_size = tuple(weight.shape[2:]), tuple(offset.shape[2:])
     taps, length = math.prod(kernel), math.prod(out_size)
-    base = _base_positions(out_size, kernel, stride, pads, dilation, x.dtype, x.device)
+    base = _base_positions(out_size, kernel, geometry.stride, geometry.pads, geometry.dilation, x.dtype, x.device)
     pos = _positions(offset, base, og).reshape(n, og, taps * length, len(kernel))
     cols = _interpolate_gather(x.reshape(n, og, c // og, *x.shape[2:]), pos)  # [N, G, Cg, K*L]
     cols = cols.reshape(n, og, c // og, taps, length)
@@ -415,8 +405,9 @@ class _Points:
     as rows ``[N*L, K*C]`` (tap-major, channel-minor) ready for one GEMM per chunk.
     """
 
-    def __init__(self, x: Tensor, offset: Tensor, mask: Optional[Tensor], kernel, geometry, backward: bool = True) -> None:
-        stride, pads, dilation, _, og = geometry
+    def __init__(self, x: Tensor, offset: Tensor, mask: Optional[Tensor], kernel, geometry: Geometry,
+                 backward: bool = True) -> None:
+        stride, pads, dilation, og = geometry.stride, geometry.pads, geometry.dilation, geometry.offset_groups
         n, c = x.shape[:2]
         spatial, out_size = tuple(x.shape[2:]), tuple(offset.shape[2:])
         nd, taps, length = len(spatial), math.prod(kernel), math.prod(out_size)
@@ -606,14 +597,28 @@ def _group_by_row(rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 # sparse map applied the same way: the chunk's entries sorted by input row and summed per
 # row with embedding_bag.
 
-Geometry = tuple[tuple[int, ...], tuple[tuple[int, int], ...], tuple[int, ...], int, int]
+@dataclass(frozen=True)
+class Geometry:
+    """The windows of one deformable conv, as the sampling and the kernels read them."""
 
+    stride: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]  # per dim (before, after)
+    dilation: tuple[int, ...]
+    groups: int
+    offset_groups: int
 
-def _geometry(stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int, offset_groups: int) -> Geometry:
-    """The op's flat arguments as the (stride, pads, dilation, groups, offset_groups) the kernels use."""
-    nd = len(stride)
-    pads = tuple(zip(padding[:nd], padding[nd:]))
-    return tuple(stride), pads, tuple(dilation), groups, offset_groups
+    @classmethod
+    def from_flat(cls, stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
+                  offset_groups: int) -> "Geometry":
+        """From the custom op's flat arguments (``padding``: every dim's before, then every after)."""
+        nd = len(stride)
+        return cls(tuple(stride), tuple(zip(padding[:nd], padding[nd:])), tuple(dilation), groups, offset_groups)
+
+    def flat(self) -> tuple[list[int], list[int], list[int], int, int]:
+        """The custom op's flat arguments: stride, padding (befores, then afters), dilation, groups,
+        offset_groups."""
+        padding = [b for b, _ in self.pads] + [a for _, a in self.pads]
+        return list(self.stride), padding, list(self.dilation), self.groups, self.offset_groups
 
 
 def _forward_output(input: Tensor, offset: Tensor, weight: Tensor) -> Tensor:
@@ -628,7 +633,7 @@ def _upcast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> list[Optional[Ten
 
 def _forward_kernel(input, offset, mask, weight, bias, stride, padding, dilation, groups, offset_groups) -> Tensor:
     refuse_forward_ad("convolab::deform_conv", "convolab.functional.deform_conv", input, offset, mask, weight, bias)
-    geometry = _geometry(stride, padding, dilation, groups, offset_groups)
+    geometry = Geometry.from_flat(stride, padding, dilation, groups, offset_groups)
     result = _forward_output(input, offset, weight)
     n, c = input.shape[:2]
     if n == 0:
@@ -685,7 +690,8 @@ def _native_args(x: Tensor, offset: Tensor, weight: Tensor, geometry: Geometry) 
     """The sizes the compiled kernels read: [N, C, H, W, G, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw,
     Cout, groups, rows per block]. A block's columns and their gradient (rows x taps*C each) stay
     within NATIVE_BLOCK elements, so they are still in cache when the GEMMs read them."""
-    stride, pads, dilation, groups, og = geometry
+    stride, pads, dilation, groups, og = (geometry.stride, geometry.pads, geometry.dilation, geometry.groups,
+                                          geometry.offset_groups)
     n, c, h, w = x.shape
     per_row = weight.shape[2] * weight.shape[3] * c
     rows = max(16, min(1024, NATIVE_BLOCK // per_row))
@@ -711,7 +717,7 @@ def _backward_outputs(input: Tensor, offset: Tensor, mask: Optional[Tensor], wei
 
 def _backward_kernel(grad_out, input, offset, mask, weight, need, stride, padding, dilation, groups, offset_groups):
     refuse_forward_ad("convolab::deform_conv_backward", "convolab.functional.deform_conv", grad_out, input, offset, mask, weight)
-    geometry = _geometry(stride, padding, dilation, groups, offset_groups)
+    geometry = Geometry.from_flat(stride, padding, dilation, groups, offset_groups)
     results = _backward_outputs(input, offset, mask, weight, need)
     need_x, need_off, need_mask, need_w, need_b = (bool(v) and r.numel() > 0 for v, r in zip(need, results))
     n, c = input.shape[:2]
@@ -794,7 +800,7 @@ def _native_backward(lib, go, x, offset, mask, weight, geometry: Geometry, resul
     (offset and mask gradients) and the input gradient's scatter, each worker into sums of
     its own (added up at the end)."""
     need_x, need_off, need_mask, need_w, need_b = need
-    groups = geometry[3]
+    groups = geometry.groups
     dtype = x.dtype
     go_channels_last = not go.is_contiguous() and go.movedim(1, -1).is_contiguous()
     go = go if go.is_contiguous() or go_channels_last else go.contiguous()
@@ -891,7 +897,7 @@ def _differentiable_vjp(grad, input, offset, mask, weight, need, stride, padding
     graph of a second derivative is built by differentiating the reference path, which
     computes the same function with plain torch ops; only ``create_graph=True`` pays for it.
     """
-    geometry = _geometry(stride, padding, dilation, groups, offset_groups)
+    geometry = Geometry.from_flat(stride, padding, dilation, groups, offset_groups)
     inputs = (input, offset, mask, weight)
     if input.shape[0] == 0:
         zeros = [None if t is None else t.new_zeros(t.shape) for t in inputs]
