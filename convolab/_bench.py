@@ -59,13 +59,18 @@ def steady_allocator() -> None:
     torch.empty(30 << 18)  # 30 MiB of float32, mapped and freed at once
 
 
-def interleaved(
-    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2, min_time: float = 0.02
-) -> dict[str, float]:
-    """Median seconds per call of each function, measured round-robin.
+Samples = dict[str, list[tuple[float, float]]]
 
-    Each sample runs a function enough times to take at least ``min_time``; the allocator
-    is first put in its steady state (:func:`steady_allocator`).
+
+def interleaved_samples(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2, min_time: float = 0.02
+) -> Samples:
+    """(wall seconds, process CPU seconds) per call of each function, for every round.
+
+    Functions run round-robin, each sample enough calls to take at least ``min_time``, so one
+    round's ratio compares calls made moments apart; the allocator is first put in its steady
+    state (:func:`steady_allocator`). CPU time (all threads) is less sensitive to other
+    processes than wall time, though it counts helper threads' spinning too.
     """
     steady_allocator()
     inner: dict[str, int] = {}
@@ -74,16 +79,23 @@ def interleaved(
             fn()
         t = time.perf_counter()
         fn()
-        one = max(time.perf_counter() - t, 1e-7)
-        inner[name] = max(1, int(min_time / one))
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+        inner[name] = max(1, int(min_time / max(time.perf_counter() - t, 1e-7)))
+    samples: Samples = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for _ in range(inner[name]):
                 fn()
-            samples[name].append((time.perf_counter() - t) / inner[name])
-    return {name: statistics.median(v) for name, v in samples.items()}
+            samples[name].append(((time.perf_counter() - t) / inner[name], (time.process_time() - c) / inner[name]))
+    return samples
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2, min_time: float = 0.02
+) -> dict[str, float]:
+    """Median wall seconds per call of each function, measured round-robin (see :func:`interleaved_samples`)."""
+    samples = interleaved_samples(fns, repeats, warmup, min_time)
+    return {name: statistics.median(wall for wall, _ in v) for name, v in samples.items()}
 
 
 def _is_number(text: str) -> bool:

@@ -8,44 +8,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Union
 
-from .frames import (
-    Animation,
-    checkerboard_animation,
-    conv_animation,
-    conv_transpose_animation,
-    deform_conv_animation,
-    depthwise_separable_animation,
-    grouped_conv_animation,
-    pointwise_animation,
-    pool_animation,
-    roi_align_animation,
-    roi_pool_animation,
-    roi_spp_animation,
-    spp_animation,
-)
+from .animate import animate
+from .frames import Animation
 from .render_gif import save_gif
 from .render_html import html_page, save_html
 
-# (file stem, builder): the textbook examples first.
+# (file stem, builder): the textbook examples first, each through the animate registry.
 GALLERY: tuple[tuple[str, Callable[[], Animation]], ...] = (
-    ("conv2d_stride2_pad1", lambda: conv_animation((5, 5), 3, stride=2, padding=1)),  # CS231n's demo geometry
-    ("conv2d_same", lambda: conv_animation((5, 5), 3, padding="same")),
-    ("conv2d_valid", lambda: conv_animation((5, 5), 3, padding="valid")),
-    ("conv2d_dilated", lambda: conv_animation((7, 7), 3, dilation=2)),
-    ("conv1d_same_stride2", lambda: conv_animation(10, 3, stride=2, padding="same")),
-    ("conv_transpose2d", lambda: conv_transpose_animation((2, 2), 3)),  # Dumoulin & Visin's 2x2 -> 4x4
-    ("conv_transpose2d_stride2", lambda: conv_transpose_animation((3, 3), 3, stride=2, padding=1, output_padding=1)),
-    ("checkerboard", lambda: checkerboard_animation((3, 3), 3, 2)),
-    ("grouped_shuffle", lambda: grouped_conv_animation(4, 4, 2, shuffle=True)),
-    ("depthwise_separable", lambda: depthwise_separable_animation(3, 4)),
-    ("pointwise_1x1", lambda: pointwise_animation(4, 3)),
-    ("max_pool2d", lambda: pool_animation((5, 5), 2, ceil_mode=True)),
-    ("avg_pool2d", lambda: pool_animation((5, 5), 3, 2, padding=1, mode="avg", count_include_pad=False)),
-    ("spp", lambda: spp_animation((5, 5), (1, 2, 3))),
-    ("deform_conv2d", lambda: deform_conv_animation((5, 5), 3, padding=1)),
-    ("roi_pool", lambda: roi_pool_animation((8, 8), (1.0, 1.0, 6.0, 5.0), 2)),
-    ("roi_align", lambda: roi_align_animation((8, 8), (1.2, 0.7, 6.1, 5.4), 2, sampling_ratio=2)),
-    ("roi_spp", lambda: roi_spp_animation((8, 8), (1.0, 1.0, 6.0, 5.0), (1, 2))),  # SPP-net on a region
+    ("conv2d_stride2_pad1", lambda: animate("conv", (5, 5), 3, stride=2, padding=1)),  # CS231n's demo geometry
+    ("conv2d_same", lambda: animate("conv", (5, 5), 3, padding="same")),
+    ("conv2d_valid", lambda: animate("conv", (5, 5), 3, padding="valid")),
+    ("conv2d_dilated", lambda: animate("conv", (7, 7), 3, dilation=2)),
+    ("conv1d_same_stride2", lambda: animate("conv", 10, 3, stride=2, padding="same")),
+    ("conv_transpose2d", lambda: animate("conv_transpose", (2, 2), 3)),  # Dumoulin & Visin's 2x2 -> 4x4
+    ("conv_transpose2d_stride2", lambda: animate("conv_transpose", (3, 3), 3, stride=2, padding=1, output_padding=1)),
+    ("checkerboard", lambda: animate("checkerboard", (3, 3), 3, 2)),
+    ("grouped_shuffle", lambda: animate("grouped", 4, 4, 2, shuffle=True)),
+    ("depthwise_separable", lambda: animate("depthwise_separable", 3, 4)),
+    ("pointwise_1x1", lambda: animate("pointwise", 4, 3)),
+    ("max_pool2d", lambda: animate("pool", (5, 5), 2, ceil_mode=True)),
+    ("avg_pool2d", lambda: animate("pool", (5, 5), 3, 2, padding=1, mode="avg", count_include_pad=False)),
+    ("spp", lambda: animate("spp", (5, 5), (1, 2, 3))),
+    ("deform_conv2d", lambda: animate("deform_conv", (5, 5), 3, padding=1)),
+    ("roi_pool", lambda: animate("roi_pool", (8, 8), (1.0, 1.0, 6.0, 5.0), 2)),
+    ("roi_align", lambda: animate("roi_align", (8, 8), (1.2, 0.7, 6.1, 5.4), 2, sampling_ratio=2)),
+    ("roi_spp", lambda: animate("roi_spp", (8, 8), (1.0, 1.0, 6.0, 5.0), (1, 2))),  # SPP-net on a region
 )
 
 
